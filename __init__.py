@@ -1,0 +1,8 @@
+"""Few-shot concept finder: a FiftyOne plugin (``@fewshot/few_shot_learning``)."""
+
+from .operators import OPERATORS
+
+
+def register(p):
+    for op in OPERATORS:
+        p.register(op)

@@ -1,0 +1,1 @@
+"""Embedding models (zoo, offline entry), field validation and computation."""

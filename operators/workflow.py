@@ -1,0 +1,591 @@
+"""The few-shot workflow: what each operator does, independent of the App.
+
+Every public function takes the dataset, the current view and the operator
+params (absent params get their defaults here), raises :class:`FewShotError`
+with a message for users on bad input, and returns a JSON-able summary.
+"""
+
+import hashlib
+import json
+import random
+import time
+
+import numpy as np
+
+from ..embeddings import fields as efields
+from ..embeddings import zoo
+from ..scoring import DEFAULTS as SCORER_DEFAULTS
+from ..scoring import RocchioScorer, ScoringError, check_settings, l2_normalize, valid_rows
+from .state import MAX_HISTORY, NEGATIVE, POSITIVE, SUBSET, SessionState
+
+DEFAULT_PREDICTION_FIELD = "fewshot_prediction"
+LABEL_FIELDS = {POSITIVE: "fewshot_positive", NEGATIVE: "fewshot_negative"}
+ROLE_KEY = "fewshot_role"  # marks fields this plugin created, in field.info
+P_ATTR = "p_positive"  # attribute on each prediction: P(positive), for sorting
+
+
+class FewShotError(ValueError):
+    """A problem with the user's input; the message is shown as is."""
+
+
+def _progress(cb, frac, label):
+    if cb is not None:
+        cb(frac, label)
+
+
+# -- params ------------------------------------------------------------------
+
+
+def start_params(params):
+    """Start-session params with defaults applied (no I/O)."""
+    params = params or {}
+    model = (params.get("model") or "").strip() or None
+    field = (params.get("embedding_field") or "").strip() or None
+    if field is None and model is not None:
+        field = zoo.default_embedding_field(model)
+    pred = (params.get("prediction_field") or "").strip() or DEFAULT_PREDICTION_FIELD
+    try:
+        subset = int(params.get("subset_size") or 0)
+    except (TypeError, ValueError):
+        raise FewShotError("Working subset size must be an integer (0 = whole view)")
+    return {
+        "model": model,
+        "embedding_field": field,
+        "prediction_field": pred,
+        "subset_size": subset,
+        "randomize_subset": bool(params.get("randomize_subset", False)),
+    }
+
+
+def scorer_params(params, previous=None):
+    """Scorer settings: params, else the session's last ones, else defaults."""
+    params = params or {}
+    base = dict(SCORER_DEFAULTS)
+    base.update(previous or {})
+    for k in SCORER_DEFAULTS:
+        if params.get(k) is not None:
+            base[k] = params[k]
+    try:
+        return check_settings(**base)
+    except ScoringError as e:
+        raise FewShotError(str(e))
+
+
+# -- checks shared by forms and execution -------------------------------------
+
+
+def _field_name_error(name, what):
+    if not name or name.startswith("_") or "." in name or "$" in name:
+        return "'%s' is not a valid %s name" % (name, what)
+    return None
+
+
+def check_output_field(dataset, name, role):
+    """Returns True if ``name`` is ours to (re)use, False if it must be created.
+
+    Refuses (never overwrites) a field that exists but this plugin did not
+    create for ``role``.
+    """
+    import fiftyone as fo
+
+    f = dataset.get_field(name)
+    if f is None:
+        return False
+    ours = ((getattr(f, "info", None) or {}).get(ROLE_KEY)) == role
+    if role == "prediction":
+        right_type = isinstance(f, fo.EmbeddedDocumentField) and issubclass(
+            f.document_type, fo.Classification
+        )
+        what = "an EmbeddedDocumentField(Classification)"
+    else:
+        right_type = isinstance(f, fo.BooleanField)
+        what = "a BooleanField"
+    if ours and right_type:
+        return True
+    desc = type(f).__name__
+    if isinstance(f, fo.EmbeddedDocumentField):
+        desc += "(%s)" % f.document_type.__name__
+    raise FewShotError(
+        "Field '%s' already exists on the dataset (a %s%s) and was not created by "
+        "the few-shot plugin; choose another %s field name (it will not be overwritten)"
+        % (name, desc, "" if right_type else ", not " + what, role)
+    )
+
+
+def check_start(dataset, view, params):
+    """Cheap validation of start params (for forms); returns them normalized."""
+    p = start_params(params)
+    if p["subset_size"] < 0:
+        raise FewShotError("Working subset size must be >= 0 (0 = whole view)")
+    if p["model"] is None and p["embedding_field"] is None:
+        raise FewShotError("Choose an embedding model or an existing embedding field")
+    if p["model"] is not None and not zoo.is_zoo_model(p["model"]):
+        raise FewShotError(
+            "Unknown zoo model '%s'; use a FiftyOne zoo model name such as %s"
+            % (p["model"], ", ".join(zoo.SUGGESTED_MODELS[:3]))
+        )
+    for key, what in (("embedding_field", "embedding field"), ("prediction_field", "prediction field")):
+        err = _field_name_error(p[key], what)
+        if err:
+            raise FewShotError(err)
+    if p["embedding_field"] == p["prediction_field"] or p["prediction_field"] in LABEL_FIELDS.values():
+        raise FewShotError("The prediction field must differ from the embedding and label fields")
+    try:
+        exists = efields.check_field_type(dataset, p["embedding_field"])
+    except efields.EmbeddingError as e:
+        raise FewShotError(str(e))
+    if exists and p["model"] is not None:
+        rec = efields.recorded_info(dataset, p["embedding_field"])
+        if rec.get("model") and rec["model"] != p["model"]:
+            raise FewShotError(
+                "Field '%s' holds embeddings of model '%s', not '%s'; choose another "
+                "field or that model" % (p["embedding_field"], rec["model"], p["model"])
+            )
+    if not exists and p["model"] is None:
+        raise FewShotError(
+            "Field '%s' does not exist; choose a model to compute embeddings into it"
+            % p["embedding_field"]
+        )
+    check_output_field(dataset, p["prediction_field"], "prediction")
+    for name in LABEL_FIELDS.values():
+        check_output_field(dataset, name, "label")
+    if len(view) == 0:
+        raise FewShotError("The current view is empty; nothing to run a session on")
+    return p
+
+
+def require_session(state):
+    if not state.active:
+        raise FewShotError(
+            "No few-shot session on dataset '%s'; start one first (start_session)"
+            % state.dataset.name
+        )
+    return state.config
+
+
+# -- scope -------------------------------------------------------------------
+
+
+def view_key(view):
+    """Identifies a view by its stages (and dataset), for the subset cache."""
+    stages = json.dumps(view._serialize(), sort_keys=True, default=str)
+    return hashlib.sha1((view._root_dataset.name + stages).encode()).hexdigest()
+
+
+def labeled_ids(state):
+    return state.get_ids(POSITIVE), state.get_ids(NEGATIVE)
+
+
+def working_subset(state, view, size, redraw=False, seed=None):
+    """The subset's random unlabeled fill (IDs), drawn once per view.
+
+    Reused while the view (its stages) is unchanged, unless ``redraw``.
+    """
+    key = view_key(view)
+    meta = state.get_meta(SUBSET)
+    if not redraw and meta.get("view_key") == key and meta.get("size") == size:
+        return state.get_ids(SUBSET), False
+    pos, neg = labeled_ids(state)
+    labeled = set(pos) | set(neg)
+    view_ids = view.values("id")
+    unlabeled = [i for i in view_ids if i not in labeled]
+    k = min(len(unlabeled), max(0, size - len(labeled)))
+    rng = random.Random(seed)
+    fill = rng.sample(unlabeled, k) if k < len(unlabeled) else unlabeled
+    state.set_ids(SUBSET, fill, view_key=key, size=size)
+    return fill, True
+
+
+def read_scope(state, dataset, view, cfg, redraw=False):
+    """``(ids, vectors, subset_redrawn)`` of the inference set.
+
+    The inference set is the view (or its working subset) plus every labeled
+    sample; vectors[i] is None where the embedding is missing.
+    """
+    field = cfg["embedding_field"]
+    pos, neg = labeled_ids(state)
+    labeled = list(dict.fromkeys(pos + neg))
+    redrawn = False
+    if cfg["subset_size"] > 0:
+        fill, redrawn = working_subset(
+            state, view, cfg["subset_size"], redraw=redraw or cfg["randomize_subset"]
+        )
+        wanted = list(dict.fromkeys(fill + labeled))
+        ids, vecs = efields.read_vectors(dataset.select(wanted), field)
+    else:
+        ids, vecs = efields.read_vectors(view, field)
+        have = set(ids)
+        extra = [i for i in labeled if i not in have]
+        if extra:
+            ids2, vecs2 = efields.read_vectors(dataset.select(extra), field)
+            ids, vecs = ids + ids2, vecs + vecs2
+    return ids, vecs, redrawn
+
+
+def ensure_embeddings(dataset, ids, cfg, progress=None):
+    """Computes missing embeddings among ``ids`` with the session's model.
+
+    Returns the number computed; raises if some are missing and the session
+    has no model.
+    """
+    field = cfg["embedding_field"]
+    missing = efields.missing_ids(dataset, ids, field)
+    if not missing:
+        return 0
+    if cfg.get("model") is None:
+        raise FewShotError(
+            "%d of %d samples in scope have no embedding in field '%s'; choose an "
+            "embedding model so they can be computed" % (len(missing), len(ids), field)
+        )
+    _progress(progress, 0.0, "Loading model %s" % cfg["model"])
+    try:
+        model = zoo.load_model(cfg["model"])
+        return efields.compute_missing(
+            dataset, missing, field, model, cfg["model"], progress=progress
+        )
+    except (ValueError, efields.EmbeddingError) as e:
+        raise FewShotError(str(e))
+
+
+# -- operators ---------------------------------------------------------------
+
+
+def start_session(dataset, view, params, progress=None):
+    """Starts (or reconfigures) the dataset's session; computes missing embeddings."""
+    t0 = time.time()
+    p = check_start(dataset, view, params)
+    state = SessionState(dataset)
+    old = state.config or {}
+
+    cfg = dict(old)
+    cfg.update(p)
+    cfg.setdefault("iteration", 0)
+    cfg.setdefault("history", [])
+    cfg.setdefault("created_fields", [])
+    cfg.setdefault("scorer", dict(SCORER_DEFAULTS))
+    cfg["label_fields"] = dict(LABEL_FIELDS)
+
+    # the inference scope, computed before any field is created
+    if p["subset_size"] > 0 and (
+        old.get("subset_size") != p["subset_size"] or p["randomize_subset"]
+    ):
+        redraw = True
+    else:
+        redraw = False
+    ids, vecs, _ = read_scope(state, dataset, view, cfg, redraw=redraw)
+    scope = [i for i, v in zip(ids, vecs) if v is None]
+    computed = 0
+    field = p["embedding_field"]
+    if scope:
+        computed = ensure_embeddings(dataset, scope, cfg, progress=progress)
+    elif p["model"] is not None and not efields.recorded_info(dataset, field):
+        # precomputed by the user without a record: check the model's dimension
+        try:
+            model = zoo.load_model(p["model"])
+        except ValueError as e:
+            raise FewShotError(str(e))
+        probe = dataset.select(ids[:1]).compute_embeddings(model, progress=False)
+        got, have = int(np.asarray(probe[0]).size), efields.existing_dim(dataset, field)
+        if got != have:
+            raise FewShotError(
+                "Model '%s' makes %d-d embeddings but field '%s' holds %d-d ones"
+                % (p["model"], got, field, have)
+            )
+    dim = efields.existing_dim(dataset, field)
+    if computed == 0:
+        # all vectors in scope must agree with each other
+        try:
+            efields.stack_vectors([v for v in vecs[:1000] if v is not None], dim)
+        except efields.EmbeddingError as e:
+            raise FewShotError(str(e))
+    cfg["dim"] = dim
+
+    import fiftyone as fo
+
+    created = list(cfg["created_fields"])
+    for name in LABEL_FIELDS.values():
+        if not check_output_field(dataset, name, "label"):
+            dataset.add_sample_field(name, fo.BooleanField, info={ROLE_KEY: "label"})
+            created.append(name)
+    pred = p["prediction_field"]
+    if not check_output_field(dataset, pred, "prediction"):
+        dataset.add_sample_field(
+            pred,
+            fo.EmbeddedDocumentField,
+            embedded_doc_type=fo.Classification,
+            info={ROLE_KEY: "prediction"},
+        )
+        dataset.add_sample_field(pred + "." + P_ATTR, fo.FloatField)
+        created.append(pred)
+    cfg["created_fields"] = list(dict.fromkeys(created))
+    cfg.setdefault("started_at", time.time())
+    state.save_config(cfg)
+    pos, neg = labeled_ids(state)
+    return {
+        "model": p["model"],
+        "embedding_field": field,
+        "prediction_field": pred,
+        "dim": dim,
+        "subset_size": p["subset_size"],
+        "randomize_subset": p["randomize_subset"],
+        "num_in_scope": len(ids),
+        "num_computed": computed,
+        "num_positive": len(pos),
+        "num_negative": len(neg),
+        "iteration": cfg["iteration"],
+        "seconds": round(time.time() - t0, 3),
+    }
+
+
+def _target_ids(view, selected, params):
+    """Validated sample IDs to (un)label: ``sample_ids`` param, else the selection."""
+    from bson import ObjectId
+
+    ids = (params or {}).get("sample_ids")
+    if ids is None:
+        ids = selected or []
+    if isinstance(ids, str):
+        ids = [ids]
+    ids = list(dict.fromkeys(str(i) for i in ids))
+    if not ids:
+        raise FewShotError("No samples selected: select samples in the grid first")
+    bad = [i for i in ids if not ObjectId.is_valid(i)]
+    if bad:
+        raise FewShotError("Not sample IDs: %s" % ", ".join(bad[:5]))
+    in_view = set(view.select(ids).values("id"))
+    outside = [i for i in ids if i not in in_view]
+    if outside:
+        in_dataset = set(view._root_dataset.select(outside).values("id"))
+        gone = [i for i in outside if i not in in_dataset]
+        if gone:
+            raise FewShotError(
+                "%d selected sample(s) do not exist in the dataset (deleted?)" % len(gone)
+            )
+        raise FewShotError(
+            "%d selected sample(s) are not in the current view; clear the selection "
+            "or change the view" % len(outside)
+        )
+    return ids
+
+
+def _mirror(dataset, cfg, ids, label):
+    """Writes the label booleans of ``ids`` (label None = unlabeled)."""
+    if not ids:
+        return
+    view = dataset.select(ids)
+    n = len(view)
+    for which, name in cfg["label_fields"].items():
+        view.set_values(name, [True if which == label else None] * n)
+
+
+def set_labels(dataset, view, selected, params, label):
+    """Labels the target samples ``label`` (POSITIVE/NEGATIVE/None = clear)."""
+    state = SessionState(dataset)
+    cfg = require_session(state)
+    ids = _target_ids(view, selected, params)
+    target = set(ids)
+    pos, neg = labeled_ids(state)
+    before = {POSITIVE: set(pos), NEGATIVE: set(neg)}
+    moved = 0
+    new = {}
+    for which, current in ((POSITIVE, pos), (NEGATIVE, neg)):
+        kept = [i for i in current if i not in target]
+        if which == label:
+            kept += [i for i in ids if i not in before[which]]
+        elif label is not None:
+            moved += len(before[which] & target)
+        new[which] = kept
+        if kept != current:
+            state.set_ids(which, kept)
+    _mirror(dataset, cfg, ids, label)
+    changed = sum(
+        1 for i in ids if (i in before[POSITIVE], i in before[NEGATIVE])
+        != (label == POSITIVE, label == NEGATIVE)
+    )
+    return {
+        "label": label,
+        "num_targeted": len(ids),
+        "num_changed": changed,
+        "num_moved": moved,
+        "num_positive": len(new[POSITIVE]),
+        "num_negative": len(new[NEGATIVE]),
+    }
+
+
+def train_and_label(dataset, view, params, progress=None):
+    """Fits the scorer on the labels, scores the inference set, writes predictions."""
+    import fiftyone as fo
+
+    t0 = time.time()
+    params = params or {}
+    state = SessionState(dataset)
+    cfg = require_session(state)
+    settings = scorer_params(params, cfg.get("scorer"))
+    pred_field = cfg["prediction_field"]
+    check_output_field(dataset, pred_field, "prediction")
+    if len(view) == 0:
+        raise FewShotError("The current view is empty; nothing to score")
+
+    # labels whose samples were deleted since labeling are dropped
+    pos, neg = labeled_ids(state)
+    alive = set(dataset.select(pos + neg).values("id")) if (pos or neg) else set()
+    dropped = 0
+    for which, cur in ((POSITIVE, pos), (NEGATIVE, neg)):
+        keep = [i for i in cur if i in alive]
+        if len(keep) != len(cur):
+            dropped += len(cur) - len(keep)
+            state.set_ids(which, keep)
+    pos, neg = labeled_ids(state)
+    if not pos or not neg:
+        raise FewShotError(
+            "Training needs at least one positive and one negative label; have %d "
+            "positive and %d negative%s"
+            % (len(pos), len(neg), " (%d labeled samples were deleted)" % dropped if dropped else "")
+        )
+
+    _progress(progress, 0.05, "Reading embeddings")
+    ids, vecs, redrawn = read_scope(
+        state, dataset, view, cfg, redraw=bool(params.get("resample_subset"))
+    )
+    missing = [i for i, v in zip(ids, vecs) if v is None]
+    computed = 0
+    if missing:
+        labeled_missing = [i for i in missing if i in alive]
+        if cfg.get("model") is None and labeled_missing:
+            raise FewShotError(
+                "%d labeled sample(s) have no embedding in field '%s'"
+                % (len(labeled_missing), cfg["embedding_field"])
+            )
+        if cfg.get("model") is not None:
+            computed = ensure_embeddings(dataset, missing, cfg, progress=progress)
+            ids2, vecs2 = efields.read_vectors(dataset.select(missing), cfg["embedding_field"])
+            got = dict(zip(ids2, vecs2))
+            vecs = [got.get(i) if v is None else v for i, v in zip(ids, vecs)]
+
+    present = [k for k, v in enumerate(vecs) if v is not None]
+    try:
+        X = efields.stack_vectors([vecs[k] for k in present], cfg.get("dim"))
+    except efields.EmbeddingError as e:
+        raise FewShotError(str(e))
+    ids_present = [ids[k] for k in present]
+    ok = valid_rows(X)
+
+    pos_set, neg_set = set(pos), set(neg)
+    is_pos = np.array([i in pos_set for i in ids_present], dtype=bool)
+    is_neg = np.array([i in neg_set for i in ids_present], dtype=bool)
+    bad_labeled = int(((is_pos | is_neg) & ~ok).sum())
+    if bad_labeled:
+        raise FewShotError(
+            "%d labeled sample(s) have NaN/infinite or all-zero embeddings in field "
+            "'%s'; un-label them or recompute their embeddings"
+            % (bad_labeled, cfg["embedding_field"])
+        )
+
+    _progress(progress, 0.4, "Scoring")
+    Xn = np.zeros_like(X)
+    Xn[ok] = l2_normalize(X[ok])
+    scorer = RocchioScorer(**settings)
+    try:
+        scorer.fit(Xn[is_pos], Xn[is_neg])
+    except ScoringError as e:
+        raise FewShotError(str(e))
+    to_score = ok & ~is_pos & ~is_neg
+    probs = np.full(len(X), np.nan)
+    probs[to_score] = scorer.predict_proba(Xn[to_score], normalized=True)
+
+    _progress(progress, 0.6, "Writing predictions")
+    values = {}
+    n_pos_pred = 0
+    for k, sid in enumerate(ids_present):
+        if is_pos[k] or is_neg[k]:
+            lab = POSITIVE if is_pos[k] else NEGATIVE
+            values[sid] = fo.Classification(
+                label=lab, confidence=1.0, **{P_ATTR: 1.0 if is_pos[k] else 0.0}
+            )
+        elif to_score[k]:
+            p = float(probs[k])
+            positive = p >= 0.5
+            n_pos_pred += positive
+            values[sid] = fo.Classification(
+                label=POSITIVE if positive else NEGATIVE,
+                confidence=p if positive else 1.0 - p,
+                **{P_ATTR: p}
+            )
+    if values:
+        dataset.set_values(pred_field, values, key_field="id")
+
+    cfg = state.config
+    cfg["iteration"] = int(cfg.get("iteration", 0)) + 1
+    cfg["scorer"] = settings
+    n_scored = int(to_score.sum())
+    summary = {
+        "iteration": cfg["iteration"],
+        "prediction_field": pred_field,
+        "num_positive_labels": len(pos),
+        "num_negative_labels": len(neg),
+        "num_in_scope": len(ids),
+        "num_scored": n_scored,
+        "num_predicted_positive": int(n_pos_pred),
+        "num_predicted_negative": n_scored - int(n_pos_pred),
+        "num_skipped_missing_embedding": len(ids) - len(present),
+        "num_skipped_invalid_embedding": int((~ok & ~is_pos & ~is_neg).sum()),
+        "num_computed_embeddings": computed,
+        "num_dropped_deleted_labels": dropped,
+        "subset_redrawn": redrawn,
+        "settings": settings,
+        "timestamp": time.time(),
+        "seconds": round(time.time() - t0, 3),
+    }
+    hist_scores = probs[to_score]
+    summary["histogram"] = {
+        "bins": np.linspace(0, 1, 21).round(2).tolist(),
+        "counts": np.histogram(hist_scores, bins=20, range=(0, 1))[0].tolist(),
+    }
+    cfg["history"] = (cfg.get("history") or [])[-(MAX_HISTORY - 1):] + [summary]
+    state.save_config(cfg)
+    _progress(progress, 1.0, "Done")
+    return summary
+
+
+def predictions_view(dataset, view):
+    """The view of samples with predictions, most likely positive first."""
+    from fiftyone import ViewField as F
+
+    state = SessionState(dataset)
+    cfg = require_session(state)
+    field = cfg["prediction_field"]
+    if not dataset.has_field(field):
+        raise FewShotError("No predictions yet; run Train & Label first")
+    return view.exists(field).sort_by(F(field + "." + P_ATTR), reverse=True)
+
+
+def get_session(dataset):
+    """The session as a JSON-able dict (``{"active": False}`` if none)."""
+    state = SessionState(dataset)
+    if not state.active:
+        return {"active": False, "dataset": dataset.name}
+    cfg = dict(state.config)
+    pos, neg = labeled_ids(state)
+    cfg.update(
+        active=True,
+        dataset=dataset.name,
+        num_positive=len(pos),
+        num_negative=len(neg),
+        subset=state.get_meta(SUBSET).get("count"),
+        last_train=(cfg.get("history") or [None])[-1],
+    )
+    return cfg
+
+
+def reset_session(dataset):
+    """Ends the session; deletes only fields the session created."""
+    state = SessionState(dataset)
+    cfg = require_session(state)
+    deleted = []
+    for name in cfg.get("created_fields", []):
+        f = dataset.get_field(name)
+        if f is not None and ((getattr(f, "info", None) or {}).get(ROLE_KEY)):
+            dataset.delete_sample_field(name)
+            deleted.append(name)
+    state.clear()
+    return {"deleted_fields": deleted, "iteration": cfg.get("iteration", 0)}

@@ -1,0 +1,12 @@
+"""Pure-numpy scoring for the few-shot plugin (no fiftyone import)."""
+
+from .rocchio import (
+    DEFAULTS,
+    MODES,
+    RocchioScorer,
+    ScoringError,
+    check_settings,
+    l2_normalize,
+    sigmoid,
+    valid_rows,
+)

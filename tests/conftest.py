@@ -1,0 +1,90 @@
+"""Test set-up: a real MongoDB-backed FiftyOne, the plugin found via plugins_dir."""
+
+import os
+import sys
+import tempfile
+
+os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
+os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+ARTIFACTS = os.path.join(REPO, "test-artifacts")
+
+_plugins = tempfile.mkdtemp(prefix="fewshot-plugins-")
+os.symlink(REPO, os.path.join(_plugins, "few_shot_learning"))
+os.environ["FIFTYONE_PLUGINS_DIR"] = _plugins
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def fo():
+    import fiftyone
+
+    fiftyone.config.plugins_dir = _plugins
+    return fiftyone
+
+
+@pytest.fixture(scope="session")
+def plugin(fo):
+    """The plugin package as FiftyOne loaded it (its modules: workflow, zoo...)."""
+    import importlib
+
+    import fiftyone.operators as foo
+
+    assert foo.get_operator("@fewshot/few_shot_learning/get_session") is not None
+    return importlib.import_module("fiftyone.plugins.orgs.fewshot.few_shot_learning")
+
+
+@pytest.fixture(scope="session")
+def png_dir():
+    d = os.path.join(tempfile.gettempdir(), "fewshot-test-pngs")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+URI = "@fewshot/few_shot_learning/"
+MODEL = "efficientnet-lite0-imagenet-torch"
+EMB = "efficientnet_lite0_imagenet_embeddings"
+
+
+def run(op, ds, view=None, selected=None, **params):
+    """Runs one of our operators headless; returns its result dict."""
+    import fiftyone.operators as foo
+
+    ctx = {"dataset": ds, "params": params}
+    if view is not None:
+        ctx["view"] = view
+    if selected is not None:
+        ctx["selected"] = list(selected)
+    return foo.execute_operator(URI + op, ctx=ctx).result
+
+
+@pytest.fixture(scope="session")
+def base_dataset(fo, plugin, png_dir):
+    """120 real Fashion-MNIST images with real EfficientNet-Lite0 embeddings."""
+    import fmnist
+    import fiftyone.zoo as foz
+
+    ds = fmnist.make_dataset("fewshot-test-base", png_dir, 120)
+    ds.persistent = False
+    plugin.embeddings.zoo.register_offline_models()
+    model = foz.load_zoo_model(MODEL)
+    ds.compute_embeddings(model, embeddings_field=EMB, batch_size=32)
+    yield ds
+    ds.delete()
+
+
+@pytest.fixture
+def ds(base_dataset):
+    """A fresh copy of the base dataset for one test (no session yet)."""
+    d = base_dataset.clone()
+    yield d
+    d.delete()
+
+
+def class_ids(ds, cls, n=None, exclude=False):
+    ids, labels = ds.values(["id", "ground_truth.label"])
+    out = [i for i, l in zip(ids, labels) if (l == cls) != exclude]
+    return out[:n] if n else out
