@@ -96,7 +96,7 @@ class StartSession(FewShotOperator):
             description="Defaults to a name derived from the model",
         )
         inputs.str("prediction_field", label="Prediction field", default=wf.DEFAULT_PREDICTION_FIELD)
-        inputs.int("subset_size", label="Working subset size", default=0, min=0,
+        inputs.int("subset_size", label="Working subset size", default=0,
                    description="0 = infer over the whole current view")
         inputs.bool("randomize_subset", label="Randomize subset every run", default=False)
         self._check(ctx, inputs, lambda: wf.check_start(ctx.dataset, ctx.view, ctx.params))

@@ -177,7 +177,7 @@ def labeled_ids(state):
 
 
 def working_subset(state, view, size, redraw=False, seed=None):
-    """The subset's random unlabeled fill (IDs), drawn once per view.
+    """The subset's random unlabeled fill (IDs, in random order), drawn once per view.
 
     Reused while the view (its stages) is unchanged, unless ``redraw``.
     """
@@ -189,7 +189,9 @@ def working_subset(state, view, size, redraw=False, seed=None):
     labeled = set(pos) | set(neg)
     view_ids = view.values("id")
     unlabeled = [i for i in view_ids if i not in labeled]
-    k = min(len(unlabeled), max(0, size - len(labeled)))
+    # draw ``size`` (not size - labeled): labels come and go, and the fill's
+    # prefix then still tops the subset up to ``size`` (see read_scope)
+    k = min(len(unlabeled), size)
     rng = random.Random(seed)
     fill = rng.sample(unlabeled, k) if k < len(unlabeled) else unlabeled
     state.set_ids(SUBSET, fill, view_key=key, size=size)
@@ -210,7 +212,10 @@ def read_scope(state, dataset, view, cfg, redraw=False):
         fill, redrawn = working_subset(
             state, view, cfg["subset_size"], redraw=redraw or cfg["randomize_subset"]
         )
-        wanted = list(dict.fromkeys(fill + labeled))
+        labeled_set = set(labeled)
+        fill = [i for i in fill if i not in labeled_set]
+        fill = fill[: max(0, cfg["subset_size"] - len(labeled))]
+        wanted = fill + labeled
         ids, vecs = efields.read_vectors(dataset.select(wanted), field)
     else:
         ids, vecs = efields.read_vectors(view, field)
@@ -222,20 +227,18 @@ def read_scope(state, dataset, view, cfg, redraw=False):
     return ids, vecs, redrawn
 
 
-def ensure_embeddings(dataset, ids, cfg, progress=None):
-    """Computes missing embeddings among ``ids`` with the session's model.
+def ensure_embeddings(dataset, missing, cfg, num_in_scope, progress=None):
+    """Computes the ``missing`` embeddings with the session's model.
 
-    Returns the number computed; raises if some are missing and the session
-    has no model.
+    Returns the number computed; raises if the session has no model.
     """
     field = cfg["embedding_field"]
-    missing = efields.missing_ids(dataset, ids, field)
     if not missing:
         return 0
     if cfg.get("model") is None:
         raise FewShotError(
             "%d of %d samples in scope have no embedding in field '%s'; choose an "
-            "embedding model so they can be computed" % (len(missing), len(ids), field)
+            "embedding model so they can be computed" % (len(missing), num_in_scope, field)
         )
     _progress(progress, 0.0, "Loading model %s" % cfg["model"])
     try:
@@ -273,11 +276,11 @@ def start_session(dataset, view, params, progress=None):
     else:
         redraw = False
     ids, vecs, _ = read_scope(state, dataset, view, cfg, redraw=redraw)
-    scope = [i for i, v in zip(ids, vecs) if v is None]
+    missing = [i for i, v in zip(ids, vecs) if v is None]
     computed = 0
     field = p["embedding_field"]
-    if scope:
-        computed = ensure_embeddings(dataset, scope, cfg, progress=progress)
+    if missing:
+        computed = ensure_embeddings(dataset, missing, cfg, len(ids), progress=progress)
     elif p["model"] is not None and not efields.recorded_info(dataset, field):
         # precomputed by the user without a record: check the model's dimension
         try:
@@ -457,7 +460,7 @@ def train_and_label(dataset, view, params, progress=None):
                 % (len(labeled_missing), cfg["embedding_field"])
             )
         if cfg.get("model") is not None:
-            computed = ensure_embeddings(dataset, missing, cfg, progress=progress)
+            computed = ensure_embeddings(dataset, missing, cfg, len(ids), progress=progress)
             ids2, vecs2 = efields.read_vectors(dataset.select(missing), cfg["embedding_field"])
             got = dict(zip(ids2, vecs2))
             vecs = [got.get(i) if v is None else v for i, v in zip(ids, vecs)]

@@ -1,0 +1,206 @@
+"""Every bad input gets a clear error (form: invalid + error_message) and loses nothing."""
+
+import numpy as np
+import pytest
+
+from conftest import EMB, URI, class_ids, run
+
+
+@pytest.fixture
+def ExecutionError():
+    from fiftyone.operators.executor import ExecutionError
+
+    return ExecutionError
+
+
+def started(ds, **kw):
+    kw.setdefault("embedding_field", EMB)
+    run("start_session", ds, **kw)
+    return ds
+
+
+def labeled(ds, cls="Bag", npos=2, nneg=2):
+    run("label_positive", ds, selected=class_ids(ds, cls, npos))
+    run("label_negative", ds, selected=class_ids(ds, cls, nneg, exclude=True))
+
+
+def form_error(op, ds, view=None, selected=None, **params):
+    """The error the operator's form shows (resolve_input), or None."""
+    import fiftyone.operators as foo
+    from fiftyone.operators.executor import ExecutionContext
+
+    ctx = ExecutionContext(
+        request_params={
+            "dataset_name": ds.name,
+            "view": (view if view is not None else ds.view())._serialize(),
+            "selected": list(selected or []),
+            "params": params,
+        }
+    )
+    inputs = foo.get_operator(URI + op).resolve_input(ctx)
+    err = inputs.type.properties.get("error")
+    if err is None:
+        return None
+    assert err.invalid
+    return err.error_message
+
+
+def test_no_selection(ds, ExecutionError):
+    started(ds)
+    assert "No samples selected" in form_error("label_positive", ds)
+    with pytest.raises(ExecutionError, match="No samples selected"):
+        run("label_positive", ds)
+
+
+def test_only_positives_or_only_negatives(ds, ExecutionError):
+    started(ds)
+    run("label_positive", ds, selected=class_ids(ds, "Bag", 2))
+    with pytest.raises(ExecutionError, match="at least one positive and one negative"):
+        run("train_and_label", ds)
+    run("clear_labels", ds, selected=class_ids(ds, "Bag", 2))
+    run("label_negative", ds, selected=class_ids(ds, "Bag", 2))
+    with pytest.raises(ExecutionError, match="have 0 positive and 2 negative"):
+        run("train_and_label", ds)
+    assert not ds.has_field("fewshot_prediction") or ds.exists("fewshot_prediction").count() == 0
+
+
+def test_missing_embedding_field_without_model(ds, ExecutionError):
+    msg = form_error("start_session", ds, embedding_field="nope")
+    assert "does not exist" in msg
+    with pytest.raises(ExecutionError, match="does not exist"):
+        run("start_session", ds, embedding_field="nope")
+    with pytest.raises(ExecutionError, match="Choose an embedding model"):
+        run("start_session", ds)
+
+
+def test_embedding_field_of_wrong_type(ds, ExecutionError):
+    with pytest.raises(ExecutionError, match="not an embedding"):
+        run("start_session", ds, embedding_field="ground_truth")
+
+
+def test_embeddings_partly_missing_without_model(ds, ExecutionError):
+    ds.select(ds.values("id")[:5]).set_values(EMB, [None] * 5)
+    with pytest.raises(ExecutionError, match="5 of 120 samples in scope have no embedding"):
+        started(ds)
+
+
+def test_field_recorded_with_another_model(ds, ExecutionError):
+    from embeddings_helpers import record
+
+    record(ds, EMB, "clip-vit-base32-torch", 512)
+    assert "holds embeddings of model 'clip-vit-base32-torch'" in form_error(
+        "start_session", ds, model="efficientnet-lite0-imagenet-torch", embedding_field=EMB
+    )
+    with pytest.raises(ExecutionError, match="not 'efficientnet-lite0-imagenet-torch'"):
+        run("start_session", ds, model="efficientnet-lite0-imagenet-torch", embedding_field=EMB)
+
+
+def test_mixed_dimensions_in_field(ds, ExecutionError):
+    ds.select(ds.values("id")[:1]).set_values(EMB, [np.ones(7, dtype=np.float32)])
+    with pytest.raises(ExecutionError, match="different dimensions"):
+        started(ds)
+
+
+def test_unknown_zoo_model(ds, ExecutionError):
+    assert "Unknown zoo model 'no-such-model'" in form_error("start_session", ds, model="no-such-model")
+    with pytest.raises(ExecutionError, match="Unknown zoo model"):
+        run("start_session", ds, model="no-such-model")
+
+
+def test_nan_or_zero_vectors(ds, fo, ExecutionError):
+    started(ds)
+    ids = ds.values("id")
+    bad_nan, bad_zero = ids[-1], ids[-2]
+    ds.select([bad_nan]).set_values(EMB, [np.full(1280, np.nan, dtype=np.float32)])
+    ds.select([bad_zero]).set_values(EMB, [np.zeros(1280, dtype=np.float32)])
+    labeled(ds)
+    r = run("train_and_label", ds)
+    # unlabeled invalid vectors are skipped, not scored
+    assert r["num_skipped_invalid_embedding"] == 2
+    assert ds[bad_nan]["fewshot_prediction"] is None and ds[bad_zero]["fewshot_prediction"] is None
+    # a labeled one is an error
+    run("label_positive", ds, selected=[bad_zero])
+    with pytest.raises(ExecutionError, match="1 labeled sample.*all-zero"):
+        run("train_and_label", ds)
+
+
+def test_labeled_samples_deleted_since_labeling(ds, ExecutionError):
+    started(ds)
+    pos = class_ids(ds, "Bag", 3)
+    labeled(ds, npos=3)
+    ds.delete_samples(pos[:2])
+    r = run("train_and_label", ds)
+    assert r["num_dropped_deleted_labels"] == 2 and r["num_positive_labels"] == 1
+    assert run("get_session", ds)["num_positive"] == 1
+    ds.delete_samples(pos[2:])
+    with pytest.raises(ExecutionError, match="have 0 positive.*deleted"):
+        run("train_and_label", ds)
+
+
+@pytest.mark.parametrize("ftype", ["StringField", "Classification", "BooleanField"])
+def test_prediction_field_taken_by_user_field(ds, fo, ftype, ExecutionError):
+    if ftype == "Classification":
+        ds.set_values("mine", [fo.Classification(label="x")] * len(ds))
+    else:
+        ds.set_values("mine", ["x" if ftype == "StringField" else True] * len(ds))
+    assert "was not created by the few-shot plugin" in form_error(
+        "start_session", ds, embedding_field=EMB, prediction_field="mine"
+    )
+    with pytest.raises(ExecutionError, match="'mine' already exists"):
+        started(ds, prediction_field="mine")
+    assert ds.count_values("mine") == ds.count_values("mine")  # still readable
+    assert ds.exists("mine").count() == len(ds)
+
+
+def test_label_field_taken_by_user_field(ds, ExecutionError):
+    ds.set_values("fewshot_positive", ["mine"] * len(ds))
+    with pytest.raises(ExecutionError, match="'fewshot_positive' already exists"):
+        started(ds)
+    assert ds.distinct("fewshot_positive") == ["mine"]
+
+
+def test_empty_view(ds, fo, ExecutionError):
+    empty = ds.match(fo.ViewField("ground_truth.label") == "no such class")
+    with pytest.raises(ExecutionError, match="view is empty"):
+        run("start_session", ds, view=empty, embedding_field=EMB)
+    started(ds)
+    labeled(ds)
+    with pytest.raises(ExecutionError, match="view is empty"):
+        run("train_and_label", ds, view=empty)
+
+
+def test_selected_samples_outside_current_view(ds, fo, ExecutionError):
+    started(ds)
+    view = ds.match(fo.ViewField("ground_truth.label") == "Bag")
+    outside = class_ids(ds, "Bag", 2, exclude=True)
+    assert "not in the current view" in form_error("label_positive", ds, view=view, selected=outside)
+    with pytest.raises(ExecutionError, match="2 selected sample.*not in the current view"):
+        run("label_positive", ds, view=view, selected=outside)
+    assert run("get_session", ds)["num_positive"] == 0
+
+
+def test_unknown_and_deleted_sample_ids(ds, ExecutionError):
+    started(ds)
+    with pytest.raises(ExecutionError, match="Not sample IDs"):
+        run("label_positive", ds, sample_ids=["abc"])
+    with pytest.raises(ExecutionError, match="do not exist"):
+        run("label_positive", ds, sample_ids=["0123456789abcdef01234567"])
+
+
+@pytest.mark.parametrize("op", ["label_positive", "label_negative", "clear_labels", "train_and_label", "show_predictions", "reset_session"])
+def test_no_session(ds, op, ExecutionError):
+    assert "No few-shot session" in form_error(op, ds, selected=ds.values("id")[:1])
+    with pytest.raises(ExecutionError, match="No few-shot session"):
+        run(op, ds, selected=ds.values("id")[:1])
+
+
+def test_bad_scorer_settings(ds, ExecutionError):
+    started(ds)
+    labeled(ds)
+    assert "temperature" in form_error("train_and_label", ds, temperature=0)
+    with pytest.raises(ExecutionError, match="temperature must be > 0"):
+        run("train_and_label", ds, temperature=0)
+    with pytest.raises(ExecutionError):
+        run("train_and_label", ds, mode="cosine")
+    with pytest.raises(ExecutionError, match="subset size must be >= 0"):
+        started(ds, subset_size=-1)

@@ -1,0 +1,93 @@
+"""Real embedding computation: the offline EfficientNet-Lite0 zoo entry on real
+Fashion-MNIST images, through load_zoo_model + compute_embeddings."""
+
+import numpy as np
+import pytest
+
+from conftest import EMB, MODEL, class_ids, run
+
+
+@pytest.fixture
+def raw(fo, plugin, png_dir):
+    """12 real images without embeddings."""
+    import fmnist
+
+    ds = fmnist.make_dataset("fewshot-test-raw", png_dir, 12, start=200)
+    yield ds
+    ds.delete()
+
+
+def test_offline_model_registered_from_local_manifest(fo, plugin, base_dataset):
+    import fiftyone.zoo as foz
+
+    path = plugin.embeddings.zoo.register_offline_models()
+    assert path in fo.config.model_zoo_manifest_paths
+    assert MODEL in foz.list_zoo_models()
+    model = foz.load_zoo_model(MODEL)
+    assert model.has_embeddings
+    # real ImageNet features: same-class images are closer than other-class ones
+    X, y = base_dataset.values([EMB, "ground_truth.label"])
+    X = np.stack(X)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    y = np.array(y)
+    S = X @ X.T
+    same = (y[:, None] == y[None, :]) & ~np.eye(len(y), dtype=bool)
+    diff = y[:, None] != y[None, :]
+    assert S[same].mean() > S[diff].mean() + 0.05
+
+
+def test_start_computes_only_missing_and_records_model(raw, fo):
+    r = run("start_session", raw, model=MODEL)
+    assert r["embedding_field"] == EMB and r["num_computed"] == 12 and r["dim"] == 1280
+    f = raw.get_field(EMB)
+    assert isinstance(f, fo.VectorField)
+    assert f.info["fewshot"] == {"model": MODEL, "dim": 1280}
+    before = dict(zip(*raw.values(["id", EMB])))
+
+    import fmnist
+
+    raw.add_samples(
+        [fo.Sample(filepath=p, ground_truth=fo.Classification(label=c))
+         for p, c in fmnist.write_pngs(raw.first().filepath.rsplit("/", 1)[0], 3, start=300)]
+    )
+    r = run("start_session", raw, model=MODEL)
+    assert r["num_computed"] == 3 and r["num_in_scope"] == 15
+    after = dict(zip(*raw.values(["id", EMB])))
+    for i, v in before.items():
+        np.testing.assert_array_equal(after[i], v)
+    assert all(after[i] is not None and len(after[i]) == 1280 for i in after)
+
+    r = run("start_session", raw, model=MODEL)
+    assert r["num_computed"] == 0
+
+
+def test_train_computes_embeddings_of_new_samples(raw, fo):
+    run("start_session", raw, model=MODEL, subset_size=6)
+    assert raw.exists(EMB).count() == 6
+    ids = raw.values("id")
+    with_emb = set(raw.exists(EMB).values("id"))
+    run("label_positive", raw, selected=[i for i in ids if i not in with_emb][:1])
+    run("label_negative", raw, selected=[i for i in ids if i in with_emb][:1])
+    r = run("train_and_label", raw)
+    assert r["num_computed_embeddings"] == 1
+    assert r["num_scored"] == 4 and r["num_in_scope"] == 6
+
+
+def test_precomputed_field_without_record_is_checked_against_model(raw, fo, ExecutionError=None):
+    from fiftyone.operators.executor import ExecutionError
+
+    raw.set_values("mine", [np.ones(7, dtype=np.float32)] * len(raw))
+    with pytest.raises(ExecutionError, match="makes 1280-d embeddings but field 'mine' holds 7-d"):
+        run("start_session", raw, model=MODEL, embedding_field="mine")
+    # without a model, precomputed vectors of any model are accepted as they are
+    r = run("start_session", raw, embedding_field="mine")
+    assert r["dim"] == 7 and r["num_computed"] == 0 and r["model"] is None
+
+
+def test_partly_filled_field_of_other_dimension_is_refused(raw, fo):
+    from fiftyone.operators.executor import ExecutionError
+
+    raw.select(raw.values("id")[:2]).set_values(EMB, [np.ones(7, dtype=np.float32)] * 2)
+    with pytest.raises(ExecutionError, match="makes 1280-d embeddings but field .* holds 7-d"):
+        run("start_session", raw, model=MODEL)
+    assert raw.exists(EMB).count() == 2  # nothing written

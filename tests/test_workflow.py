@@ -1,0 +1,234 @@
+"""The few-shot workflow through real operators on a real MongoDB-backed dataset."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import EMB, MODEL, URI, class_ids, run
+
+
+def start(ds, **kw):
+    kw.setdefault("embedding_field", EMB)
+    return run("start_session", ds, **kw)
+
+
+def test_plugin_lists_every_operator_in_fiftyone_yml(plugin):
+    import yaml
+
+    import fiftyone.operators as foo
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(repo, "fiftyone.yml")) as f:
+        meta = yaml.safe_load(f)
+    assert meta["name"] == "@fewshot/few_shot_learning"
+    assert set(meta["operators"]) == {op().config.name for op in plugin.OPERATORS}
+    for name in meta["operators"]:
+        assert foo.get_operator(URI + name) is not None
+
+
+def test_full_loop_writes_classifications(ds, fo):
+    r = start(ds)
+    assert r["num_computed"] == 0 and r["dim"] == 1280 and r["num_in_scope"] == len(ds)
+    pos = class_ids(ds, "Trouser", 3)
+    neg = class_ids(ds, "Trouser", 6, exclude=True)
+    assert run("label_positive", ds, selected=pos)["num_positive"] == 3
+    assert run("label_negative", ds, selected=neg)["num_negative"] == 6
+    # labels are mirrored into boolean fields
+    assert sorted(ds.match(fo.ViewField("fewshot_positive") == True).values("id")) == sorted(pos)
+    assert sorted(ds.match(fo.ViewField("fewshot_negative") == True).values("id")) == sorted(neg)
+
+    r = run("train_and_label", ds)
+    assert r["iteration"] == 1
+    assert r["num_scored"] == len(ds) - 9
+    assert r["num_predicted_positive"] + r["num_predicted_negative"] == r["num_scored"]
+    preds = dict(zip(*ds.values(["id", "fewshot_prediction"])))
+    assert all(isinstance(p, fo.Classification) for p in preds.values())
+    for i in pos:
+        assert preds[i].label == "positive" and preds[i].confidence == 1.0
+    for i in neg:
+        assert preds[i].label == "negative" and preds[i].confidence == 1.0
+    for i, p in preds.items():
+        if i in pos or i in neg:
+            continue
+        pp = p["p_positive"]
+        assert 0 <= pp <= 1
+        assert p.label == ("positive" if pp >= 0.5 else "negative")
+        assert p.confidence == pytest.approx(pp if pp >= 0.5 else 1 - pp)
+
+    # the predictions match the scorer on the stored embeddings
+    from scoring import RocchioScorer
+
+    X = dict(zip(*ds.values(["id", EMB])))
+    s = RocchioScorer().fit([X[i] for i in pos], [X[i] for i in neg])
+    other = [i for i in preds if i not in pos and i not in neg]
+    expect = s.predict_proba(np.stack([X[i] for i in other]))
+    got = np.array([preds[i]["p_positive"] for i in other])
+    np.testing.assert_allclose(got, expect, atol=1e-6)
+
+    # real images: the unlabeled trousers rank above the rest
+    gt = dict(zip(*ds.values(["id", "ground_truth.label"])))
+    y = np.array([gt[i] == "Trouser" for i in other])
+    ranks = np.argsort(np.argsort(-got))
+    assert ranks[y].mean() < ranks[~y].mean()
+
+    sv = run("show_predictions", ds)
+    assert sv["num_samples"] == len(ds)
+    from fiftyone.core.view import DatasetView
+
+    view = fo.DatasetView._build(ds, sv["view"])
+    shown = view.values("fewshot_prediction.p_positive")
+    assert shown == sorted(shown, reverse=True)
+
+    sess = run("get_session", ds)
+    assert sess["active"] and sess["iteration"] == 1
+    assert sess["num_positive"] == 3 and sess["num_negative"] == 6
+    assert sess["last_train"]["num_scored"] == r["num_scored"]
+    json.dumps(sess)  # JSON-able
+
+
+def test_relabel_moves_and_clear(ds, fo):
+    start(ds)
+    ids = class_ids(ds, "Bag", 2)
+    run("label_positive", ds, selected=ids)
+    r = run("label_negative", ds, sample_ids=[ids[0]])
+    assert r["num_moved"] == 1 and r["num_positive"] == 1 and r["num_negative"] == 1
+    s = ds[ids[0]]
+    assert s["fewshot_negative"] is True and s["fewshot_positive"] is None
+    r = run("clear_labels", ds, selected=ids)
+    assert r["num_positive"] == 0 and r["num_negative"] == 0
+    assert ds.exists("fewshot_positive").count() == 0
+    assert ds.exists("fewshot_negative").count() == 0
+
+
+def test_operator_call_from_python(ds, fo):
+    import fiftyone.operators as foo
+
+    foo.get_operator(URI + "start_session")(ds, embedding_field=EMB)
+    foo.get_operator(URI + "label_positive")(ds, selected=class_ids(ds, "Bag", 2))
+    foo.get_operator(URI + "label_negative")(ds, selected=class_ids(ds, "Bag", 2, exclude=True))
+    r = foo.get_operator(URI + "train_and_label")(ds, mode="query", beta=1.0, gamma=0.5)
+    assert r["settings"] == {"mode": "query", "beta": 1.0, "gamma": 0.5, "temperature": 1.0}
+    # settings persist as the defaults of the next click
+    assert foo.get_operator(URI + "train_and_label")(ds)["settings"]["mode"] == "query"
+
+
+def test_working_subset_cached_until_view_changes(ds, fo):
+    start(ds, subset_size=30)
+    pos = class_ids(ds, "Sneaker", 2)
+    neg = class_ids(ds, "Sneaker", 2, exclude=True)
+    run("label_positive", ds, selected=pos)
+    run("label_negative", ds, selected=neg)
+    r1 = run("train_and_label", ds)
+    first = set(ds.exists("fewshot_prediction").values("id"))
+    assert len(first) == 30 and set(pos + neg) <= first
+    r2 = run("train_and_label", ds)
+    assert not r2["subset_redrawn"]
+    assert set(ds.exists("fewshot_prediction").values("id")) == first
+    # a one-off re-draw
+    r3 = run("train_and_label", ds, resample_subset=True)
+    assert r3["subset_redrawn"]
+    # a different view draws a new subset from that view, labeled samples always in
+    view = ds.match(fo.ViewField("ground_truth.label").is_in(["Sneaker", "Sandal", "Bag"]))
+    r4 = run("train_and_label", ds, view=view)
+    assert r4["subset_redrawn"]
+    view_ids = set(view.values("id"))
+    st = __import__("fiftyone.plugins.orgs.fewshot.few_shot_learning.operators.state", fromlist=["x"])
+    fill = st.SessionState(ds).get_ids(st.SUBSET)
+    assert set(fill) <= view_ids and not set(fill) & set(pos + neg)
+    assert r4["num_in_scope"] == min(30, len(view_ids | set(pos + neg)))
+    # labeling a subset member keeps the subset at its size
+    more = [i for i in fill if i not in pos][:3]
+    run("label_negative", ds, view=view, selected=more)
+    r5 = run("train_and_label", ds, view=view)
+    assert not r5["subset_redrawn"] and r5["num_in_scope"] == r4["num_in_scope"]
+
+
+def test_randomize_subset_redraws_every_run(ds, fo):
+    start(ds, subset_size=20, randomize_subset=True)
+    run("label_positive", ds, selected=class_ids(ds, "Bag", 2))
+    run("label_negative", ds, selected=class_ids(ds, "Bag", 2, exclude=True))
+    assert run("train_and_label", ds)["subset_redrawn"]
+    assert run("train_and_label", ds)["subset_redrawn"]
+
+
+def test_samples_outside_inference_set_keep_predictions(ds, fo):
+    start(ds)
+    run("label_positive", ds, selected=class_ids(ds, "Bag", 2))
+    run("label_negative", ds, selected=class_ids(ds, "Bag", 3, exclude=True))
+    run("train_and_label", ds)
+    before = dict(zip(*ds.values(["id", "fewshot_prediction.p_positive"])))
+    view = ds.match(fo.ViewField("ground_truth.label") == "Bag")
+    outside = set(ds.values("id")) - set(view.values("id"))
+    run("train_and_label", ds, view=view, mode="query", temperature=0.1)
+    after = dict(zip(*ds.values(["id", "fewshot_prediction.p_positive"])))
+    assert all(after[i] == before[i] for i in outside)
+    assert any(after[i] != before[i] for i in view.values("id"))
+
+
+def test_session_persists_across_python_processes(ds, fo):
+    start(ds)
+    run("label_positive", ds, selected=class_ids(ds, "Bag", 2))
+    ds.persistent = True
+    try:
+        code = (
+            "import fiftyone as fo, fiftyone.operators as foo;"
+            "r = foo.execute_operator('%sget_session', ctx=dict(dataset='%s')).result;"
+            "print(r['num_positive'], r['embedding_field'])" % (URI, ds.name)
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ), check=True
+        ).stdout.split()
+        assert out[-2:] == ["2", EMB]
+    finally:
+        ds.persistent = False
+
+
+def test_reset_deletes_only_session_fields(ds, fo):
+    ds.add_sample_field("my_notes", fo.StringField)
+    start(ds)
+    run("label_positive", ds, selected=class_ids(ds, "Bag", 2))
+    run("label_negative", ds, selected=class_ids(ds, "Bag", 2, exclude=True))
+    run("train_and_label", ds)
+    r = run("reset_session", ds)
+    assert set(r["deleted_fields"]) == {"fewshot_positive", "fewshot_negative", "fewshot_prediction"}
+    schema = ds.get_field_schema()
+    assert EMB in schema and "my_notes" in schema and "ground_truth" in schema
+    assert run("get_session", ds) == {"active": False, "dataset": ds.name}
+
+
+def test_reset_keeps_a_prediction_field_the_session_did_not_create(ds, fo):
+    start(ds, prediction_field="round1")
+    run("reset_session", ds)
+    # round1 was created by that session and is gone; now one we pre-create via a session
+    start(ds, prediction_field="round2")
+    st = __import__("fiftyone.plugins.orgs.fewshot.few_shot_learning.operators.state", fromlist=["x"])
+    state = st.SessionState(ds)
+    cfg = state.config
+    cfg["created_fields"] = [f for f in cfg["created_fields"] if f != "round2"]
+    state.save_config(cfg)
+    run("reset_session", ds)
+    assert ds.has_field("round2") and not ds.has_field("round1")
+
+
+def test_delegated_execution(ds, fo):
+    from fiftyone.operators.delegated import DelegatedOperationService
+    import fiftyone.operators as foo
+
+    svc = DelegatedOperationService()
+    res = foo.execute_operator(URI + "start_session", ctx=dict(dataset=ds, params={"embedding_field": EMB}, request_delegation=True))
+    assert res.delegated
+    queued = [o for o in svc.get_queued_operations(dataset_name=ds.name)]
+    assert queued
+    for o in queued:
+        svc.execute_operation(o)
+    assert run("get_session", ds)["active"]
+    run("label_positive", ds, selected=class_ids(ds, "Bag", 2))
+    run("label_negative", ds, selected=class_ids(ds, "Bag", 2, exclude=True))
+    foo.execute_operator(URI + "train_and_label", ctx=dict(dataset=ds, request_delegation=True))
+    for o in svc.get_queued_operations(dataset_name=ds.name):
+        svc.execute_operation(o)
+    assert ds.exists("fewshot_prediction").count() == len(ds)
