@@ -568,12 +568,11 @@ def get_session(dataset):
     if not state.active:
         return {"active": False, "dataset": dataset.name}
     cfg = dict(state.config)
-    pos, neg = labeled_ids(state)
     cfg.update(
         active=True,
         dataset=dataset.name,
-        num_positive=len(pos),
-        num_negative=len(neg),
+        num_positive=state.get_meta(POSITIVE).get("count", 0),
+        num_negative=state.get_meta(NEGATIVE).get("count", 0),
         subset=state.get_meta(SUBSET).get("count"),
         last_train=(cfg.get("history") or [None])[-1],
     )

@@ -1,0 +1,167 @@
+"""The whole loop by clicking, in a real browser (Debian chromium via Playwright)
+against the App served on 127.0.0.1 with the plugin."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from conftest import ARTIFACTS
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian chromium")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def app(base_dataset):
+    """A persistent copy of the base dataset served by the App in a subprocess."""
+    import fiftyone as fo
+
+    name = "fewshot-browser-%d" % os.getpid()
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
+    ds = base_dataset.clone(name, persistent=True)
+    port = _free_port()
+    here = os.path.dirname(os.path.abspath(__file__))
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    log = open(os.path.join(ARTIFACTS, "app-server.log"), "w")
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(here, "app_server.py"), name, str(port)],
+        env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = "http://127.0.0.1:%d/datasets/%s" % (port, name)
+    deadline = time.time() + 120
+    while True:
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=2)
+            break
+        except Exception:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                raise RuntimeError("the App server did not start")
+            time.sleep(1)
+    try:
+        yield ds, url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        fo.delete_dataset(name)
+
+
+def test_whole_loop_by_clicking(app, fo, plugin):
+    from playwright.sync_api import expect, sync_playwright
+
+    ds, url = app
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.set_default_timeout(30_000)
+        expect.set_options(timeout=30_000)
+        try:
+            page.goto(url)
+            page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
+            dismiss = page.get_by_text("Dismiss", exact=True)
+            if dismiss.count():
+                dismiss.click()
+
+            # open the panel from the "+" menu
+            page.locator("[data-cy=new-panel-btn]").first.click()
+            page.get_by_text("Few-Shot", exact=True).last.click()
+            page.get_by_role("button", name="Start Session").click()
+            expect(page.get_by_role("heading", name="Iteration 0")).to_be_visible(timeout=90_000)
+
+            tiles = page.locator("[data-cy=looker]")
+
+            def pick(cls, n, other=False):
+                out = []
+                for i in range(tiles.count()):
+                    t = tiles.nth(i)
+                    if (t.locator("[data-cy=tag-ground_truth]").inner_text() == cls) != other:
+                        out.append(t)
+                    if len(out) == n:
+                        return out
+                raise AssertionError("not enough %s tiles" % cls)
+
+            def toggle(ts):
+                for t in ts:
+                    t.hover()
+                    t.locator("[data-cy=looker-checkbox-]").click()
+
+            pos = pick("Trouser", 3)
+            toggle(pos)
+            expect(page.get_by_text("3 selected")).to_be_visible()
+            page.get_by_role("button", name="Label Positive").click()
+            expect(page.get_by_text("3 positive")).to_be_visible()
+            toggle(pos)  # unselect
+            neg = pick("Trouser", 3, other=True)
+            toggle(neg)
+            page.get_by_role("button", name="Label Negative").click()
+            expect(page.get_by_text("3 negative")).to_be_visible()
+
+            page.get_by_role("button", name="Train & Label").click()
+            expect(page.get_by_role("heading", name="Iteration 1")).to_be_visible(timeout=90_000)
+            expect(page.get_by_text("Last train")).to_be_visible()
+            # the operator's success callback cleared the panel's busy state
+            expect(page.get_by_text("Running train and label")).to_have_count(0)
+            expect(page.locator(".js-plotly-plot").first).to_be_visible()
+            page.screenshot(path=os.path.join(ARTIFACTS, "browser-after-train.png"))
+
+            # the dataset holds what the panel shows
+            ds.reload()
+            gt = dict(zip(*ds.values(["id", "ground_truth.label"])))
+            pos_ids = ds.match(fo.ViewField("fewshot_positive") == True).values("id")
+            neg_ids = ds.match(fo.ViewField("fewshot_negative") == True).values("id")
+            assert len(pos_ids) == 3 and all(gt[i] == "Trouser" for i in pos_ids)
+            assert len(neg_ids) == 3 and all(gt[i] != "Trouser" for i in neg_ids)
+            assert ds.exists("fewshot_prediction").count() == len(ds)
+            # (execute_operator cannot run inside Playwright's event loop)
+            sess = plugin.operators.workflow.get_session(ds)
+            assert sess["iteration"] == 1 and sess["num_positive"] == 3 and sess["num_negative"] == 3
+            n_pred_pos = sess["last_train"]["num_predicted_positive"]
+            assert ds.match(fo.ViewField("fewshot_prediction.label") == "positive").count() == n_pred_pos + 3
+            expect(page.get_by_text("%d predicted positive" % n_pred_pos)).to_be_visible()
+
+            # review: most likely positive first
+            page.get_by_role("button", name="Show Predictions").click()
+            expect(tiles.first.locator("[data-cy=tag-ground_truth]")).to_have_text("Trouser")
+
+            # the panel survives a reload (state lives in the execution store)
+            page.reload()
+            expect(page.get_by_role("heading", name="Iteration 1")).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("3 positive")).to_be_visible()
+
+            # an error shows the operator's message, not a traceback
+            page.get_by_role("button", name="Label Positive").click()
+            expect(page.get_by_text("No samples selected")).to_be_visible()
+
+            page.get_by_role("button", name="Reset Session").click()
+            expect(page.get_by_role("button", name="Start Session")).to_be_visible()
+            page.screenshot(path=os.path.join(ARTIFACTS, "browser-after-reset.png"))
+            ds.reload()
+            assert not ds.has_field("fewshot_prediction") and not ds.has_field("fewshot_positive")
+            assert ds.has_field("efficientnet_lite0_imagenet_embeddings")
+        except Exception:
+            page.screenshot(path=os.path.join(ARTIFACTS, "browser-failure.png"))
+            raise
+        finally:
+            browser.close()
