@@ -12,10 +12,12 @@ import time
 
 import numpy as np
 
+from ..embeddings import cache as ecache
 from ..embeddings import fields as efields
 from ..embeddings import zoo
 from ..scoring import DEFAULTS as SCORER_DEFAULTS
-from ..scoring import RocchioScorer, ScoringError, check_settings, l2_normalize, valid_rows
+from ..scoring import RocchioScorer, ScoringError, check_settings
+from . import writeback
 from .state import MAX_HISTORY, NEGATIVE, POSITIVE, SUBSET, SessionState
 
 DEFAULT_PREDICTION_FIELD = "fewshot_prediction"
@@ -190,7 +192,7 @@ def working_subset(state, view, size, redraw=False, seed=None):
     view_ids = view.values("id")
     unlabeled = [i for i in view_ids if i not in labeled]
     # draw ``size`` (not size - labeled): labels come and go, and the fill's
-    # prefix then still tops the subset up to ``size`` (see read_scope)
+    # prefix then still tops the subset up to ``size`` (see scope_ids)
     k = min(len(unlabeled), size)
     rng = random.Random(seed)
     fill = rng.sample(unlabeled, k) if k < len(unlabeled) else unlabeled
@@ -198,13 +200,12 @@ def working_subset(state, view, size, redraw=False, seed=None):
     return fill, True
 
 
-def read_scope(state, dataset, view, cfg, redraw=False):
-    """``(ids, vectors, subset_redrawn)`` of the inference set.
+def scope_ids(state, dataset, view, cfg, redraw=False):
+    """``(ids, subset_redrawn)``: the inference set as an ``S12`` ID array.
 
     The inference set is the view (or its working subset) plus every labeled
-    sample; vectors[i] is None where the embedding is missing.
+    sample.
     """
-    field = cfg["embedding_field"]
     pos, neg = labeled_ids(state)
     labeled = list(dict.fromkeys(pos + neg))
     redrawn = False
@@ -215,16 +216,32 @@ def read_scope(state, dataset, view, cfg, redraw=False):
         labeled_set = set(labeled)
         fill = [i for i in fill if i not in labeled_set]
         fill = fill[: max(0, cfg["subset_size"] - len(labeled))]
-        wanted = fill + labeled
-        ids, vecs = efields.read_vectors(dataset.select(wanted), field)
+        ids = ecache.to_bytes(fill + labeled)
     else:
-        ids, vecs = efields.read_vectors(view, field)
-        have = set(ids)
-        extra = [i for i in labeled if i not in have]
-        if extra:
-            ids2, vecs2 = efields.read_vectors(dataset.select(extra), field)
-            ids, vecs = ids + ids2, vecs + vecs2
-    return ids, vecs, redrawn
+        ids = ecache.view_ids(view)
+        if labeled:
+            lab = ecache.to_bytes(labeled)
+            ids = np.concatenate([ids, lab[~np.isin(lab, ids)]])
+    return ids, redrawn
+
+
+def missing_in_scope(dataset, view, state, cfg):
+    """``(missing ids, scope size)``: samples in scope without an embedding."""
+    field = cfg["embedding_field"]
+    pos, neg = labeled_ids(state)
+    labeled = list(dict.fromkeys(pos + neg))
+    if cfg["subset_size"] > 0:
+        ids, _ = scope_ids(state, dataset, view, cfg)
+        ids = ecache.to_str(ids)
+        return efields.missing_ids(dataset, ids, field), len(ids)
+    if dataset.has_field(field):
+        missing = view.exists(field, False).values("id")
+    else:
+        missing = view.values("id")
+    in_view = set(view.select(labeled).values("id")) if labeled else set()
+    outside = [i for i in labeled if i not in in_view]
+    missing += efields.missing_ids(dataset, outside, field) if outside else []
+    return missing, len(view) + len(outside)
 
 
 def ensure_embeddings(dataset, missing, cfg, num_in_scope, progress=None):
@@ -269,25 +286,23 @@ def start_session(dataset, view, params, progress=None):
     cfg["label_fields"] = dict(LABEL_FIELDS)
 
     # the inference scope, computed before any field is created
-    if p["subset_size"] > 0 and (
+    redraw = p["subset_size"] > 0 and (
         old.get("subset_size") != p["subset_size"] or p["randomize_subset"]
-    ):
-        redraw = True
-    else:
-        redraw = False
-    ids, vecs, _ = read_scope(state, dataset, view, cfg, redraw=redraw)
-    missing = [i for i, v in zip(ids, vecs) if v is None]
+    )
+    if p["subset_size"] > 0:
+        scope_ids(state, dataset, view, cfg, redraw=redraw)  # (re)draws the subset
+    missing, n_scope = missing_in_scope(dataset, view, state, cfg)
     computed = 0
     field = p["embedding_field"]
     if missing:
-        computed = ensure_embeddings(dataset, missing, cfg, len(ids), progress=progress)
+        computed = ensure_embeddings(dataset, missing, cfg, n_scope, progress=progress)
     elif p["model"] is not None and not efields.recorded_info(dataset, field):
         # precomputed by the user without a record: check the model's dimension
         try:
             model = zoo.load_model(p["model"])
         except ValueError as e:
             raise FewShotError(str(e))
-        probe = dataset.select(ids[:1]).compute_embeddings(model, progress=False)
+        probe = view.limit(1).compute_embeddings(model, progress=False)
         got, have = int(np.asarray(probe[0]).size), efields.existing_dim(dataset, field)
         if got != have:
             raise FewShotError(
@@ -295,12 +310,11 @@ def start_session(dataset, view, params, progress=None):
                 % (p["model"], got, field, have)
             )
     dim = efields.existing_dim(dataset, field)
-    if computed == 0:
-        # all vectors in scope must agree with each other
-        try:
-            efields.stack_vectors([v for v in vecs[:1000] if v is not None], dim)
-        except efields.EmbeddingError as e:
-            raise FewShotError(str(e))
+    try:
+        # a sample of the vectors must agree (the cache checks them all)
+        efields.stack_vectors(dataset.exists(field).limit(1000).values(field), dim)
+    except efields.EmbeddingError as e:
+        raise FewShotError(str(e))
     cfg["dim"] = dim
 
     import fiftyone as fo
@@ -331,7 +345,7 @@ def start_session(dataset, view, params, progress=None):
         "dim": dim,
         "subset_size": p["subset_size"],
         "randomize_subset": p["randomize_subset"],
-        "num_in_scope": len(ids),
+        "num_in_scope": n_scope,
         "num_computed": computed,
         "num_positive": len(pos),
         "num_negative": len(neg),
@@ -375,10 +389,12 @@ def _mirror(dataset, cfg, ids, label):
     """Writes the label booleans of ``ids`` (label None = unlabeled)."""
     if not ids:
         return
+    before = ecache.stamp(dataset)
     view = dataset.select(ids)
     n = len(view)
     for which, name in cfg["label_fields"].items():
         view.set_values(name, [True if which == label else None] * n)
+    ecache.restamp_after_own_write(dataset, before)
 
 
 def set_labels(dataset, view, selected, params, label):
@@ -417,8 +433,6 @@ def set_labels(dataset, view, selected, params, label):
 
 def train_and_label(dataset, view, params, progress=None):
     """Fits the scorer on the labels, scores the inference set, writes predictions."""
-    import fiftyone as fo
-
     t0 = time.time()
     params = params or {}
     state = SessionState(dataset)
@@ -447,99 +461,103 @@ def train_and_label(dataset, view, params, progress=None):
         )
 
     _progress(progress, 0.05, "Reading embeddings")
-    ids, vecs, redrawn = read_scope(
-        state, dataset, view, cfg, redraw=bool(params.get("resample_subset"))
-    )
-    missing = [i for i, v in zip(ids, vecs) if v is None]
-    computed = 0
-    if missing:
-        labeled_missing = [i for i in missing if i in alive]
-        if cfg.get("model") is None and labeled_missing:
-            raise FewShotError(
-                "%d labeled sample(s) have no embedding in field '%s'"
-                % (len(labeled_missing), cfg["embedding_field"])
-            )
-        if cfg.get("model") is not None:
-            computed = ensure_embeddings(dataset, missing, cfg, len(ids), progress=progress)
-            ids2, vecs2 = efields.read_vectors(dataset.select(missing), cfg["embedding_field"])
-            got = dict(zip(ids2, vecs2))
-            vecs = [got.get(i) if v is None else v for i, v in zip(ids, vecs)]
-
-    present = [k for k, v in enumerate(vecs) if v is not None]
+    field = cfg["embedding_field"]
     try:
-        X = efields.stack_vectors([vecs[k] for k in present], cfg.get("dim"))
+        M, from_cache = ecache.load(dataset, field, progress=progress)
     except efields.EmbeddingError as e:
         raise FewShotError(str(e))
-    ids_present = [ids[k] for k in present]
-    ok = valid_rows(X)
+    if cfg["subset_size"] == 0 and not view._pipeline():
+        # the whole dataset: the cache holds exactly its IDs (same stamp)
+        ids, redrawn = np.asarray(M.ids), False
+    else:
+        ids, redrawn = scope_ids(
+            state, dataset, view, cfg, redraw=bool(params.get("resample_subset"))
+        )
+    rows = M.rows(ids)
+    computed = 0
+    missing = (rows < 0) | ~M.present[np.maximum(rows, 0)]
+    if missing.any() and cfg.get("model") is not None:
+        computed = ensure_embeddings(
+            dataset, ecache.to_str(ids[missing]), cfg, len(ids), progress=progress
+        )
+        M, from_cache = ecache.load(dataset, field, progress=progress)
+        rows = M.rows(ids)
+        missing = (rows < 0) | ~M.present[np.maximum(rows, 0)]
+    if M.dim is not None and cfg.get("dim") is not None and M.dim != cfg["dim"]:
+        raise FewShotError(
+            "Field '%s' now holds %d-d embeddings, the session was started with %d-d ones; "
+            "start the session again" % (field, M.dim, cfg["dim"])
+        )
+    # deleted since the scope was computed: not scored
+    ids, rows, missing = ids[rows >= 0], rows[rows >= 0], missing[rows >= 0]
 
-    pos_set, neg_set = set(pos), set(neg)
-    is_pos = np.array([i in pos_set for i in ids_present], dtype=bool)
-    is_neg = np.array([i in neg_set for i in ids_present], dtype=bool)
-    bad_labeled = int(((is_pos | is_neg) & ~ok).sum())
+    lab = np.zeros(len(ids), dtype=np.int8)
+    lab[np.isin(ids, ecache.to_bytes(pos))] = 1
+    lab[np.isin(ids, ecache.to_bytes(neg))] = -1
+    ok = ~missing & M.valid[rows]
+    if ((lab != 0) & missing).any() and cfg.get("model") is None:
+        raise FewShotError(
+            "%d labeled sample(s) have no embedding in field '%s'"
+            % (int(((lab != 0) & missing).sum()), field)
+        )
+    bad_labeled = int(((lab != 0) & ~missing & ~ok).sum())
     if bad_labeled:
         raise FewShotError(
             "%d labeled sample(s) have NaN/infinite or all-zero embeddings in field "
-            "'%s'; un-label them or recompute their embeddings"
-            % (bad_labeled, cfg["embedding_field"])
+            "'%s'; un-label them or recompute their embeddings" % (bad_labeled, field)
         )
 
     _progress(progress, 0.4, "Scoring")
-    Xn = np.zeros_like(X)
-    Xn[ok] = l2_normalize(X[ok])
     scorer = RocchioScorer(**settings)
     try:
-        scorer.fit(Xn[is_pos], Xn[is_neg])
+        scorer.fit(M.X[np.sort(rows[lab > 0])], M.X[np.sort(rows[lab < 0])])
     except ScoringError as e:
         raise FewShotError(str(e))
-    to_score = ok & ~is_pos & ~is_neg
-    probs = np.full(len(X), np.nan)
-    probs[to_score] = scorer.predict_proba(Xn[to_score], normalized=True)
+    to_score = ok & (lab == 0)
+    score_rows = rows[to_score]
+    probs = np.empty(len(score_rows), dtype=np.float64)
+    # in chunks: peak memory stays one chunk above the cached matrix
+    order = np.argsort(score_rows, kind="stable")
+    for s0 in range(0, len(order), 16384):
+        sel = order[s0 : s0 + 16384]
+        probs[sel] = scorer.predict_proba(M.X[score_rows[sel]], normalized=True)
 
     _progress(progress, 0.6, "Writing predictions")
-    values = {}
-    n_pos_pred = 0
-    for k, sid in enumerate(ids_present):
-        if is_pos[k] or is_neg[k]:
-            lab = POSITIVE if is_pos[k] else NEGATIVE
-            values[sid] = fo.Classification(
-                label=lab, confidence=1.0, **{P_ATTR: 1.0 if is_pos[k] else 0.0}
-            )
-        elif to_score[k]:
-            p = float(probs[k])
-            positive = p >= 0.5
-            n_pos_pred += positive
-            values[sid] = fo.Classification(
-                label=POSITIVE if positive else NEGATIVE,
-                confidence=p if positive else 1.0 - p,
-                **{P_ATTR: p}
-            )
-    if values:
-        dataset.set_values(pred_field, values, key_field="id")
+    write = to_score | (lab != 0)
+    p_all = np.zeros(len(ids))
+    p_all[to_score] = probs
+    before = ecache.stamp(dataset)
+    writeback.write_predictions(
+        dataset, pred_field, ids[write], p_all[write], labeled=lab[write], progress=progress,
+        p_attr=P_ATTR,
+    )
+    ecache.restamp_after_own_write(dataset, before)
+    n_pos_pred = int((probs >= 0.5).sum())
+    n_scored = int(to_score.sum())
 
     cfg = state.config
     cfg["iteration"] = int(cfg.get("iteration", 0)) + 1
     cfg["scorer"] = settings
-    n_scored = int(to_score.sum())
     summary = {
         "iteration": cfg["iteration"],
         "prediction_field": pred_field,
         "num_positive_labels": len(pos),
         "num_negative_labels": len(neg),
-        "num_in_scope": len(ids),
+        "num_in_scope": int(len(ids)),
         "num_scored": n_scored,
-        "num_predicted_positive": int(n_pos_pred),
-        "num_predicted_negative": n_scored - int(n_pos_pred),
-        "num_skipped_missing_embedding": len(ids) - len(present),
-        "num_skipped_invalid_embedding": int((~ok & ~is_pos & ~is_neg).sum()),
+        "num_predicted_positive": n_pos_pred,
+        "num_predicted_negative": n_scored - n_pos_pred,
+        "num_skipped_missing_embedding": int((missing & (lab == 0)).sum()),
+        "num_skipped_invalid_embedding": int((~missing & ~ok & (lab == 0)).sum()),
         "num_computed_embeddings": computed,
         "num_dropped_deleted_labels": dropped,
+        "embeddings_from_cache": bool(from_cache),
         "subset_redrawn": redrawn,
         "settings": settings,
         "timestamp": time.time(),
         "seconds": round(time.time() - t0, 3),
     }
-    hist_scores = probs[to_score]
+    hist_scores = probs
     summary["histogram"] = {
         "bins": np.linspace(0, 1, 21).round(2).tolist(),
         "counts": np.histogram(hist_scores, bins=20, range=(0, 1))[0].tolist(),

@@ -12,6 +12,7 @@ sys.path.insert(0, os.path.join(REPO, "scripts"))
 ARTIFACTS = os.path.join(REPO, "test-artifacts")
 
 _plugins = tempfile.mkdtemp(prefix="fewshot-plugins-")
+os.environ["FEWSHOT_CACHE_DIR"] = tempfile.mkdtemp(prefix="fewshot-cache-")
 os.symlink(REPO, os.path.join(_plugins, "few_shot_learning"))
 os.environ["FIFTYONE_PLUGINS_DIR"] = _plugins
 

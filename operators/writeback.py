@@ -1,0 +1,179 @@
+"""Writing predictions and label flags back to the dataset, fast.
+
+``set_values`` costs ~15 s per 100k Classification predictions; raw unordered
+``update`` commands on ``_id`` (built in one thread while another waits on the
+server) cost ~2 s. We go below FiftyOne's public API here for that reason, and
+keep the dataset right by hand: the fields
+are declared in the schema beforehand (start_session declares the prediction
+field and its ``p_positive`` attribute), every document gets the same shape
+FiftyOne writes for a ``Classification``, and ``last_modified_at`` is set on every
+updated sample as FiftyOne does.
+"""
+
+import os
+import queue
+import threading
+import time
+from datetime import datetime, timezone
+
+import numpy as np
+from bson import ObjectId, encode
+from bson.raw_bson import RawBSONDocument
+from bson.son import SON
+
+BATCH = 10_000
+ID_DTYPE = np.dtype("S12")
+
+
+def _now():
+    # FiftyOne stores naive UTC datetimes
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def write_predictions(dataset, field, ids, p_positive, labeled=None, progress=None, p_attr="p_positive"):
+    """Writes ``fo.Classification`` predictions.
+
+    Args:
+        ids: ``S12`` ObjectId bytes of the samples
+        p_positive: P(positive) per sample (float array)
+        labeled (None): optional int8 array, +1 labeled positive, -1 labeled
+            negative, 0 unlabeled; labeled samples get their own label with
+            confidence 1.0
+    """
+    coll = dataset._sample_collection
+    p = np.asarray(p_positive, dtype=np.float64)
+    if labeled is None:
+        labeled = np.zeros(len(p), dtype=np.int8)
+    is_pos = np.where(labeled != 0, labeled > 0, p >= 0.5)
+    conf = np.where(labeled != 0, 1.0, np.where(is_pos, p, 1.0 - p))
+    pp = np.where(labeled > 0, 1.0, np.where(labeled < 0, 0.0, p))
+    now = _now()
+    n = len(p)
+    records = _encode_updates(field, p_attr, ids, is_pos, conf, pp, now)
+
+    # the server applies one batch while Python builds the next
+    todo = queue.Queue(maxsize=2)
+    errors = []
+
+    def writer():
+        while True:
+            updates = todo.get()
+            if updates is None:
+                return
+            if errors:
+                continue
+            try:
+                # the raw "update" command: no per-op wrapper objects to build
+                reply = coll.database.command("update", coll.name, updates=updates, ordered=False)
+                if reply.get("writeErrors"):
+                    raise RuntimeError("Writing predictions failed: %s" % reply["writeErrors"][0])
+            except Exception as e:  # re-raised in the caller's thread
+                errors.append(e)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        for s in range(0, n, BATCH):
+            todo.put([RawBSONDocument(r) for r in records[s : s + BATCH]])
+            if errors:
+                break
+            if progress is not None:
+                done = min(s + BATCH, n)
+                progress(done / n, "Wrote %d/%d predictions" % (done, n))
+    finally:
+        todo.put(None)
+        thread.join()
+    if errors:
+        raise errors[0]
+    return n
+
+
+_Q_ID = ObjectId(b"\x11" * 12)
+_L_ID = ObjectId(b"\x22" * 12)
+_CONF = 1.2345678901234567e-300
+_PP = 7.654321098765432e-301
+_LABEL = "\x01\x02\x03\x04\x05\x06\x07\x08"  # 8 chars, like "positive"/"negative"
+
+
+def _template(field, p_attr, now):
+    """One update statement as BSON, and the offsets of its variable parts.
+
+    "positive" and "negative" have the same length, so every statement has the
+    same layout: it is built once and patched per sample with numpy.
+    """
+    doc = SON(
+        [
+            ("q", SON([("_id", _Q_ID)])),
+            (
+                "u",
+                SON(
+                    [
+                        (
+                            "$set",
+                            SON(
+                                [
+                                    (
+                                        field,
+                                        SON(
+                                            [
+                                                ("_id", _L_ID),
+                                                ("_cls", "Classification"),
+                                                ("tags", []),
+                                                ("label", _LABEL),
+                                                ("confidence", _CONF),
+                                                (p_attr, _PP),
+                                            ]
+                                        ),
+                                    ),
+                                    ("last_modified_at", now),
+                                ]
+                            ),
+                        )
+                    ]
+                ),
+            ),
+        ]
+    )
+    raw = encode(doc)
+    offsets = {}
+    for name, needle in (
+        ("q", _Q_ID.binary),
+        ("lid", _L_ID.binary),
+        ("label", _LABEL.encode()),
+        ("conf", np.float64(_CONF).tobytes()),
+        ("pp", np.float64(_PP).tobytes()),
+    ):
+        i = raw.find(needle)
+        assert i >= 0 and raw.find(needle, i + 1) < 0, name
+        offsets[name] = i
+    return raw, offsets
+
+
+def _new_label_ids(n):
+    """``n`` fresh ObjectId byte strings (time, per-call random, counter)."""
+    out = np.empty((n, 12), dtype=np.uint8)
+    ts = np.frombuffer(int(time.time()).to_bytes(4, "big"), dtype=np.uint8)
+    for s in range(0, n, 1 << 24):  # the 3-byte counter restarts: new random part
+        k = min(1 << 24, n - s)
+        out[s : s + k, 0:4] = ts
+        out[s : s + k, 4:9] = np.frombuffer(os.urandom(5), dtype=np.uint8)
+        c = np.arange(k, dtype=">u4").view(np.uint8).reshape(k, 4)[:, 1:]
+        out[s : s + k, 9:12] = c
+    return out
+
+
+def _encode_updates(field, p_attr, ids, is_pos, conf, pp, now):
+    """The BSON of every sample's update statement (a list of bytes)."""
+    raw, off = _template(field, p_attr, now)
+    n, L = len(ids), len(raw)
+    rec = np.tile(np.frombuffer(raw, dtype=np.uint8), (n, 1))
+    idb = np.frombuffer(np.ascontiguousarray(np.asarray(ids, dtype=ID_DTYPE)).tobytes(), dtype=np.uint8)
+    rec[:, off["q"] : off["q"] + 12] = idb.reshape(n, 12)
+    rec[:, off["lid"] : off["lid"] + 12] = _new_label_ids(n)
+    is_pos = np.asarray(is_pos, bool)
+    for mask, word in ((is_pos, b"positive"), (~is_pos, b"negative")):
+        rec[mask, off["label"] : off["label"] + 8] = np.frombuffer(word, dtype=np.uint8)
+    rec[:, off["conf"] : off["conf"] + 8] = np.asarray(conf, dtype="<f8").view(np.uint8).reshape(n, 8)
+    rec[:, off["pp"] : off["pp"] + 8] = np.asarray(pp, dtype="<f8").view(np.uint8).reshape(n, 8)
+    buf = rec.tobytes()
+    return [buf[i * L : (i + 1) * L] for i in range(n)]
