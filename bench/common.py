@@ -17,18 +17,9 @@ URI = "@fewshot/few_shot_learning/"
 
 def load_plugin():
     """Points FiftyOne at this checkout; returns the plugin package."""
-    import importlib
+    import devplugin
 
-    os.makedirs(PLUGINS, exist_ok=True)
-    link = os.path.join(PLUGINS, "few_shot_learning")
-    if not os.path.islink(link):
-        os.symlink(REPO, link)
-    import fiftyone as fo
-    import fiftyone.operators as foo
-
-    fo.config.plugins_dir = PLUGINS
-    assert foo.get_operator(URI + "get_session") is not None
-    return importlib.import_module("fiftyone.plugins.orgs.fewshot.few_shot_learning")
+    return devplugin.load_plugin(PLUGINS)
 
 
 def op(name, ds, view=None, **params):

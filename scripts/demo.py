@@ -21,23 +21,13 @@ PLUGINS_DIR = os.path.join(DEMO_DIR, "plugins")
 MODEL = "efficientnet-lite0-imagenet-torch"
 
 
-def plugin_dir_setup():
-    os.makedirs(PLUGINS_DIR, exist_ok=True)
-    link = os.path.join(PLUGINS_DIR, "few_shot_learning")
-    if not os.path.islink(link):
-        os.symlink(REPO, link)
-    os.environ["FIFTYONE_PLUGINS_DIR"] = PLUGINS_DIR
-
-
 def build(name, n):
     import fiftyone as fo
-    import fiftyone.operators as foo
 
+    import devplugin
     import fmnist
 
-    fo.config.plugins_dir = PLUGINS_DIR
-    assert foo.get_operator("@fewshot/few_shot_learning/start_session") is not None
-    plugin = importlib.import_module("fiftyone.plugins.orgs.fewshot.few_shot_learning")
+    plugin = devplugin.load_plugin(PLUGINS_DIR)
     zoo, fields = plugin.embeddings.zoo, importlib.import_module(plugin.__name__ + ".embeddings.fields")
 
     if fo.dataset_exists(name) and len(fo.load_dataset(name)) == n:
@@ -68,7 +58,6 @@ def main():
     ap.add_argument("--no-launch", action="store_true", help="prepare the data only")
     args = ap.parse_args()
 
-    plugin_dir_setup()
     ds = build(args.dataset, args.num_samples)
     if args.no_launch:
         return
