@@ -43,7 +43,7 @@ def _coll(dataset):
 def stamp(dataset):
     """(count, newest last_modified_at) of the dataset's samples."""
     coll = _coll(dataset)
-    n = coll.count_documents({})
+    n = coll.count_documents({}, hint="_id_")  # counts the _id index: ~0.3 s per 1M
     doc = next(
         iter(coll.find({}, {"last_modified_at": 1}).sort("last_modified_at", -1).limit(1)), None
     )
@@ -65,7 +65,10 @@ class _Decoder(object):
             return None
         if isinstance(value, list):
             return np.asarray(value, dtype=np.float32)
-        raw = zlib.decompress(value)
+        return self.from_npy(zlib.decompress(value))
+
+    def from_npy(self, raw):
+        """An array from uncompressed ``.npy`` bytes (headers parsed once)."""
         # .npy v1/v2: 6-byte magic, 2-byte version, header length, header
         if raw[6] == 1:
             off = 10 + int.from_bytes(raw[8:10], "little")
@@ -82,6 +85,11 @@ class _Decoder(object):
             info = self._headers[hdr] = (arr.dtype, arr.size)
         dtype, size = info
         return np.frombuffer(raw, dtype=dtype, count=size, offset=off)
+
+
+def _inflate(blob):
+    # zlib releases the GIL while inflating: two threads use both cores
+    return zlib.decompress(blob) if isinstance(blob, bytes) else blob
 
 
 def _raw_docs(dataset, field):
@@ -215,27 +223,50 @@ def _read_all(dataset, field, progress=None):
     present = np.zeros(n, dtype=bool)
     dim = None
     k = 0
-    for doc in _raw_docs(dataset, field):
-        if k >= n:  # samples added while reading: the stamp will not match
-            break
-        ids[k] = doc["_id"].binary
-        v = dec(doc.get(field))
-        if v is not None:
-            if dim is None:
-                dim = v.size
-                X = np.zeros((n, dim), dtype=np.float32)
-            if v.size != dim:
-                from .fields import EmbeddingError
+    from concurrent.futures import ThreadPoolExecutor
 
-                raise EmbeddingError(
-                    "Embeddings of different dimensions found (%d, %d); the field mixes models"
-                    % (dim, v.size)
-                )
-            X[k] = v
-            present[k] = True
-        k += 1
-        if progress is not None and k % 100_000 == 0:
-            progress(k / max(n, 1), "Read %d/%d embeddings" % (k, n))
+    def batches(size=4096):
+        docs = []
+        for doc in _raw_docs(dataset, field):
+            docs.append(doc)
+            if len(docs) == size:
+                yield docs
+                docs = []
+        if docs:
+            yield docs
+
+    with ThreadPoolExecutor(2) as pool:
+        for docs in batches():
+            blobs = [d.get(field) for d in docs]
+            half = len(blobs) // 2
+            parts = pool.map(lambda b: [_inflate(x) for x in b], (blobs[:half], blobs[half:]))
+            raws = [r for part in parts for r in part]
+            for doc, raw in zip(docs, raws):
+                if k >= n:  # samples added while reading: the stamp will not match
+                    break
+                ids[k] = doc["_id"].binary
+                if raw is None:
+                    v = None
+                elif isinstance(raw, list):
+                    v = np.asarray(raw, dtype=np.float32)
+                else:
+                    v = dec.from_npy(raw)
+                if v is not None:
+                    if dim is None:
+                        dim = v.size
+                        X = np.zeros((n, dim), dtype=np.float32)
+                    if v.size != dim:
+                        from .fields import EmbeddingError
+
+                        raise EmbeddingError(
+                            "Embeddings of different dimensions found (%d, %d); the field "
+                            "mixes models" % (dim, v.size)
+                        )
+                    X[k] = v
+                    present[k] = True
+                k += 1
+            if progress is not None:
+                progress(k / max(n, 1), "Read %d/%d embeddings" % (k, n))
     ids, present = ids[:k], present[:k]
     if X is None:
         X = np.zeros((k, 0), dtype=np.float32)
@@ -258,13 +289,14 @@ def _read_all(dataset, field, progress=None):
     return Matrix(ids, X, valid, present, dim)
 
 
-def load(dataset, field, progress=None, use_cache=True):
+def load(dataset, field, progress=None, use_cache=True, current=None):
     """The field's normalized :class:`Matrix`, from the cache when still valid.
 
+    ``current`` is the dataset's :func:`stamp` if the caller already has it.
     Returns ``(matrix, from_cache)``.
     """
     d = _dir(dataset, field)
-    st = stamp(dataset)
+    st = current if current is not None else stamp(dataset)
     if use_cache:
         try:
             with open(os.path.join(d, "meta.json")) as f:

@@ -462,8 +462,9 @@ def train_and_label(dataset, view, params, progress=None):
 
     _progress(progress, 0.05, "Reading embeddings")
     field = cfg["embedding_field"]
+    st = ecache.stamp(dataset)
     try:
-        M, from_cache = ecache.load(dataset, field, progress=progress)
+        M, from_cache = ecache.load(dataset, field, progress=progress, current=st)
     except efields.EmbeddingError as e:
         raise FewShotError(str(e))
     if cfg["subset_size"] == 0 and not view._pipeline():
@@ -480,7 +481,8 @@ def train_and_label(dataset, view, params, progress=None):
         computed = ensure_embeddings(
             dataset, ecache.to_str(ids[missing]), cfg, len(ids), progress=progress
         )
-        M, from_cache = ecache.load(dataset, field, progress=progress)
+        st = ecache.stamp(dataset)
+        M, from_cache = ecache.load(dataset, field, progress=progress, current=st)
         rows = M.rows(ids)
         missing = (rows < 0) | ~M.present[np.maximum(rows, 0)]
     if M.dim is not None and cfg.get("dim") is not None and M.dim != cfg["dim"]:
@@ -526,7 +528,9 @@ def train_and_label(dataset, view, params, progress=None):
     write = to_score | (lab != 0)
     p_all = np.zeros(len(ids))
     p_all[to_score] = probs
-    before = ecache.stamp(dataset)
+    # the stamp the matrix was checked against: anything changed since then
+    # leaves the cache stale (conservative), our own write does not
+    before = st
     writeback.write_predictions(
         dataset, pred_field, ids[write], p_all[write], labeled=lab[write], progress=progress,
         p_attr=P_ATTR,
