@@ -60,13 +60,6 @@ class _Decoder(object):
     def __init__(self):
         self._headers = {}
 
-    def __call__(self, value):
-        if value is None:
-            return None
-        if isinstance(value, list):
-            return np.asarray(value, dtype=np.float32)
-        return self.from_npy(zlib.decompress(value))
-
     def from_npy(self, raw):
         """An array from uncompressed ``.npy`` bytes (headers parsed once)."""
         # .npy v1/v2: 6-byte magic, 2-byte version, header length, header

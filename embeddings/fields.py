@@ -75,15 +75,6 @@ def missing_ids(dataset, ids, field):
     return dataset.select(ids).exists(field, False).values("id")
 
 
-def read_vectors(collection, field):
-    """``(ids, vectors)`` of a collection; vectors[i] is None where missing."""
-    if not collection.has_field(field):
-        ids = collection.values("id")
-        return ids, [None] * len(ids)
-    ids, vecs = collection.values(["id", field])
-    return ids, vecs
-
-
 def stack_vectors(vecs, dim=None):
     """Stacks a list of vectors (no Nones) into a float32 matrix.
 

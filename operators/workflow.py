@@ -612,4 +612,5 @@ def reset_session(dataset):
             dataset.delete_sample_field(name)
             deleted.append(name)
     state.clear()
+    ecache.clear(dataset)  # the plugin's own embedding cache files (rebuilt on demand)
     return {"deleted_fields": deleted, "iteration": cfg.get("iteration", 0)}

@@ -136,3 +136,14 @@ def test_update_encoding_round_trips(plugin):
     assert all(l["_cls"] == "Classification" and l["tags"] == [] for l in labels)
     assert len({l["_id"] for l in labels}) == 3
     assert all(d["u"]["$set"]["last_modified_at"] == now for d in docs)
+
+
+def test_reset_removes_the_plugins_cache_files(trained, plugin):
+    import os
+
+    ds, _ = trained
+    d = os.path.join(plugin.embeddings.cache.cache_root(), "embeddings", str(ds._doc.id))
+    assert os.path.isdir(d)
+    run("reset_session", ds)
+    assert not os.path.exists(d)
+    assert ds.has_field(EMB)
