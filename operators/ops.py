@@ -125,7 +125,7 @@ class _LabelOperator(FewShotOperator):
 
         def check():
             wf.require_session(wf.SessionState(ctx.dataset))
-            ids = wf._target_ids(ctx.view, ctx.selected, ctx.params)
+            ids = wf.target_ids(ctx.view, ctx.selected, ctx.params)
             inputs.md("%s %d selected sample(s)" % (self.TITLE, len(ids)), name="summary")
 
         self._check(ctx, inputs, check)

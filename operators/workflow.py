@@ -354,7 +354,7 @@ def start_session(dataset, view, params, progress=None):
     }
 
 
-def _target_ids(view, selected, params):
+def target_ids(view, selected, params):
     """Validated sample IDs to (un)label: ``sample_ids`` param, else the selection."""
     from bson import ObjectId
 
@@ -401,7 +401,7 @@ def set_labels(dataset, view, selected, params, label):
     """Labels the target samples ``label`` (POSITIVE/NEGATIVE/None = clear)."""
     state = SessionState(dataset)
     cfg = require_session(state)
-    ids = _target_ids(view, selected, params)
+    ids = target_ids(view, selected, params)
     target = set(ids)
     pos, neg = labeled_ids(state)
     before = {POSITIVE: set(pos), NEGATIVE: set(neg)}
