@@ -93,6 +93,21 @@ def stack_vectors(vecs, dim=None):
     return np.asarray(np.stack([np.asarray(v).ravel() for v in vecs]), dtype=np.float32)
 
 
+def check_model_dim(probe_view, field, model, model_name):
+    """Embeds the first sample of ``probe_view`` (not stored) and checks that the
+    model's dimension matches the vectors already in ``field``."""
+    have = existing_dim(probe_view._root_dataset, field)
+    if have is None:
+        return
+    probe = probe_view.limit(1).compute_embeddings(model, progress=False)
+    got = int(np.asarray(probe[0]).size)
+    if got != have:
+        raise EmbeddingError(
+            "Model '%s' makes %d-d embeddings but field '%s' holds %d-d ones"
+            % (model_name, got, field, have)
+        )
+
+
 def compute_missing(dataset, ids, field, model, model_name, progress=None, batch_size=None):
     """Computes ``model`` embeddings into ``field`` for ``ids`` that lack them.
 
@@ -103,15 +118,8 @@ def compute_missing(dataset, ids, field, model, model_name, progress=None, batch
     if not todo:
         return 0
 
-    have = existing_dim(dataset, field) if dataset.has_field(field) else None
-    if have is not None:
-        probe = dataset.select(todo[:1]).compute_embeddings(model, progress=False)
-        got = int(np.asarray(probe[0]).size)
-        if got != have:
-            raise EmbeddingError(
-                "Model '%s' makes %d-d embeddings but field '%s' holds %d-d ones"
-                % (model_name, got, field, have)
-            )
+    if dataset.has_field(field):
+        check_model_dim(dataset.select(todo[:1]), field, model, model_name)
 
     n = len(todo)
     step = max(64, min(1024, n // 20 or 1))

@@ -189,8 +189,7 @@ def working_subset(state, view, size, redraw=False, seed=None):
         return state.get_ids(SUBSET), False
     pos, neg = labeled_ids(state)
     labeled = set(pos) | set(neg)
-    view_ids = view.values("id")
-    unlabeled = [i for i in view_ids if i not in labeled]
+    unlabeled = [i for i in ecache.to_str(ecache.view_ids(view)) if i not in labeled]
     # draw ``size`` (not size - labeled): labels come and go, and the fill's
     # prefix then still tops the subset up to ``size`` (see scope_ids)
     k = min(len(unlabeled), size)
@@ -225,13 +224,16 @@ def scope_ids(state, dataset, view, cfg, redraw=False):
     return ids, redrawn
 
 
-def missing_in_scope(dataset, view, state, cfg):
-    """``(missing ids, scope size)``: samples in scope without an embedding."""
+def missing_in_scope(dataset, view, state, cfg, redraw=False):
+    """``(missing ids, scope size)``: samples in scope without an embedding.
+
+    With a working subset, (re)draws it first when ``redraw``.
+    """
     field = cfg["embedding_field"]
     pos, neg = labeled_ids(state)
     labeled = list(dict.fromkeys(pos + neg))
     if cfg["subset_size"] > 0:
-        ids, _ = scope_ids(state, dataset, view, cfg)
+        ids, _ = scope_ids(state, dataset, view, cfg, redraw=redraw)
         ids = ecache.to_str(ids)
         return efields.missing_ids(dataset, ids, field), len(ids)
     if dataset.has_field(field):
@@ -289,9 +291,7 @@ def start_session(dataset, view, params, progress=None):
     redraw = p["subset_size"] > 0 and (
         old.get("subset_size") != p["subset_size"] or p["randomize_subset"]
     )
-    if p["subset_size"] > 0:
-        scope_ids(state, dataset, view, cfg, redraw=redraw)  # (re)draws the subset
-    missing, n_scope = missing_in_scope(dataset, view, state, cfg)
+    missing, n_scope = missing_in_scope(dataset, view, state, cfg, redraw=redraw)
     computed = 0
     field = p["embedding_field"]
     if missing:
@@ -299,16 +299,9 @@ def start_session(dataset, view, params, progress=None):
     elif p["model"] is not None and not efields.recorded_info(dataset, field):
         # precomputed by the user without a record: check the model's dimension
         try:
-            model = zoo.load_model(p["model"])
-        except ValueError as e:
+            efields.check_model_dim(view, field, zoo.load_model(p["model"]), p["model"])
+        except (ValueError, efields.EmbeddingError) as e:
             raise FewShotError(str(e))
-        probe = view.limit(1).compute_embeddings(model, progress=False)
-        got, have = int(np.asarray(probe[0]).size), efields.existing_dim(dataset, field)
-        if got != have:
-            raise FewShotError(
-                "Model '%s' makes %d-d embeddings but field '%s' holds %d-d ones"
-                % (p["model"], got, field, have)
-            )
     dim = efields.existing_dim(dataset, field)
     try:
         # a sample of the vectors must agree (the cache checks them all)
