@@ -20,7 +20,7 @@ import common  # noqa: F401  (environment)
 import fmnist_embeddings
 
 sys.path.insert(0, common.REPO)
-from scoring import RocchioScorer, l2_normalize  # noqa: E402
+from scoring import MODEL_DEFAULTS, FewShotModel, RocchioScorer, l2_normalize  # noqa: E402
 
 
 def average_precision(scores, truth):
@@ -54,7 +54,22 @@ def reference(Xp, Xn, XU):
     return s.raw_scores(XU, normalized=True), p, p >= 0.5
 
 
-CONFIGS = {"reference (distance, T=1, P>=0.5)": reference}
+def model(**settings):
+    """What ``train_and_label`` writes with these settings (P >= 0.5 = positive)."""
+
+    def fn(Xp, Xn, XU):
+        raw, p = FewShotModel(**settings).fit_score(Xp, Xn, XU)
+        return raw, p, p >= 0.5
+
+    return fn
+
+
+CONFIGS = {
+    "reference (distance, T=1, P>=0.5)": reference,
+    "ours: train_and_label defaults": model(),
+    "ours, whitening off": model(whiten=False),
+    "ours, calibration off (seed sigmoid)": model(calibrate=False),
+}
 
 
 def evaluate(X, y, k, fn, seeds):

@@ -170,12 +170,23 @@ class TrainAndLabel(FewShotOperator):
                     view=types.RadioGroup())
         inputs.float("beta", label="beta (positive weight)", default=prev["beta"], min=0)
         inputs.float("gamma", label="gamma (negative weight)", default=prev["gamma"], min=0)
-        inputs.float("temperature", label="Temperature", default=prev["temperature"])
+        inputs.float("temperature", label="Temperature (only without calibration)",
+                      default=prev["temperature"])
+        inputs.bool("calibrate", label="Calibrated probabilities (off: plain sigmoid(s / T))",
+                    default=prev.get("calibrate", True))
+        inputs.bool("whiten", label="Whiten distances by the pool covariance",
+                    default=prev.get("whiten", True))
+        inputs.float("background_weight", label="Pool mean weight in the negative prototype",
+                     default=prev.get("background_weight", 3.0), min=0)
         inputs.bool("resample_subset", label="Re-draw the working subset", default=False)
+        inputs.str("ground_truth_field", label="Ground-truth field (optional quality readout)")
+        inputs.str("positive_class", label="Positive class in the ground truth")
+        inputs.int("precision_k", label="k for precision@k", default=100)
 
         def check():
             wf.require_session(state)
             wf.scorer_params(ctx.params, prev)
+            wf.readout_params(ctx.dataset, ctx.params)
             if len(ctx.view) == 0:
                 raise wf.FewShotError("The current view is empty; nothing to score")
 
@@ -214,6 +225,36 @@ class ShowPredictions(FewShotOperator):
             "sort_by": cfg["prediction_field"] + "." + wf.P_ATTR,
             "view": view._serialize(),
         }
+
+
+class SuggestSamples(FewShotOperator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="suggest_samples",
+            label="Few-shot: suggest samples to label next",
+            description="Show unlabeled samples worth labeling next: top-scored and most uncertain",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        inputs.int("num_samples", label="Number of samples", default=20)
+        inputs.float("top_fraction", label="Fraction that are top-scored (rest: most uncertain)",
+                     default=0.5)
+
+        def check():
+            wf.require_session(wf.SessionState(ctx.dataset))
+            wf.suggest_params(ctx.params)
+
+        self._check(ctx, inputs, check)
+        return types.Property(inputs, view=types.View(label="Suggest samples to label"))
+
+    def execute(self, ctx):
+        view, result = wf.suggest_samples(ctx.dataset, ctx.view, ctx.params)
+        if not ctx.delegated:
+            ctx.ops.set_view(view)
+        return result
 
 
 class GetSession(FewShotOperator):
@@ -265,6 +306,7 @@ OPERATORS = [
     ClearLabels,
     TrainAndLabel,
     ShowPredictions,
+    SuggestSamples,
     GetSession,
     ResetSession,
 ]

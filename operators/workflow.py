@@ -15,8 +15,8 @@ import numpy as np
 from ..embeddings import cache as ecache
 from ..embeddings import fields as efields
 from ..embeddings import zoo
-from ..scoring import DEFAULTS as SCORER_DEFAULTS
-from ..scoring import RocchioScorer, ScoringError, check_settings
+from ..scoring import MODEL_DEFAULTS as SCORER_DEFAULTS
+from ..scoring import FewShotModel, ScoringError, check_model_settings, suggest
 from . import writeback
 from .state import MAX_HISTORY, NEGATIVE, POSITIVE, SUBSET, SessionState
 
@@ -68,7 +68,7 @@ def scorer_params(params, previous=None):
         if params.get(k) is not None:
             base[k] = params[k]
     try:
-        return check_settings(**base)
+        return check_model_settings(**base)
     except ScoringError as e:
         raise FewShotError(str(e))
 
@@ -431,6 +431,7 @@ def train_and_label(dataset, view, params, progress=None):
     state = SessionState(dataset)
     cfg = require_session(state)
     settings = scorer_params(params, cfg.get("scorer"))
+    rp = readout_params(dataset, params)
     pred_field = cfg["prediction_field"]
     check_output_field(dataset, pred_field, "prediction")
     if len(view) == 0:
@@ -503,19 +504,27 @@ def train_and_label(dataset, view, params, progress=None):
         )
 
     _progress(progress, 0.4, "Scoring")
-    scorer = RocchioScorer(**settings)
-    try:
-        scorer.fit(M.X[np.sort(rows[lab > 0])], M.X[np.sort(rows[lab < 0])])
-    except ScoringError as e:
-        raise FewShotError(str(e))
     to_score = ok & (lab == 0)
     score_rows = rows[to_score]
-    probs = np.empty(len(score_rows), dtype=np.float64)
-    # in chunks: peak memory stays one chunk above the cached matrix
+    model = FewShotModel(**settings)
+    # the background is fitted on (a sample of) the unlabeled pool being scored
+    pool_rows = score_rows if len(score_rows) else rows[ok]
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.choice(pool_rows, min(len(pool_rows), 20000), replace=False))
+    try:
+        model.fit(M.X[np.sort(rows[lab > 0])], M.X[np.sort(rows[lab < 0])], M.X[sample])
+    except ScoringError as e:
+        raise FewShotError(str(e))
+    raw = np.empty(len(score_rows), dtype=np.float32)
+    # in chunks, in row order: peak memory stays one chunk above the cached matrix
     order = np.argsort(score_rows, kind="stable")
     for s0 in range(0, len(order), 16384):
         sel = order[s0 : s0 + 16384]
-        probs[sel] = scorer.predict_proba(M.X[score_rows[sel]], normalized=True)
+        raw[sel] = model.raw_scores(M.X[score_rows[sel]])
+    if len(raw):
+        model.fit_calibration(raw)
+    probs = model.proba(raw)
+    quality = readout(dataset, ids[to_score], raw, probs, rp)
 
     _progress(progress, 0.6, "Writing predictions")
     write = to_score | (lab != 0)
@@ -551,6 +560,11 @@ def train_and_label(dataset, view, params, progress=None):
         "embeddings_from_cache": bool(from_cache),
         "subset_redrawn": redrawn,
         "settings": settings,
+        "calibration": model.calibration.to_dict() if model.calibration else None,
+        "estimated_pool_positive_rate": (
+            round(model.calibration.prior, 4) if model.calibration else None
+        ),
+        "quality": quality,
         "timestamp": time.time(),
         "seconds": round(time.time() - t0, 3),
     }
@@ -563,6 +577,142 @@ def train_and_label(dataset, view, params, progress=None):
     state.save_config(cfg)
     _progress(progress, 1.0, "Done")
     return summary
+
+
+# -- quality readout -----------------------------------------------------------
+
+_TRUTH_TYPES = {
+    "Classification": ".label",
+    "Classifications": ".classifications.label",
+    "Detections": ".detections.label",
+}
+
+
+def readout_params(dataset, params):
+    """``(values path, positive class, k)`` of the optional quality readout, or
+    None when no ground-truth field is named; raises on a bad request."""
+    import fiftyone as fo
+
+    params = params or {}
+    gt = (params.get("ground_truth_field") or "").strip()
+    cls = params.get("positive_class")
+    cls = None if cls is None else str(cls).strip()
+    if not gt and not cls:
+        return None
+    if not gt:
+        raise FewShotError("A positive class needs a ground-truth field to compare with")
+    if not cls:
+        raise FewShotError("Name the positive class of ground-truth field '%s'" % gt)
+    field = dataset.get_field(gt)
+    if field is None:
+        raise FewShotError("Ground-truth field '%s' does not exist" % gt)
+    if isinstance(field, fo.StringField):
+        path = gt
+    elif isinstance(field, fo.EmbeddedDocumentField) and field.document_type.__name__ in _TRUTH_TYPES:
+        path = gt + _TRUTH_TYPES[field.document_type.__name__]
+    else:
+        raise FewShotError(
+            "Ground-truth field '%s' must be a string, Classification, Classifications or "
+            "Detections field" % gt
+        )
+    if cls not in set(dataset.distinct(path)):
+        raise FewShotError("Class '%s' does not occur in ground-truth field '%s'" % (cls, gt))
+    try:
+        k = int(params["precision_k"]) if params.get("precision_k") is not None else 100
+    except (TypeError, ValueError):
+        raise FewShotError("precision@k: k must be an integer")
+    if k < 1:
+        raise FewShotError("precision@k: k must be >= 1")
+    return {"field": gt, "path": path, "positive_class": cls, "k": k}
+
+
+def _truth(dataset, ids, path, cls):
+    """Whether each sample (12-byte ids) is a positive of the ground truth."""
+    got_ids, labels = dataset.select(ecache.to_str(ids)).values(["id", path])
+    pos = set()
+    for i, lab in zip(got_ids, labels):
+        if lab == cls or (isinstance(lab, list) and cls in lab):
+            pos.add(i)
+    return np.isin(ids, ecache.to_bytes(sorted(pos))) if pos else np.zeros(len(ids), bool)
+
+
+def quality_metrics(raw, probs, truth, k):
+    """AP (by score), precision@k, and precision/recall/F1 of "positive" = P >= 0.5."""
+    truth = np.asarray(truth, bool)
+    n_true = int(truth.sum())
+    order = np.argsort(-np.asarray(raw), kind="stable")
+    t = truth[order]
+    ap = float((np.cumsum(t) / np.arange(1, len(t) + 1) * t).sum() / n_true) if n_true else 0.0
+    k = min(k, len(t))
+    pred = np.asarray(probs) >= 0.5
+    tp = int((pred & truth).sum())
+    return {
+        "average_precision": round(ap, 4),
+        "precision_at_k": round(float(t[:k].mean()), 4) if k else 0.0,
+        "k": int(k),
+        "precision": round(tp / max(int(pred.sum()), 1), 4),
+        "recall": round(tp / max(n_true, 1), 4),
+        "f1": round(2.0 * tp / max(int(pred.sum()) + n_true, 1), 4),
+        "num_true_positive": n_true,
+        "num_predicted_positive": int(pred.sum()),
+        "num_scored": int(len(t)),
+    }
+
+
+def readout(dataset, ids, raw, probs, rp):
+    """The quality readout on the scored, unlabeled samples (None if not asked)."""
+    if rp is None:
+        return None
+    truth = _truth(dataset, ids, rp["path"], rp["positive_class"])
+    out = quality_metrics(raw, probs, truth, rp["k"])
+    out.update(ground_truth_field=rp["field"], positive_class=rp["positive_class"])
+    return out
+
+
+# -- label-next suggestions ------------------------------------------------------
+
+
+def suggest_params(params):
+    params = params or {}
+    try:
+        num = int(params["num_samples"]) if params.get("num_samples") is not None else 20
+        frac = float(params["top_fraction"]) if params.get("top_fraction") is not None else 0.5
+    except (TypeError, ValueError):
+        raise FewShotError("Number of samples and top fraction must be numbers")
+    if num < 1:
+        raise FewShotError("Number of samples to suggest must be >= 1")
+    if not 0.0 <= frac <= 1.0:
+        raise FewShotError("Top-scored fraction must be between 0 and 1")
+    return {"num_samples": num, "top_fraction": frac}
+
+
+def suggest_samples(dataset, view, params):
+    """``(view of the suggested samples, summary)``: unlabeled samples of the
+    view with predictions, a mix of top-scored and most uncertain ones."""
+    p = suggest_params(params)
+    state = SessionState(dataset)
+    cfg = require_session(state)
+    field = cfg["prediction_field"]
+    if not dataset.has_field(field) or not cfg.get("iteration"):
+        raise FewShotError("No predictions yet; run Train & Label first")
+    pos, neg = labeled_ids(state)
+    cand = view.exists(field)
+    if pos or neg:
+        cand = cand.exclude(pos + neg)
+    ids, probs = cand.values(["id", field + "." + P_ATTR])
+    keep = [i for i, v in enumerate(probs) if v is not None]
+    if not keep:
+        raise FewShotError("No unlabeled samples with predictions in the current view")
+    ids = [ids[i] for i in keep]
+    idx, n_top = suggest(np.asarray([probs[i] for i in keep]), p["num_samples"], p["top_fraction"])
+    chosen = [ids[i] for i in idx]
+    summary = {
+        "num_suggested": len(chosen),
+        "num_top_scored": int(min(n_top, len(chosen))),
+        "num_boundary": int(len(chosen) - min(n_top, len(chosen))),
+        "ids": chosen,
+    }
+    return dataset.select(chosen, ordered=True), summary
 
 
 def predictions_view(dataset, view):

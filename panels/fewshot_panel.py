@@ -79,8 +79,17 @@ class FewShotPanel(foo.Panel):
 
     def on_train(self, ctx):
         s = ctx.panel.state
-        params = {k: s.get(k) for k in ("mode", "beta", "gamma", "temperature") if s.get(k) is not None}
+        keys = ("mode", "beta", "gamma", "temperature", "calibrate", "whiten",
+                "ground_truth_field", "positive_class")
+        params = {k: s.get(k) for k in keys if s.get(k) not in (None, "")}
         self._run(ctx, "train_and_label", params)
+
+    def on_suggest(self, ctx):
+        s = ctx.panel.state
+        params = {"num_samples": int(s.num_suggest or 20)}
+        if s.top_fraction is not None:
+            params["top_fraction"] = float(s.top_fraction)
+        self._run(ctx, "suggest_samples", params)
 
     def on_done(self, ctx):
         ctx.panel.state.error = None
@@ -212,12 +221,25 @@ class FewShotPanel(foo.Panel):
         settings.float("gamma", label="gamma", default=s.gamma if s.gamma is not None else 1.0)
         settings.float("temperature", label="temperature",
                        default=s.temperature if s.temperature is not None else 1.0)
+        options = panel.h_stack("options", gap=1)
+        options.bool("calibrate", label="Calibrated P (off: sigmoid(s/T))",
+                     default=s.calibrate if s.calibrate is not None else True)
+        options.bool("whiten", label="Whiten by pool covariance",
+                     default=s.whiten if s.whiten is not None else True)
+        truth = panel.h_stack("truth", gap=1)
+        truth.str("ground_truth_field", label="Ground truth field (optional readout)")
+        truth.str("positive_class", label="Positive class")
 
         actions = panel.h_stack("actions", gap=1)
         actions.btn("train", label="Train & Label", variant="contained", on_click=self.on_train)
         actions.btn("show_predictions", label="Show Predictions", variant="outlined",
                     on_click=self.on_show_predictions)
         actions.btn("refresh", label="Refresh", variant="outlined", on_click=self.on_refresh)
+        suggest = panel.h_stack("suggest", gap=1)
+        suggest.btn("suggest_samples", label="Suggest Samples", variant="outlined",
+                    on_click=self.on_suggest)
+        suggest.int("num_suggest", label="how many", default=20)
+        suggest.float("top_fraction", label="top-scored fraction (rest: uncertain)", default=0.5)
         actions.btn("reset_session", label="Reset Session", variant="outlined", on_click=self.on_reset)
 
         if last:
@@ -233,6 +255,23 @@ class FewShotPanel(foo.Panel):
                 ),
                 name="last_train_md",
             )
+            if last.get("estimated_pool_positive_rate") is not None:
+                panel.md("Estimated positive rate of the scored pool: %.1f%%"
+                         % (100 * last["estimated_pool_positive_rate"]), name="prior_md")
+            rows = [h for h in (sess.get("history") or []) if h.get("quality")]
+            if rows:
+                q0 = rows[-1]["quality"]
+                lines = ["**Quality vs `%s` = `%s`** (scored, unlabeled samples)"
+                         % (q0["ground_truth_field"], q0["positive_class"]), "",
+                         "| iteration | labels +/- | AP | precision@k | F1 | predicted / true positives |",
+                         "|---|---|---|---|---|---|"]
+                for h in rows[-10:]:
+                    q = h["quality"]
+                    lines.append("| %d | %d / %d | %.3f | %.3f (k=%d) | %.3f | %d / %d |" % (
+                        h["iteration"], h["num_positive_labels"], h["num_negative_labels"],
+                        q["average_precision"], q["precision_at_k"], q["k"], q["f1"],
+                        q["num_predicted_positive"], q["num_true_positive"]))
+                panel.md("\n".join(lines), name="quality_md")
             panel.plot(
                 "histogram",
                 layout={

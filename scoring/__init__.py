@@ -10,3 +10,5 @@ from .rocchio import (
     sigmoid,
     valid_rows,
 )
+from .model import MODEL_DEFAULTS, REFERENCE, FewShotModel, check_model_settings
+from .suggest import suggest

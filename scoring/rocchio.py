@@ -12,7 +12,12 @@ Two seed modes turn a vector ``x`` into a raw score ``s``:
 - ``query``: the Rocchio query vector ``q = beta * p - gamma * n`` and
   ``s = x . q``.
 
-``P(positive) = sigmoid(s / temperature)``.
+``P(positive) = sigmoid(s / temperature)`` (the plain seed sigmoid; the
+calibrated probabilities are in :mod:`.calibration`).
+
+Optionally (:class:`.background.Background`) the negative prototype is shrunk
+toward the pool mean and distances/inner products use a metric whitened by the
+pool covariance; without a background the scores are the seed formulas exactly.
 """
 
 import numpy as np
@@ -95,6 +100,8 @@ class RocchioScorer(object):
         self.temperature = s["temperature"]
         self.pos_centroid = None
         self.neg_centroid = None
+        self.background = None
+        self.background_weight = 0.0
 
     def settings(self):
         return {
@@ -104,8 +111,13 @@ class RocchioScorer(object):
             "temperature": self.temperature,
         }
 
-    def fit(self, pos, neg):
-        """Fits the prototypes from positive and negative embeddings (rows)."""
+    def fit(self, pos, neg, background=None, background_weight=0.0):
+        """Fits the prototypes from positive and negative embeddings (rows).
+
+        With a ``background`` (:class:`.background.Background` of the pool), the
+        negative prototype is shrunk toward the pool mean with
+        ``background_weight`` and scores use its metric.
+        """
         pos = np.asarray(pos, dtype=np.float32)
         neg = np.asarray(neg, dtype=np.float32)
         if pos.ndim != 2 or len(pos) == 0:
@@ -124,9 +136,35 @@ class RocchioScorer(object):
                     "%d %s example(s) have NaN/infinite or all-zero embeddings"
                     % (bad, name)
                 )
+        self.background = background
+        self.background_weight = float(background_weight) if background is not None else 0.0
         self.pos_centroid = l2_normalize(pos).mean(axis=0)
-        self.neg_centroid = l2_normalize(neg).mean(axis=0)
+        neg = l2_normalize(neg)
+        if background is not None:
+            if background.dim != pos.shape[1]:
+                raise ScoringError("The background model's dimension differs from the embeddings'")
+            self.neg_centroid = background.negative_prototype(
+                neg.sum(axis=0), len(neg), float(background_weight)
+            ).astype(np.float32)
+        else:
+            self.neg_centroid = neg.mean(axis=0)
+        self._prepare()
         return self
+
+    def set_prototypes(self, pos_centroid, neg_centroid):
+        """Replaces the prototypes (e.g. leave-one-out refits); keeps the background."""
+        self.pos_centroid = np.asarray(pos_centroid, dtype=np.float32)
+        self.neg_centroid = np.asarray(neg_centroid, dtype=np.float32)
+        self._prepare()
+        return self
+
+    def _prepare(self):
+        p, n = self.pos_centroid, self.neg_centroid
+        cols = [p, n] if self.mode == "distance" else [self.beta * p - self.gamma * n]
+        self._cols = np.stack(cols, axis=1).astype(np.float32)
+        if self.background is not None and self.background.coefs.size:
+            self._cols = np.concatenate([self._cols, self.background.vecs], axis=1)
+            self._cproj = [c @ self.background.vecs for c in cols]
 
     @property
     def dim(self):
@@ -148,11 +186,20 @@ class RocchioScorer(object):
         if not normalized:
             X = l2_normalize(X)
         p, n = self.pos_centroid, self.neg_centroid
+        # one matrix product: the prototypes (and the background's directions)
+        dots = X @ self._cols
+        bg = self.background
+        if bg is not None:
+            k = 2 if self.mode == "distance" else 1
+            proj = dots[:, k:]
+            if self.mode == "query":
+                return bg.inner(dots[:, 0], proj, self._cproj[0] if bg.coefs.size else None)
+            d2p = bg.sq_dists(dots[:, 0], proj, p, self._cproj[0] if bg.coefs.size else None)
+            d2n = bg.sq_dists(dots[:, 1], proj, n, self._cproj[1] if bg.coefs.size else None)
+            return self.gamma * np.sqrt(d2n) - self.beta * np.sqrt(d2p)
         if self.mode == "query":
-            q = self.beta * p - self.gamma * n
-            return X @ q
-        # ||x - c||^2 = 1 - 2 x.c + ||c||^2 for unit x; one matrix product for both.
-        dots = X @ np.stack([p, n], axis=1)
+            return dots[:, 0]
+        # ||x - c||^2 = 1 - 2 x.c + ||c||^2 for unit x
         d2p = np.maximum(1.0 - 2.0 * dots[:, 0] + float(p @ p), 0.0)
         d2n = np.maximum(1.0 - 2.0 * dots[:, 1] + float(n @ n), 0.0)
         return self.gamma * np.sqrt(d2n) - self.beta * np.sqrt(d2p)

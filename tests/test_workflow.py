@@ -59,15 +59,20 @@ def test_full_loop_writes_classifications(ds, fo):
         assert p.label == ("positive" if pp >= 0.5 else "negative")
         assert p.confidence == pytest.approx(pp if pp >= 0.5 else 1 - pp)
 
-    # the predictions match the scorer on the stored embeddings
-    from scoring import RocchioScorer
+    # the predictions match the scorer on the stored embeddings: the default
+    # model (pool background, whitening, calibration) fitted on the scored pool
+    from scoring import FewShotModel, RocchioScorer, l2_normalize
 
     X = dict(zip(*ds.values(["id", EMB])))
-    s = RocchioScorer().fit([X[i] for i in pos], [X[i] for i in neg])
-    other = [i for i in preds if i not in pos and i not in neg]
-    expect = s.predict_proba(np.stack([X[i] for i in other]))
+    other = sorted(i for i in preds if i not in pos and i not in neg)  # the cache's row order
+    pool = l2_normalize(np.stack([X[i] for i in other]))
+    _, expect = FewShotModel().fit_score(
+        l2_normalize([X[i] for i in sorted(pos)]), l2_normalize([X[i] for i in sorted(neg)]), pool
+    )
     got = np.array([preds[i]["p_positive"] for i in other])
-    np.testing.assert_allclose(got, expect, atol=1e-6)
+    np.testing.assert_allclose(got, expect, atol=1e-5)
+    assert r["calibration"]["method"] == "platt"  # 111 scored: too few for the mixture
+    assert r["settings"]["calibrate"] and r["settings"]["whiten"]
 
     # real images: the unlabeled trousers rank above the rest
     gt = dict(zip(*ds.values(["id", "ground_truth.label"])))
@@ -85,6 +90,18 @@ def test_full_loop_writes_classifications(ds, fo):
 
     sess = run("get_session", ds)
     assert sess["active"] and sess["iteration"] == 1
+    json.dumps(sess)  # JSON-able
+
+    # the seed scorer stays selectable: plain sigmoid(s / T), no background
+    r = run("train_and_label", ds, calibrate=False, whiten=False, background_weight=0)
+    assert r["calibration"] is None
+    preds = {i: p for i, p in zip(*ds.values(["id", "fewshot_prediction"]))}
+    s = RocchioScorer().fit([X[i] for i in pos], [X[i] for i in neg])
+    expect = s.predict_proba(np.stack([X[i] for i in other]))
+    got = np.array([preds[i]["p_positive"] for i in other])
+    np.testing.assert_allclose(got, expect, atol=1e-6)
+
+    sess = run("get_session", ds)
     assert sess["num_positive"] == 3 and sess["num_negative"] == 6
     assert sess["last_train"]["num_scored"] == r["num_scored"]
     json.dumps(sess)  # JSON-able
@@ -111,7 +128,9 @@ def test_operator_call_from_python(ds, fo):
     foo.get_operator(URI + "label_positive")(ds, selected=class_ids(ds, "Bag", 2))
     foo.get_operator(URI + "label_negative")(ds, selected=class_ids(ds, "Bag", 2, exclude=True))
     r = foo.get_operator(URI + "train_and_label")(ds, mode="query", beta=1.0, gamma=0.5)
-    assert r["settings"] == {"mode": "query", "beta": 1.0, "gamma": 0.5, "temperature": 1.0}
+    assert r["settings"] == {"mode": "query", "beta": 1.0, "gamma": 0.5, "temperature": 1.0,
+                             "calibrate": True, "whiten": True, "shrinkage": 100.0,
+                             "background_weight": 3.0}
     # settings persist as the defaults of the next click
     assert foo.get_operator(URI + "train_and_label")(ds)["settings"]["mode"] == "query"
 

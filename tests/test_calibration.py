@@ -1,0 +1,137 @@
+"""Unit tests of the pool background, calibration and suggestions (pure numpy)."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from scoring import (  # noqa: E402
+    REFERENCE, FewShotModel, RocchioScorer, ScoringError, check_model_settings, l2_normalize, sigmoid, suggest,
+)
+from scoring import calibration  # noqa: E402
+from scoring.background import Background  # noqa: E402
+
+
+def clusters(n=3000, d=24, rate=0.1, seed=0):
+    """Unit vectors: a positive cluster (``rate``) among 4 negative clusters."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(5, d))
+    y = rng.random(n) < rate
+    c = np.where(y, 0, rng.integers(1, 5, n))
+    X = centers[c] + 0.9 * rng.normal(size=(n, d))
+    return l2_normalize(X), y
+
+
+def test_whitened_distances_equal_the_explicit_metric():
+    X, _ = clusters(800, d=16)
+    bg = Background.fit(X, shrinkage=2.0, rank=16)
+    S = np.cov(X.T.astype(np.float64))
+    lam = 2.0 * np.trace(S) / 16
+    A = lam * np.linalg.inv(S + lam * np.eye(16))
+    c = X[:5].mean(0)
+    proj, cproj = bg.project(X), c @ bg.vecs
+    got = bg.sq_dists(X @ c, proj, c, cproj)
+    diff = X - c
+    expect = np.einsum("ij,jk,ik->i", diff, A, diff)
+    np.testing.assert_allclose(got, expect, rtol=1e-3, atol=1e-5)
+    q = X[7]
+    np.testing.assert_allclose(bg.inner(X @ q, proj, q @ bg.vecs), X @ A @ q, rtol=1e-3, atol=1e-5)
+
+
+def test_background_shrinks_the_negative_prototype_toward_the_pool_mean():
+    X, y = clusters()
+    bg = Background.fit(X, whiten=False)
+    s = RocchioScorer().fit(X[y][:2], X[~y][:1], background=bg, background_weight=3.0)
+    np.testing.assert_allclose(s.neg_centroid, (X[~y][0] + 3 * X.mean(0)) / 4, atol=1e-6)
+
+
+def test_reference_settings_are_the_seed_scorer():
+    X, y = clusters()
+    pos, neg = X[y][:3], X[~y][:3]
+    m = FewShotModel(calibrate=False, whiten=False, background_weight=0, temperature=0.5)
+    raw, p = m.fit_score(pos, neg, X)
+    seed = RocchioScorer(temperature=0.5).fit(pos, neg)
+    np.testing.assert_allclose(raw, seed.raw_scores(X), atol=1e-6)
+    np.testing.assert_allclose(p, seed.predict_proba(X), atol=1e-6)
+
+
+def test_leave_one_out_scores_refit_without_the_item():
+    X, y = clusters()
+    pos, neg = X[y][:3], X[~y][:4]
+    bg = Background.fit(X)
+    s = RocchioScorer().fit(pos, neg, background=bg, background_weight=3.0)
+    lp, ln = calibration.loo_scores(s, pos, neg)
+    for i in range(3):
+        ref = RocchioScorer().fit(np.delete(pos, i, 0), neg, background=bg, background_weight=3.0)
+        assert lp[i] == pytest.approx(ref.raw_scores(pos[i : i + 1], normalized=True)[0], abs=1e-5)
+    for i in range(4):
+        ref = RocchioScorer().fit(pos, np.delete(neg, i, 0), background=bg, background_weight=3.0)
+        assert ln[i] == pytest.approx(ref.raw_scores(neg[i : i + 1], normalized=True)[0], abs=1e-5)
+    # the scorer keeps its own prototypes
+    np.testing.assert_allclose(s.pos_centroid, pos.mean(0), atol=1e-6)
+
+
+def test_mixture_estimates_the_pool_rate_and_is_calibrated():
+    rng = np.random.default_rng(1)
+    n, rate = 20000, 0.1
+    y = rng.random(n) < rate
+    s = np.where(y, rng.normal(2.5, 0.6, n), rng.normal(0.0, 1.0, n))
+    c = calibration.fit(s, rng.normal(2.5, 0.6, 10), rng.normal(0.0, 1.0, 10))
+    assert c.method == "mixture"
+    assert abs(c.prior - rate) < 0.02
+    p = c.predict_proba(s)
+    bins = np.minimum((p * 10).astype(int), 9)
+    ece = sum((bins == b).mean() * abs(p[bins == b].mean() - y[bins == b].mean())
+              for b in range(10) if (bins == b).any())
+    assert ece < 0.03
+    order = np.argsort(s)
+    assert np.all(np.diff(p[order]) >= -1e-12)  # monotone in the score
+
+
+def test_small_pool_falls_back_to_platt_and_stays_monotone():
+    rng = np.random.default_rng(2)
+    s = np.r_[rng.normal(0, 1, 100), rng.normal(3, 0.5, 10)]
+    c = calibration.fit(s, rng.normal(3, 0.5, 3), rng.normal(0, 1, 3))
+    assert c.method == "platt"
+    p = c.predict_proba(np.sort(s))
+    assert np.all(np.diff(p) >= 0) and p[0] < 0.5 < p[-1]
+
+
+def test_default_model_beats_seed_sigmoid_on_clusters():
+    X, y = clusters(4000, rate=0.08, seed=3)
+    rng = np.random.default_rng(0)
+    pos = rng.choice(np.where(y)[0], 10, replace=False)
+    neg = rng.choice(np.where(~y)[0], 10, replace=False)
+    rest = np.setdiff1d(np.arange(len(y)), np.r_[pos, neg])
+    _, p = FewShotModel().fit_score(X[pos], X[neg], X[rest])
+    _, p0 = FewShotModel(**REFERENCE).fit_score(X[pos], X[neg], X[rest])
+    t = y[rest]
+    ratio, ratio0 = (p >= 0.5).sum() / t.sum(), (p0 >= 0.5).sum() / t.sum()
+    assert 0.7 < ratio < 1.4 and ratio0 > 2  # the seed sigmoid over-predicts
+    assert abs(p.mean() - t.mean()) < 0.03
+
+
+def test_model_settings_validation():
+    assert check_model_settings(calibrate="false")["calibrate"] is False
+    for kw, msg in (({"whiten": "maybe"}, "whiten"), ({"shrinkage": -1}, "shrinkage"),
+                    ({"background_weight": float("nan")}, "background_weight"),
+                    ({"colour": 1}, "Unknown"), ({"mode": "cosine"}, "mode")):
+        with pytest.raises(ScoringError, match=msg):
+            check_model_settings(**kw)
+    with pytest.raises(ScoringError, match="pool"):
+        FewShotModel().fit(np.eye(3)[:1], np.eye(3)[1:2], None)
+
+
+def test_suggest_mixes_top_and_boundary():
+    p = np.array([0.9, 0.1, 0.52, 0.99, 0.32, 0.47, 0.7, 0.0])
+    idx, n_top = suggest(p, 4, top_fraction=0.5)
+    assert n_top == 2 and list(idx) == [3, 0, 2, 5]
+    idx, _ = suggest(p, 3, top_fraction=0.0)
+    assert list(idx) == [2, 5, 4]
+    idx, _ = suggest(p, 100, top_fraction=1.0)
+    assert sorted(idx) == list(range(8)) and len(set(idx)) == 8
+    with pytest.raises(ValueError):
+        suggest(p, 3, top_fraction=1.5)

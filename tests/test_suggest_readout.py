@@ -1,0 +1,108 @@
+"""Label-next suggestions and the quality readout, on the real Fashion-MNIST dataset."""
+
+import numpy as np
+import pytest
+
+from conftest import class_ids, run, EMB
+
+
+@pytest.fixture
+def trained(ds):
+    run("start_session", ds, embedding_field=EMB)
+    run("label_positive", ds, selected=class_ids(ds, "Trouser", 3))
+    run("label_negative", ds, selected=class_ids(ds, "Trouser", 3, exclude=True))
+    return ds
+
+
+def test_suggest_needs_predictions(ds):
+    from fiftyone.operators.executor import ExecutionError
+
+    run("start_session", ds, embedding_field=EMB)
+    with pytest.raises(ExecutionError, match="No predictions yet"):
+        run("suggest_samples", ds)
+
+
+def test_suggestions_mix_top_scored_and_uncertain_unlabeled(trained, fo):
+    ds = trained
+    run("train_and_label", ds)
+    labeled = set(class_ids(ds, "Trouser", 3) + class_ids(ds, "Trouser", 3, exclude=True))
+    r = run("suggest_samples", ds, num_samples=8, top_fraction=0.25)
+    assert r["num_suggested"] == 8 and r["num_top_scored"] == 2 and r["num_boundary"] == 6
+    ids = r["ids"]
+    assert len(set(ids)) == 8 and not labeled & set(ids)
+    p = {i: v for i, v in zip(*ds.values(["id", "fewshot_prediction.p_positive"])) if i not in labeled}
+    ranked = sorted(p, key=lambda i: -p[i])
+    assert ids[:2] == ranked[:2]
+    rest = [i for i in p if i not in ids[:2]]
+    closest = sorted(rest, key=lambda i: abs(p[i] - 0.5))[:6]
+    assert sorted(abs(p[i] - 0.5) for i in ids[2:]) == sorted(abs(p[i] - 0.5) for i in closest)
+
+    # respects the current view: only its samples are suggested
+    view = ds.match(fo.ViewField("ground_truth.label") != "Trouser")
+    r = run("suggest_samples", ds, view=view, num_samples=5)
+    assert set(r["ids"]) <= set(view.values("id"))
+
+
+def test_suggest_bad_input(trained):
+    from fiftyone.operators.executor import ExecutionError
+
+    run("train_and_label", trained)
+    for kw, msg in (({"num_samples": 0}, ">= 1"), ({"top_fraction": 2}, "between 0 and 1"),
+                    ({"num_samples": "many"}, "num_samples")):
+        with pytest.raises(ExecutionError, match=msg):
+            run("suggest_samples", trained, **kw)
+
+
+def test_quality_readout_is_reported_and_kept_in_history(trained):
+    ds = trained
+    r1 = run("train_and_label", ds, ground_truth_field="ground_truth", positive_class="Trouser",
+             precision_k=5)
+    q = r1["quality"]
+    # recompute from the dataset: scored = unlabeled samples with a prediction
+    labeled = set(class_ids(ds, "Trouser", 3) + class_ids(ds, "Trouser", 3, exclude=True))
+    rows = [(p["p_positive"], gt == "Trouser", p.label)
+            for i, p, gt in zip(*ds.values(["id", "fewshot_prediction", "ground_truth.label"]))
+            if i not in labeled]
+    probs = np.array([r[0] for r in rows])
+    truth = np.array([r[1] for r in rows])
+    order = np.argsort(-probs, kind="stable")
+    t = truth[order]
+    ap = (np.cumsum(t) / np.arange(1, len(t) + 1) * t).sum() / t.sum()
+    pred = probs >= 0.5
+    assert q["num_scored"] == len(rows) and q["num_true_positive"] == int(truth.sum())
+    assert q["average_precision"] == pytest.approx(ap, abs=2e-3)
+    assert q["precision_at_k"] == pytest.approx(t[:5].mean()) and q["k"] == 5
+    assert q["f1"] == pytest.approx(2 * (pred & truth).sum() / (pred.sum() + truth.sum()), abs=1e-4)
+    assert q["ground_truth_field"] == "ground_truth" and q["positive_class"] == "Trouser"
+    assert q["average_precision"] > 0.5  # real images: trousers are easy
+
+    run("label_positive", ds, selected=class_ids(ds, "Trouser", 5)[3:])
+    r2 = run("train_and_label", ds, ground_truth_field="ground_truth", positive_class="Trouser")
+    hist = run("get_session", ds)["history"]
+    assert [h["quality"]["num_scored"] for h in hist[-2:]] == [q["num_scored"], q["num_scored"] - 2]
+    assert r2["quality"]["k"] == 100 or r2["quality"]["k"] == r2["quality"]["num_scored"]
+    # without a ground-truth field: no readout
+    assert run("train_and_label", ds)["quality"] is None
+
+
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"positive_class": "Trouser"}, "needs a ground-truth field"),
+        ({"ground_truth_field": "ground_truth"}, "Name the positive class"),
+        ({"ground_truth_field": "nope", "positive_class": "Trouser"}, "does not exist"),
+        ({"ground_truth_field": "ground_truth", "positive_class": "Dragon"}, "does not occur"),
+        ({"ground_truth_field": "filepath", "positive_class": "Trouser"}, "does not occur"),
+        ({"ground_truth_field": EMB, "positive_class": "Trouser"}, "must be a string"),
+        ({"ground_truth_field": "ground_truth", "positive_class": "Trouser", "precision_k": 0}, ">= 1"),
+    ],
+)
+def test_quality_readout_bad_input(trained, kw, msg):
+    from fiftyone.operators.executor import ExecutionError
+
+    from test_bad_input import form_error
+
+    assert msg in form_error("train_and_label", trained, **kw)
+    with pytest.raises(ExecutionError, match=msg):
+        run("train_and_label", trained, **kw)
+    assert not trained.has_field("fewshot_prediction") or trained.exists("fewshot_prediction").count() == 0
