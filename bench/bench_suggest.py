@@ -10,7 +10,7 @@ most-uncertain mix) or 10 random pool samples. Reported after the 50 labels:
 positives found among them, and the AP of the final model on the held-out 20%
 (the same samples for both strategies).
 
-    python bench/bench_suggest.py [--seeds 3] [--fractions 0.5 1.0 0.0]
+    python bench/bench_suggest.py [--seeds 3] [--fractions 0.2 0.5 1.0 0.0]
 """
 
 import argparse
@@ -47,7 +47,7 @@ def loop(X, truth, pool, held, start, pick):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--fractions", type=float, nargs="+", default=[0.5, 1.0, 0.0],
+    ap.add_argument("--fractions", type=float, nargs="+", default=[0.2, 0.5, 1.0, 0.0],
                     help="top-scored fractions of the suggestions to compare")
     args = ap.parse_args()
     X, y, classes = fmnist_embeddings.load()

@@ -20,6 +20,7 @@ collection, decoding FiftyOne's zlib-compressed ``.npy`` vector format) because
 import json
 import os
 import shutil
+import threading
 import uuid
 import zlib
 
@@ -162,7 +163,9 @@ def view_ids(view):
     if pipeline:
         batches = coll.aggregate_raw_batches(pipeline + [{"$project": {"_id": 1}}], allowDiskUse=True)
     else:
-        batches = coll.find_raw_batches({}, {"_id": 1}, batch_size=100_000)
+        # a covered scan of the _id index: no sample document is fetched
+        # (without the hint MongoDB reads every document: ~8 s vs ~1 s at 1M)
+        batches = coll.find_raw_batches({}, {"_id": 1}, batch_size=100_000, hint="_id_")
     parts = []
     for batch in batches:
         ids = _parse_id_batch(batch)
@@ -207,79 +210,161 @@ def _dir(dataset, field):
     return os.path.join(cache_root(), "embeddings", str(dataset._doc.id), field)
 
 
-def _read_all(dataset, field, progress=None):
-    """Reads every sample's vector of ``field``: a :class:`Matrix` (sorted)."""
+def _batches(docs, size=4096):
+    out = []
+    for doc in docs:
+        out.append(doc)
+        if len(out) == size:
+            yield out
+            out = []
+    if out:
+        yield out
+
+
+def _decode_batch(docs, field, dec, pool, dim):
+    """``(ids, X, present, dim)`` of a batch of raw docs; ``X`` rows are the
+    raw vectors (zeros where absent). Inflates in ``pool``'s 2 threads."""
+    blobs = [d.get(field) for d in docs]
+    half = len(blobs) // 2
+    parts = pool.map(lambda b: [_inflate(x) for x in b], (blobs[:half], blobs[half:]))
+    raws = [r for part in parts for r in part]
+    ids = np.array([d["_id"].binary for d in docs], dtype=ID_DTYPE)
+    fast = _decode_uniform(raws, dec, dim)
+    if fast is not None:
+        return ids, fast, np.ones(len(docs), dtype=bool), fast.shape[1]
+    present = np.zeros(len(docs), dtype=bool)
+    X = None
+    for i, raw in enumerate(raws):
+        if raw is None:
+            continue
+        v = np.asarray(raw, dtype=np.float32) if isinstance(raw, list) else dec.from_npy(raw)
+        if dim is None:
+            dim = v.size
+        if v.size != dim:
+            from .fields import EmbeddingError
+
+            raise EmbeddingError(
+                "Embeddings of different dimensions found (%d, %d); the field "
+                "mixes models" % (dim, v.size)
+            )
+        if X is None:
+            X = np.zeros((len(docs), dim), dtype=np.float32)
+        X[i] = v
+        present[i] = True
+    if X is None:
+        X = np.zeros((len(docs), dim or 0), dtype=np.float32)
+    return ids, X, present, dim
+
+
+def _decode_uniform(raws, dec, dim):
+    """The batch's ``[n, dim]`` float32 matrix in one pass when every vector is
+    ``.npy`` bytes with the same header (one model wrote them all), else None."""
+    if not raws or not all(type(r) is bytes for r in raws):
+        return None
+    L = len(raws[0])
+    if any(len(r) != L for r in raws):
+        return None
+    first = dec.from_npy(raws[0])
+    if first.dtype != np.float32 or first.ndim != 1 or (dim is not None and first.size != dim):
+        return None
+    off = L - first.nbytes
+    A = np.frombuffer(b"".join(raws), dtype=np.uint8).reshape(len(raws), L)
+    if not (A[:, :off] == A[0, :off]).all():
+        return None
+    return np.ascontiguousarray(A[:, off:]).view(np.float32)
+
+
+def _normalize_rows(X, valid):
+    """Validates and L2-normalizes ``X`` in place; returns the valid mask."""
+    if X.shape[1]:
+        valid = valid & valid_rows(X)
+        if valid.any():
+            X[valid] /= np.sqrt(np.einsum("ij,ij->i", X[valid], X[valid]))[:, None]
+        X[~valid] = 0
+    return valid
+
+
+def read_vectors(dataset, field, ids):
+    """Normalized vectors of a few samples (``S12`` ids): ``(ids, X, valid,
+    present)`` in the order MongoDB returns them (deleted ids are absent)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import bson
+    from bson import ObjectId
+
+    coll = _coll(dataset)
+    out = []
+    dim = None
+    with ThreadPoolExecutor(2) as pool:
+        for s in range(0, len(ids), 50_000):
+            q = {"_id": {"$in": [ObjectId(h) for h in to_str(ids[s : s + 50_000])]}}
+            docs = [d for b in coll.find_raw_batches(q, {"_id": 1, field: 1}) for d in bson.decode_all(b)]
+            for batch in _batches(docs):
+                bid, X, present, dim = _decode_batch(batch, field, _Decoder(), pool, dim)
+                out.append((bid, X, present))
+    if not out:
+        return np.empty(0, ID_DTYPE), np.zeros((0, 0), np.float32), np.zeros(0, bool), np.zeros(0, bool)
+    d = max(x[1].shape[1] for x in out)
+    ids_ = np.concatenate([x[0] for x in out])
+    X = np.concatenate([x[1] if x[1].shape[1] == d else np.zeros((len(x[0]), d), np.float32) for x in out])
+    present = np.concatenate([x[2] for x in out])
+    return ids_, X, _normalize_rows(X, present.copy()), present
+
+
+def read_all(dataset, field, progress=None, on_batch=None):
+    """Reads every sample's vector of ``field``: a :class:`Matrix` (sorted).
+
+    ``on_batch(ids, X, valid)`` is called with each batch's normalized rows as
+    they arrive (streaming consumers: scoring and writing overlap the read).
+    """
     n = _coll(dataset).count_documents({})
     dec = _Decoder()
     ids = np.empty(n, dtype=ID_DTYPE)
     X = None
     present = np.zeros(n, dtype=bool)
+    valid = np.zeros(n, dtype=bool)
     dim = None
     k = 0
     from concurrent.futures import ThreadPoolExecutor
 
-    def batches(size=4096):
-        docs = []
-        for doc in _raw_docs(dataset, field):
-            docs.append(doc)
-            if len(docs) == size:
-                yield docs
-                docs = []
-        if docs:
-            yield docs
-
     with ThreadPoolExecutor(2) as pool:
-        for docs in batches():
-            blobs = [d.get(field) for d in docs]
-            half = len(blobs) // 2
-            parts = pool.map(lambda b: [_inflate(x) for x in b], (blobs[:half], blobs[half:]))
-            raws = [r for part in parts for r in part]
-            for doc, raw in zip(docs, raws):
-                if k >= n:  # samples added while reading: the stamp will not match
-                    break
-                ids[k] = doc["_id"].binary
-                if raw is None:
-                    v = None
-                elif isinstance(raw, list):
-                    v = np.asarray(raw, dtype=np.float32)
-                else:
-                    v = dec.from_npy(raw)
-                if v is not None:
-                    if dim is None:
-                        dim = v.size
-                        X = np.zeros((n, dim), dtype=np.float32)
-                    if v.size != dim:
-                        from .fields import EmbeddingError
-
-                        raise EmbeddingError(
-                            "Embeddings of different dimensions found (%d, %d); the field "
-                            "mixes models" % (dim, v.size)
-                        )
-                    X[k] = v
-                    present[k] = True
-                k += 1
+        for docs in _batches(_raw_docs(dataset, field)):
+            docs = docs[: max(n - k, 0)]  # samples added while reading: the stamp will not match
+            if not docs:
+                break
+            bid, bX, bpresent, dim = _decode_batch(docs, field, dec, pool, dim)
+            if X is None and dim is not None:
+                X = np.zeros((n, dim), dtype=np.float32)
+            m = len(docs)
+            ids[k : k + m] = bid
+            present[k : k + m] = bpresent
+            if X is not None and bX.shape[1]:
+                X[k : k + m] = bX
+                valid[k : k + m] = _normalize_rows(X[k : k + m], bpresent.copy())
+                if on_batch is not None:
+                    on_batch(bid, X[k : k + m], valid[k : k + m])
+            k += m
             if progress is not None:
                 progress(k / max(n, 1), "Read %d/%d embeddings" % (k, n))
-    ids, present = ids[:k], present[:k]
+    ids, present, valid = ids[:k], present[:k], valid[:k]
     if X is None:
         X = np.zeros((k, 0), dtype=np.float32)
     X = X[:k]
     order = np.argsort(ids, kind="stable")
     if not np.all(order[1:] > order[:-1]):
-        ids, present = ids[order], present[order]
+        ids, present, valid = ids[order], present[order], valid[order]
         X = X[order]
-    valid = present.copy()
-    if X.shape[1]:
-        # validate and normalize in place, in chunks (no second full-size copy)
-        for s in range(0, k, 16384):
-            blk = X[s : s + 16384]
-            m = valid[s : s + 16384]
-            m &= valid_rows(blk)
-            if m.any():
-                nrm = np.sqrt(np.einsum("ij,ij->i", blk[m], blk[m]))
-                blk[m] /= nrm[:, None]
-            blk[~m] = 0
     return Matrix(ids, X, valid, present, dim)
+
+
+def is_fresh(dataset, field, current):
+    """Whether the field's cache is valid for stamp ``current``."""
+    wait_pending(_dir(dataset, field))
+    try:
+        with open(os.path.join(_dir(dataset, field), "meta.json")) as f:
+            return json.load(f).get("stamp") == current
+    except (OSError, ValueError):
+        return False
 
 
 def load(dataset, field, progress=None, use_cache=True, current=None):
@@ -289,6 +374,7 @@ def load(dataset, field, progress=None, use_cache=True, current=None):
     Returns ``(matrix, from_cache)``.
     """
     d = _dir(dataset, field)
+    wait_pending(d)
     st = current if current is not None else stamp(dataset)
     if use_cache:
         try:
@@ -305,10 +391,56 @@ def load(dataset, field, progress=None, use_cache=True, current=None):
                 return m, True
         except (OSError, ValueError):
             pass
-    m = _read_all(dataset, field, progress=progress)
+    m = read_all(dataset, field, progress=progress)
     if use_cache and stamp(dataset) == st:  # nothing changed while reading
         _save(d, m, st)
     return m, False
+
+
+_pending = {}  # cache dir -> thread saving it
+
+
+def save(dataset, field, m, st, background=False):
+    """Caches matrix ``m`` of ``field`` as valid for stamp ``st``.
+
+    With ``background``, a thread writes it (a 1M x 512 matrix is 2 GB: seconds
+    the click need not wait for); the next :func:`is_fresh`/:func:`load` of the
+    same field waits for it.
+    """
+    d = _dir(dataset, field)
+    wait_pending(d)
+    if not background:
+        _save(d, m, st)
+        return
+    t = threading.Thread(target=_save, args=(d, m, st), name="fewshot-cache-save")
+    _pending[d] = t
+    t.start()
+
+
+def wait_pending(d):
+    t = _pending.pop(d, None)
+    if t is not None:
+        t.join()
+
+
+def _wait_pending_under(root):
+    for key in [k for k in list(_pending) if k == root or k.startswith(root + os.sep)]:
+        wait_pending(key)
+
+
+def only_own_writes(dataset, before, write_time):
+    """Whether the only sample changes since stamp ``before`` are writes made
+    at ``write_time`` (the plugin stamps all of one click's writes with one
+    time): same count, and no other ``last_modified_at`` newer than before."""
+    import datetime
+
+    coll = _coll(dataset)
+    if coll.count_documents({}, hint="_id_") != before[0]:
+        return False
+    q = {"$ne": write_time}
+    if before[1] is not None:
+        q["$gt"] = datetime.datetime.fromisoformat(before[1])
+    return coll.count_documents({"last_modified_at": q}, limit=1) == 0
 
 
 def _save(d, m, st):
@@ -329,13 +461,16 @@ def _save(d, m, st):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def restamp_after_own_write(dataset, before):
+def restamp_after_own_write(dataset, before, write_time=None):
     """After a plugin write that did not touch embeddings: keep caches valid.
 
     ``before`` is :func:`stamp` taken just before the write. Caches stamped
-    ``before`` (nothing else changed since they were built) get the new stamp.
+    ``before`` (nothing else changed since they were built) get the new stamp;
+    with ``write_time`` (the time stamped on the plugin's writes), only if no
+    other sample changed meanwhile.
     """
     root = os.path.join(cache_root(), "embeddings", str(dataset._doc.id))
+    _wait_pending_under(root)
     if not os.path.isdir(root):
         return
     after = None
@@ -352,6 +487,8 @@ def restamp_after_own_write(dataset, before):
             after = stamp(dataset)
         if after[0] != before[0]:
             return  # samples were added/deleted meanwhile
+        if write_time is not None and not only_own_writes(dataset, before, write_time):
+            return  # someone else edited samples meanwhile
         meta["stamp"] = after
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
@@ -362,4 +499,6 @@ def restamp_after_own_write(dataset, before):
 def clear(dataset, field=None):
     """Deletes the dataset's caches (of one field, or all)."""
     d = _dir(dataset, field) if field else os.path.dirname(_dir(dataset, "x"))
+    _wait_pending_under(d)
     shutil.rmtree(d, ignore_errors=True)
+

@@ -241,7 +241,7 @@ class SuggestSamples(FewShotOperator):
         inputs = types.Object()
         inputs.int("num_samples", label="Number of samples", default=20)
         inputs.float("top_fraction", label="Fraction that are top-scored (rest: most uncertain)",
-                     default=0.5)
+                     default=wf.DEFAULT_TOP_FRACTION)
 
         def check():
             wf.require_session(wf.SessionState(ctx.dataset))

@@ -30,62 +30,69 @@ def _now():
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def write_predictions(dataset, field, ids, p_positive, labeled=None, progress=None, p_attr="p_positive"):
-    """Writes ``fo.Classification`` predictions.
+class PredictionWriter(object):
+    """Streams prediction writes: ``write()`` encodes a batch in the caller's
+    thread and queues it; a writer thread sends it to MongoDB (the server
+    applies one batch while Python builds the next). Use as a context manager;
+    errors from the server are raised from ``write()`` or on exit."""
 
-    Args:
-        ids: ``S12`` ObjectId bytes of the samples
-        p_positive: P(positive) per sample (float array)
-        labeled (None): optional int8 array, +1 labeled positive, -1 labeled
-            negative, 0 unlabeled; labeled samples get their own label with
-            confidence 1.0
-    """
-    coll = dataset._sample_collection
-    p = np.asarray(p_positive, dtype=np.float64)
-    if labeled is None:
-        labeled = np.zeros(len(p), dtype=np.int8)
-    is_pos = np.where(labeled != 0, labeled > 0, p >= 0.5)
-    conf = np.where(labeled != 0, 1.0, np.where(is_pos, p, 1.0 - p))
-    pp = np.where(labeled > 0, 1.0, np.where(labeled < 0, 0.0, p))
-    now = _now()
-    n = len(p)
-    records = _encode_updates(field, p_attr, ids, is_pos, conf, pp, now)
+    def __init__(self, dataset, field, p_attr="p_positive"):
+        self.coll = dataset._sample_collection
+        self.field, self.p_attr = field, p_attr
+        self.now = _now()
+        self._todo = queue.Queue(maxsize=2)
+        self._errors = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
 
-    # the server applies one batch while Python builds the next
-    todo = queue.Queue(maxsize=2)
-    errors = []
-
-    def writer():
+    def _run(self):
         while True:
-            updates = todo.get()
-            if updates is None:
+            records = self._todo.get()
+            if records is None:
                 return
-            if errors:
+            if self._errors:
                 continue
             try:
+                # wrapped here, not in write(): this thread mostly waits on the server
+                updates = [RawBSONDocument(r) for r in records]
                 # the raw "update" command: no per-op wrapper objects to build
-                reply = coll.database.command("update", coll.name, updates=updates, ordered=False)
+                reply = self.coll.database.command(
+                    "update", self.coll.name, updates=updates, ordered=False
+                )
                 if reply.get("writeErrors"):
                     raise RuntimeError("Writing predictions failed: %s" % reply["writeErrors"][0])
             except Exception as e:  # re-raised in the caller's thread
-                errors.append(e)
+                self._errors.append(e)
 
-    thread = threading.Thread(target=writer, daemon=True)
-    thread.start()
-    try:
-        for s in range(0, n, BATCH):
-            todo.put([RawBSONDocument(r) for r in records[s : s + BATCH]])
-            if errors:
-                break
-            if progress is not None:
-                done = min(s + BATCH, n)
-                progress(done / n, "Wrote %d/%d predictions" % (done, n))
-    finally:
-        todo.put(None)
-        thread.join()
-    if errors:
-        raise errors[0]
-    return n
+    def write(self, ids, p_positive, labeled=None):
+        if self._errors:
+            raise self._errors[0]
+        p = np.asarray(p_positive, dtype=np.float64)
+        if not len(p):
+            return
+        if labeled is None:
+            labeled = np.zeros(len(p), dtype=np.int8)
+        is_pos = np.where(labeled != 0, labeled > 0, p >= 0.5)
+        conf = np.where(labeled != 0, 1.0, np.where(is_pos, p, 1.0 - p))
+        pp = np.where(labeled > 0, 1.0, np.where(labeled < 0, 0.0, p))
+        records = _encode_updates(self.field, self.p_attr, ids, is_pos, conf, pp, self.now)
+        for s in range(0, len(records), BATCH):
+            self._todo.put(records[s : s + BATCH])
+
+    def close(self):
+        if self._thread is not None:
+            self._todo.put(None)
+            self._thread.join()
+            self._thread = None
+        if self._errors:
+            raise self._errors[0]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
 
 
 _Q_ID = ObjectId(b"\x11" * 12)

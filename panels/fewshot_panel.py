@@ -28,6 +28,20 @@ def _histogram(last):
     ]
 
 
+# the inputs Train & Label sends, by the row (h_stack) that holds them
+TRAIN_INPUTS = {
+    "settings": ("mode", "beta", "gamma", "temperature"),
+    "options": ("calibrate", "whiten"),
+    "truth": ("ground_truth_field", "positive_class"),
+}
+
+
+def _value(state, group, key):
+    """An input's value: inputs inside a row are stored under the row's name."""
+    v = state.get(group + "." + key)
+    return state.get(key) if v is None else v
+
+
 class FewShotPanel(foo.Panel):
     @property
     def config(self):
@@ -79,16 +93,20 @@ class FewShotPanel(foo.Panel):
 
     def on_train(self, ctx):
         s = ctx.panel.state
-        keys = ("mode", "beta", "gamma", "temperature", "calibrate", "whiten",
-                "ground_truth_field", "positive_class")
-        params = {k: s.get(k) for k in keys if s.get(k) not in (None, "")}
+        params = {}
+        for group, keys in TRAIN_INPUTS.items():
+            for k in keys:
+                v = _value(s, group, k)
+                if v not in (None, ""):
+                    params[k] = v
         self._run(ctx, "train_and_label", params)
 
     def on_suggest(self, ctx):
         s = ctx.panel.state
-        params = {"num_samples": int(s.num_suggest or 20)}
-        if s.top_fraction is not None:
-            params["top_fraction"] = float(s.top_fraction)
+        params = {"num_samples": int(_value(s, "suggest", "num_suggest") or 20)}
+        frac = _value(s, "suggest", "top_fraction")
+        if frac is not None:
+            params["top_fraction"] = float(frac)
         self._run(ctx, "suggest_samples", params)
 
     def on_done(self, ctx):
@@ -239,7 +257,8 @@ class FewShotPanel(foo.Panel):
         suggest.btn("suggest_samples", label="Suggest Samples", variant="outlined",
                     on_click=self.on_suggest)
         suggest.int("num_suggest", label="how many", default=20)
-        suggest.float("top_fraction", label="top-scored fraction (rest: uncertain)", default=0.5)
+        suggest.float("top_fraction", label="top-scored fraction (rest: uncertain)",
+                      default=wf.DEFAULT_TOP_FRACTION)
         actions.btn("reset_session", label="Reset Session", variant="outlined", on_click=self.on_reset)
 
         if last:

@@ -145,9 +145,27 @@ def test_whole_loop_by_clicking(app, fo, plugin):
             page.get_by_role("button", name="Show Predictions").click()
             expect(tiles.first.locator("[data-cy=tag-ground_truth]")).to_have_text("Trouser")
 
+            # the quality readout: name the ground truth, train again, see the table
+            after = "xpath=//*[text()='%s']/following::input[1]"
+            page.locator(after % "Ground truth field (optional readout)").fill("ground_truth")
+            page.locator(after % "Positive class").fill("Trouser")
+            page.wait_for_timeout(1500)  # the panel's state takes the typed values
+            page.get_by_role("button", name="Train & Label").click()
+            expect(page.get_by_role("heading", name="Iteration 2")).to_be_visible(timeout=90_000)
+            expect(page.get_by_text("Quality vs")).to_be_visible()
+            q = plugin.operators.workflow.get_session(ds)["last_train"]["quality"]
+            assert q["positive_class"] == "Trouser"
+            expect(page.get_by_text("%.3f" % q["average_precision"]).first).to_be_visible()
+
+            # label-next suggestions: the grid shows unlabeled samples, top-scored first
+            page.get_by_role("button", name="Suggest Samples").click()
+            expect(tiles.first.locator("[data-cy=tag-ground_truth]")).to_have_text("Trouser")
+            expect(tiles).to_have_count(20, timeout=30_000)
+            page.screenshot(path=os.path.join(ARTIFACTS, "browser-after-suggest.png"))
+
             # the panel survives a reload (state lives in the execution store)
             page.reload()
-            expect(page.get_by_role("heading", name="Iteration 1")).to_be_visible(timeout=60_000)
+            expect(page.get_by_role("heading", name="Iteration 2")).to_be_visible(timeout=60_000)
             expect(page.get_by_text("3 positive")).to_be_visible()
 
             # an error shows the operator's message, not a traceback

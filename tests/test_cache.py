@@ -150,3 +150,17 @@ def test_reset_removes_the_plugins_cache_files(trained, plugin):
     run("reset_session", ds)
     assert not os.path.exists(d)
     assert ds.has_field(EMB)
+
+
+def test_only_own_writes_tells_our_writes_from_edits(trained, plugin):
+    """The cold click saves its cache although its own writes changed the
+    dataset while it read; an edit by anyone else in that window does not pass."""
+    ds, _ = trained
+    ecache, writeback = plugin.embeddings.cache, plugin.operators.writeback
+    st = ecache.stamp(ds)
+    ids = ecache.view_ids(ds.view())[:5]
+    with writeback.PredictionWriter(ds, "fewshot_prediction") as w:
+        w.write(ids, np.full(5, 0.7))
+    assert ecache.stamp(ds) != st and ecache.only_own_writes(ds, st, w.now)
+    ds.select(ecache.to_str(ids[:1])).set_values("fewshot_prediction.confidence", [0.1])
+    assert not ecache.only_own_writes(ds, st, w.now)

@@ -91,3 +91,20 @@ def test_partly_filled_field_of_other_dimension_is_refused(raw, fo):
     with pytest.raises(ExecutionError, match="makes 1280-d embeddings but field .* holds 7-d"):
         run("start_session", raw, model=MODEL)
     assert raw.exists(EMB).count() == 2  # nothing written
+
+
+def test_train_computes_missing_unlabeled_embeddings_while_streaming(raw, fo):
+    """A sample added after start has no embedding: the (cold) click computes
+    it with the session's model and scores it too."""
+    run("start_session", raw, model=MODEL)
+    ids = raw.values("id")
+    run("label_positive", raw, selected=ids[:1])
+    run("label_negative", raw, selected=ids[1:2])
+    s = raw.first()
+    new = fo.Sample(filepath=s.filepath)
+    raw.add_sample(new)
+    r = run("train_and_label", raw)
+    assert r["num_computed_embeddings"] == 1 and not r["embeddings_from_cache"]
+    assert r["num_scored"] == len(raw) - 2 and r["num_skipped_missing_embedding"] == 0
+    raw.reload()
+    assert raw[new.id][EMB] is not None and raw[new.id]["fewshot_prediction"] is not None

@@ -26,7 +26,7 @@ def test_suggestions_mix_top_scored_and_uncertain_unlabeled(trained, fo):
     ds = trained
     run("train_and_label", ds)
     labeled = set(class_ids(ds, "Trouser", 3) + class_ids(ds, "Trouser", 3, exclude=True))
-    r = run("suggest_samples", ds, num_samples=8, top_fraction=0.25)
+    r = run("suggest_samples", ds, num_samples=8, top_fraction=0.25)  # (default 0.2)
     assert r["num_suggested"] == 8 and r["num_top_scored"] == 2 and r["num_boundary"] == 6
     ids = r["ids"]
     assert len(set(ids)) == 8 and not labeled & set(ids)
