@@ -67,6 +67,7 @@ def model(**settings):
 CONFIGS = {
     "reference (distance, T=1, P>=0.5)": reference,
     "ours: train_and_label defaults": model(),
+    "ours, whitening always on": model(whiten=True),
     "ours, whitening off": model(whiten=False),
     "ours, calibration off (seed sigmoid)": model(calibrate=False),
 }

@@ -27,6 +27,10 @@ def _error_prop(inputs, message):
     )
 
 
+def _on_off(v):
+    return {True: "on", False: "off"}.get(v, v)
+
+
 def _progress(ctx):
     def cb(frac, label):
         ctx.set_progress(progress=float(frac), label=label)
@@ -174,8 +178,9 @@ class TrainAndLabel(FewShotOperator):
                       default=prev["temperature"])
         inputs.bool("calibrate", label="Calibrated probabilities (off: plain sigmoid(s / T))",
                     default=prev.get("calibrate", True))
-        inputs.bool("whiten", label="Whiten distances by the pool covariance",
-                    default=prev.get("whiten", True))
+        inputs.enum("whiten", ["auto", "on", "off"],
+                    label="Whiten distances by the pool covariance (auto: from 5 positive labels)",
+                    default=_on_off(prev.get("whiten", "auto")))
         inputs.float("background_weight", label="Pool mean weight in the negative prototype",
                      default=prev.get("background_weight", 3.0), min=0)
         inputs.bool("resample_subset", label="Re-draw the working subset", default=False)

@@ -722,14 +722,21 @@ def readout_params(dataset, params):
     return {"field": gt, "path": path, "positive_class": cls, "k": k}
 
 
-def _truth(dataset, ids, path, cls):
-    """Whether each sample (12-byte ids) is a positive of the ground truth."""
-    got_ids, labels = dataset.select(ecache.to_str(ids)).values(["id", path])
-    pos = set()
-    for i, lab in zip(got_ids, labels):
-        if lab == cls or (isinstance(lab, list) and cls in lab):
-            pos.add(i)
-    return np.isin(ids, ecache.to_bytes(sorted(pos))) if pos else np.zeros(len(ids), bool)
+def _truth(dataset, ids, rp):
+    """Whether each sample (12-byte ids) is a positive of the ground truth.
+
+    Asks MongoDB for the positives' IDs only (a rare class: few), never for a
+    ``select()`` of every scored ID (1M IDs would not fit in one query).
+    """
+    from fiftyone import ViewField as F
+
+    gt, cls = rp["field"], rp["positive_class"]
+    if rp["path"] == gt:  # a string field
+        view = dataset.match(F(gt) == cls)
+    else:
+        view = dataset.filter_labels(gt, F("label") == cls)
+    pos = ecache.view_ids(view)
+    return np.isin(ids, pos) if len(pos) else np.zeros(len(ids), bool)
 
 
 def quality_metrics(raw, probs, truth, k):
@@ -759,7 +766,7 @@ def readout(dataset, ids, raw, probs, rp):
     """The quality readout on the scored, unlabeled samples (None if not asked)."""
     if rp is None:
         return None
-    truth = _truth(dataset, ids, rp["path"], rp["positive_class"])
+    truth = _truth(dataset, ids, rp)
     out = quality_metrics(raw, probs, truth, rp["k"])
     out.update(ground_truth_field=rp["field"], positive_class=rp["positive_class"])
     return out

@@ -242,8 +242,8 @@ class FewShotPanel(foo.Panel):
         options = panel.h_stack("options", gap=1)
         options.bool("calibrate", label="Calibrated P (off: sigmoid(s/T))",
                      default=s.calibrate if s.calibrate is not None else True)
-        options.bool("whiten", label="Whiten by pool covariance",
-                     default=s.whiten if s.whiten is not None else True)
+        options.enum("whiten", ["auto", "on", "off"], label="Whiten by pool covariance",
+                     default={True: "on", False: "off"}.get(s.whiten, s.whiten or "auto"))
         truth = panel.h_stack("truth", gap=1)
         truth.str("ground_truth_field", label="Ground truth field (optional readout)")
         truth.str("positive_class", label="Positive class")

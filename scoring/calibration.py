@@ -55,7 +55,7 @@ def loo_scores(scorer, pos, neg, max_items=MAX_LOO, seed=0):
     kp, kn = len(pos), len(neg)
     rng = np.random.default_rng(seed)
     bg = scorer.background
-    w = getattr(scorer, "background_weight", 0.0)
+    w = scorer.background_weight
     out = []
     try:
         # positives: the positive prototype without the item

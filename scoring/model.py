@@ -10,8 +10,10 @@ measured better than the seed scorer at every k):
   calibration;
 - ``calibrate`` (True): P(positive) from :mod:`.calibration`; False gives the
   plain seed ``sigmoid(s / temperature)``;
-- ``whiten`` (True) and ``shrinkage`` (100): the whitened metric of
-  :mod:`.background`;
+- ``whiten`` ("auto") and ``shrinkage`` (100): the whitened metric of
+  :mod:`.background`; "auto" whitens from ``WHITEN_MIN_LABELS`` positive labels
+  on (the benchmark: +0.013 to +0.032 AP over no whitening at k = 5..20, but
+  -0.030 at k = 1), True/False force it;
 - ``background_weight`` (3): how many times its labels' count the pool mean
   counts in the negative prototype (0 = labeled negatives only).
 
@@ -27,18 +29,19 @@ from .rocchio import DEFAULTS, RocchioScorer, ScoringError, check_settings, sigm
 MODEL_DEFAULTS = dict(
     DEFAULTS,
     calibrate=True,
-    whiten=True,
+    whiten="auto",
     shrinkage=DEFAULT_SHRINKAGE,
     background_weight=DEFAULT_BACKGROUND_WEIGHT,
 )
+WHITEN_MIN_LABELS = 5
 REFERENCE = dict(MODEL_DEFAULTS, calibrate=False, whiten=False, background_weight=0.0)
 
 
 def _as_bool(v, name):
     if isinstance(v, (bool, np.bool_)):
         return bool(v)
-    if isinstance(v, str) and v.lower() in ("true", "false"):
-        return v.lower() == "true"
+    if isinstance(v, str) and v.lower() in ("true", "false", "on", "off"):
+        return v.lower() in ("true", "on")
     if isinstance(v, (int, np.integer)) and v in (0, 1):
         return bool(v)
     raise ScoringError("%s must be true or false" % name)
@@ -53,7 +56,7 @@ def check_model_settings(**kw):
         raise ScoringError("Unknown scorer setting(s): %s" % ", ".join(sorted(unknown)))
     out = check_settings(s["mode"], s["beta"], s["gamma"], s["temperature"])
     out["calibrate"] = _as_bool(s["calibrate"], "calibrate")
-    out["whiten"] = _as_bool(s["whiten"], "whiten")
+    out["whiten"] = "auto" if s["whiten"] == "auto" else _as_bool(s["whiten"], "whiten")
     for name in ("shrinkage", "background_weight"):
         try:
             v = float(s[name])
@@ -62,7 +65,7 @@ def check_model_settings(**kw):
         if not np.isfinite(v) or v < 0:
             raise ScoringError("%s must be a finite number >= 0" % name)
         out[name] = v
-    if out["whiten"] and out["shrinkage"] <= 0:
+    if out["whiten"] is not False and out["shrinkage"] <= 0:
         raise ScoringError("shrinkage must be > 0 when whitening")
     return out
 
@@ -77,19 +80,20 @@ class FewShotModel(object):
         self.calibration = None
         self._pos = self._neg = None
 
-    @property
-    def uses_background(self):
-        return self.settings["whiten"] or self.settings["background_weight"] > 0
+    def whitens(self, num_pos):
+        w = self.settings["whiten"]
+        return num_pos >= WHITEN_MIN_LABELS if w == "auto" else w
 
     def fit(self, pos, neg, pool_sample=None, seed=0):
         """``pool_sample``: unit-norm rows of the unlabeled pool (needed when the
         background is used; a random sample of it is enough)."""
         s = self.settings
         bg = None
-        if self.uses_background:
+        whiten = self.whitens(len(pos))
+        if whiten or s["background_weight"] > 0:
             if pool_sample is None or len(pool_sample) == 0:
                 raise ScoringError("The background needs a sample of the unlabeled pool")
-            bg = Background.fit(pool_sample, shrinkage=s["shrinkage"], whiten=s["whiten"], seed=seed)
+            bg = Background.fit(pool_sample, shrinkage=s["shrinkage"], whiten=whiten, seed=seed)
         self.scorer.fit(pos, neg, background=bg, background_weight=s["background_weight"])
         self._pos, self._neg = np.asarray(pos, np.float32), np.asarray(neg, np.float32)
         self.calibration = None

@@ -72,7 +72,7 @@ def test_full_loop_writes_classifications(ds, fo):
     got = np.array([preds[i]["p_positive"] for i in other])
     np.testing.assert_allclose(got, expect, atol=1e-5)
     assert r["calibration"]["method"] == "platt"  # 111 scored: too few for the mixture
-    assert r["settings"]["calibrate"] and r["settings"]["whiten"]
+    assert r["settings"]["calibrate"] and r["settings"]["whiten"] == "auto"
 
     # real images: the unlabeled trousers rank above the rest
     gt = dict(zip(*ds.values(["id", "ground_truth.label"])))
@@ -93,7 +93,7 @@ def test_full_loop_writes_classifications(ds, fo):
     json.dumps(sess)  # JSON-able
 
     # the seed scorer stays selectable: plain sigmoid(s / T), no background
-    r = run("train_and_label", ds, calibrate=False, whiten=False, background_weight=0)
+    r = run("train_and_label", ds, calibrate=False, whiten="off", background_weight=0)
     assert r["calibration"] is None
     preds = {i: p for i, p in zip(*ds.values(["id", "fewshot_prediction"]))}
     s = RocchioScorer().fit([X[i] for i in pos], [X[i] for i in neg])
@@ -129,7 +129,7 @@ def test_operator_call_from_python(ds, fo):
     foo.get_operator(URI + "label_negative")(ds, selected=class_ids(ds, "Bag", 2, exclude=True))
     r = foo.get_operator(URI + "train_and_label")(ds, mode="query", beta=1.0, gamma=0.5)
     assert r["settings"] == {"mode": "query", "beta": 1.0, "gamma": 0.5, "temperature": 1.0,
-                             "calibrate": True, "whiten": True, "shrinkage": 100.0,
+                             "calibrate": True, "whiten": "auto", "shrinkage": 100.0,
                              "background_weight": 3.0}
     # settings persist as the defaults of the next click
     assert foo.get_operator(URI + "train_and_label")(ds)["settings"]["mode"] == "query"
