@@ -84,10 +84,20 @@ def test_whole_loop_by_clicking(app, fo, plugin):
             if dismiss.count():
                 dismiss.click()
 
-            # open the panel from the "+" menu
-            page.locator("[data-cy=new-panel-btn]").first.click()
-            page.get_by_text("Few-Shot", exact=True).last.click()
-            page.get_by_role("button", name="Start Session").click()
+            # open the panel from the "+" menu (on a loaded machine the menu can
+            # open before the plugin's panels are listed: try again)
+            start = page.get_by_role("button", name="Start Session")
+            for attempt in range(3):
+                page.locator("[data-cy=new-panel-btn]").first.click()
+                page.get_by_text("Few-Shot", exact=True).last.click()
+                try:
+                    start.wait_for(timeout=30_000)
+                    break
+                except Exception:
+                    if attempt == 2:
+                        raise
+                    page.keyboard.press("Escape")
+            start.click()
             expect(page.get_by_role("heading", name="Iteration 0")).to_be_visible(timeout=90_000)
 
             tiles = page.locator("[data-cy=looker]")
