@@ -56,7 +56,7 @@ def check_model_settings(**kw):
         raise ScoringError("Unknown scorer setting(s): %s" % ", ".join(sorted(unknown)))
     out = check_settings(s["mode"], s["beta"], s["gamma"], s["temperature"])
     out["calibrate"] = _as_bool(s["calibrate"], "calibrate")
-    out["whiten"] = "auto" if s["whiten"] == "auto" else _as_bool(s["whiten"], "whiten")
+    out["whiten"] = "auto" if s["whiten"] == "auto" else _as_bool(s["whiten"], "whiten (or auto)")
     for name in ("shrinkage", "background_weight"):
         try:
             v = float(s[name])
