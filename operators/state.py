@@ -106,7 +106,12 @@ class SessionState(object):
         self._ids.pop(name, None)
 
     def clear(self):
-        """Deletes everything this session stored."""
+        """Deletes everything this session stored.
+
+        The session key goes first: a clear that is interrupted leaves no
+        active session whose label lists are half gone.
+        """
+        self.store.delete(SESSION_KEY)
         self.store.clear()
         self._config = None
         self._ids = {}
