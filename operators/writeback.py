@@ -24,7 +24,8 @@ from bson.son import SON
 BATCH = 10_000
 # concurrent update commands: MongoDB applies each command on one thread, so a
 # second connection lets the server use the second core (measured at 100k
-# updates: ~2.3 s with one sender, ~1.4 s with two; more did not help on 2 cores)
+# changed predictions: ~8 s with one sender, ~5 s with two; a third did not
+# help on 2 cores)
 SENDERS = 2
 ID_DTYPE = np.dtype("S12")
 
