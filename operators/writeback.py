@@ -24,8 +24,8 @@ from bson.son import SON
 BATCH = 10_000
 # concurrent update commands: MongoDB applies each command on one thread, so a
 # second connection lets the server use the second core (measured at 100k
-# changed predictions: ~8 s with one sender, ~5 s with two; a third did not
-# help on 2 cores)
+# changed predictions: ~8 s with one sender, ~5 s with two; a third was not
+# faster on 2 cores, measured with updates that changed nothing)
 SENDERS = 2
 ID_DTYPE = np.dtype("S12")
 
