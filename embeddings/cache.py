@@ -20,13 +20,17 @@ collection, decoding FiftyOne's zlib-compressed ``.npy`` vector format) because
 import json
 import os
 import shutil
+import struct
 import threading
 import uuid
-import zlib
 
 import numpy as np
 
-from ..scoring import valid_rows
+
+try:  # zlib-ng inflates the same format ~25% faster than zlib (measured on 2 KB vectors)
+    from zlib_ng import zlib_ng as _zlib
+except ImportError:  # pragma: no cover
+    import zlib as _zlib
 
 ID_DTYPE = np.dtype("S12")  # ObjectId bytes; sort order == ObjectId order
 
@@ -83,18 +87,16 @@ class _Decoder(object):
 
 def _inflate(blob):
     # zlib releases the GIL while inflating: two threads use both cores
-    return zlib.decompress(blob) if isinstance(blob, bytes) else blob
+    return _zlib.decompress(blob) if isinstance(blob, (bytes, memoryview)) else blob
 
 
-def _raw_docs(dataset, field):
-    """Yields raw ``{_id, field}`` dicts of every sample of the dataset.
+def _raw_batches(dataset, field):
+    """Yields the raw BSON batches of every sample's ``{_id, field}``.
 
     A thread fetches the next batch from MongoDB while this one is decoded.
     """
     import queue
     import threading
-
-    import bson
 
     coll = _coll(dataset)
     proj = {"_id": 1, field: 1}
@@ -113,7 +115,9 @@ def _raw_docs(dataset, field):
 
     def fetch():
         try:
-            for batch in coll.find_raw_batches({}, proj, batch_size=5_000):
+            # 1,000 documents (~2 MB) a batch: larger ones cost more CPU to receive
+            # (measured: ~0.35 vs ~0.6 s per 100k 512-d vectors with 5,000)
+            for batch in coll.find_raw_batches({}, proj, batch_size=1_000):
                 if not put(batch):
                     return
         except Exception as e:  # re-raised by the consumer
@@ -128,13 +132,65 @@ def _raw_docs(dataset, field):
             batch = batches.get()
             if batch is None:
                 break
-            for doc in bson.decode_all(batch):
-                yield doc
+            yield batch
     finally:
         stop.set()  # also when the consumer stops early
         t.join()
     if errors:
         raise errors[0]
+
+
+_INT32 = struct.Struct("<i")
+_ID_ELEM = np.frombuffer(b"\x07_id\x00", dtype=np.uint8)
+
+
+def _split_batch(batch, field):
+    """``(ids, values)`` of a raw batch of ``{_id, field}`` documents.
+
+    ``values[i]`` is a memoryview of the document's binary value (FiftyOne
+    stores a vector as zlib-compressed ``.npy`` bytes) or, for any other layout,
+    the decoded value (None when absent). Locating the binaries with numpy
+    instead of decoding every document saves ~7 s of CPU per 1M samples.
+    """
+    import bson
+
+    size = len(batch)
+    starts = []
+    off = 0
+    while off < size:  # documents are back to back, each led by its length
+        starts.append(off)
+        off += _INT32.unpack_from(batch, off)[0]
+    starts = np.asarray(starts, dtype=np.int64)
+    ends = np.append(starts[1:], size)
+    a = np.frombuffer(batch, dtype=np.uint8)
+    a = np.concatenate([a, np.zeros(64, np.uint8)])  # fixed-width peeks past the end stay in bounds
+
+    def peek(at, k):
+        return a[at[:, None] + np.arange(k)]
+
+    # {_id: ObjectId, <field>: BinData} and nothing else
+    felem = np.frombuffer(b"\x05" + field.encode() + b"\x00", dtype=np.uint8)
+    p = starts + 4 + len(_ID_ELEM) + 12
+    q = p + len(felem)  # binary length, subtype, data
+    blen = np.ascontiguousarray(peek(q, 4)).view("<i4").ravel().astype(np.int64)
+    fast = (
+        (peek(starts + 4, len(_ID_ELEM)) == _ID_ELEM).all(axis=1)
+        & (peek(p, len(felem)) == felem).all(axis=1)
+        & (a[q + 4] == 0)  # generic subtype: what bson decodes to bytes
+        & (q + 5 + blen + 1 == ends)
+        & (a[ends - 1] == 0)
+    )
+    ids = np.ascontiguousarray(peek(starts + 4 + len(_ID_ELEM), 12)).view(ID_DTYPE).ravel()
+    buf = memoryview(batch)
+    values = [None] * len(starts)
+    for i in np.flatnonzero(fast).tolist():
+        s = q[i] + 5
+        values[i] = buf[s : s + blen[i]]
+    for i in np.flatnonzero(~fast).tolist():
+        doc = bson.decode(buf[starts[i] : ends[i]])
+        ids[i] = doc["_id"].binary
+        values[i] = doc.get(field)
+    return ids, values
 
 
 _ID_DOC = b"\x16\x00\x00\x00\x07_id\x00"  # BSON {_id: ObjectId}: 22 bytes
@@ -210,29 +266,17 @@ def _dir(dataset, field):
     return os.path.join(cache_root(), "embeddings", str(dataset._doc.id), field)
 
 
-def _batches(docs, size=4096):
-    out = []
-    for doc in docs:
-        out.append(doc)
-        if len(out) == size:
-            yield out
-            out = []
-    if out:
-        yield out
-
-
-def _decode_batch(docs, field, dec, pool, dim):
-    """``(ids, X, present, dim)`` of a batch of raw docs; ``X`` rows are the
-    raw vectors (zeros where absent). Inflates in ``pool``'s 2 threads."""
-    blobs = [d.get(field) for d in docs]
-    half = len(blobs) // 2
-    parts = pool.map(lambda b: [_inflate(x) for x in b], (blobs[:half], blobs[half:]))
+def _decode_batch(ids, values, dec, pool, dim):
+    """``(ids, X, present, dim)`` of a batch split by :func:`_split_batch`;
+    ``X`` rows are the raw vectors (zeros where absent). Inflates in ``pool``'s
+    2 threads."""
+    half = len(values) // 2
+    parts = pool.map(lambda b: [_inflate(x) for x in b], (values[:half], values[half:]))
     raws = [r for part in parts for r in part]
-    ids = np.array([d["_id"].binary for d in docs], dtype=ID_DTYPE)
     fast = _decode_uniform(raws, dec, dim)
     if fast is not None:
-        return ids, fast, np.ones(len(docs), dtype=bool), fast.shape[1]
-    present = np.zeros(len(docs), dtype=bool)
+        return ids, fast, np.ones(len(raws), dtype=bool), fast.shape[1]
+    present = np.zeros(len(raws), dtype=bool)
     X = None
     for i, raw in enumerate(raws):
         if raw is None:
@@ -248,11 +292,11 @@ def _decode_batch(docs, field, dec, pool, dim):
                 "mixes models" % (dim, v.size)
             )
         if X is None:
-            X = np.zeros((len(docs), dim), dtype=np.float32)
+            X = np.zeros((len(raws), dim), dtype=np.float32)
         X[i] = v
         present[i] = True
     if X is None:
-        X = np.zeros((len(docs), dim or 0), dtype=np.float32)
+        X = np.zeros((len(raws), dim or 0), dtype=np.float32)
     return ids, X, present, dim
 
 
@@ -271,15 +315,18 @@ def _decode_uniform(raws, dec, dim):
     A = np.frombuffer(b"".join(raws), dtype=np.uint8).reshape(len(raws), L)
     if not (A[:, :off] == A[0, :off]).all():
         return None
-    return np.ascontiguousarray(A[:, off:]).view(np.float32)
+    return A[:, off:].view(np.float32)  # a view: the caller copies it once, into place
 
 
 def _normalize_rows(X, valid):
     """Validates and L2-normalizes ``X`` in place; returns the valid mask."""
     if X.shape[1]:
-        valid = valid & valid_rows(X)
-        if valid.any():
-            X[valid] /= np.sqrt(np.einsum("ij,ij->i", X[valid], X[valid]))[:, None]
+        # valid_rows' rule (finite and non-zero) from the squared norms, in one
+        # pass: NaN/inf rows (or ones whose squared norm overflows) are invalid
+        with np.errstate(all="ignore"):
+            sq = np.einsum("ij,ij->i", X, X)
+            valid = valid & np.isfinite(sq) & (sq > 0)
+            X /= np.where(valid, np.sqrt(sq), 1.0).astype(X.dtype)[:, None]
         X[~valid] = 0
     return valid
 
@@ -289,7 +336,6 @@ def read_vectors(dataset, field, ids):
     present)`` in the order MongoDB returns them (deleted ids are absent)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    import bson
     from bson import ObjectId
 
     coll = _coll(dataset)
@@ -298,9 +344,8 @@ def read_vectors(dataset, field, ids):
     with ThreadPoolExecutor(2) as pool:
         for s in range(0, len(ids), 50_000):
             q = {"_id": {"$in": [ObjectId(h) for h in to_str(ids[s : s + 50_000])]}}
-            docs = [d for b in coll.find_raw_batches(q, {"_id": 1, field: 1}) for d in bson.decode_all(b)]
-            for batch in _batches(docs):
-                bid, X, present, dim = _decode_batch(batch, field, _Decoder(), pool, dim)
+            for batch in coll.find_raw_batches(q, {"_id": 1, field: 1}):
+                bid, X, present, dim = _decode_batch(*_split_batch(batch, field), _Decoder(), pool, dim)
                 out.append((bid, X, present))
     if not out:
         return np.empty(0, ID_DTYPE), np.zeros((0, 0), np.float32), np.zeros(0, bool), np.zeros(0, bool)
@@ -309,6 +354,9 @@ def read_vectors(dataset, field, ids):
     X = np.concatenate([x[1] if x[1].shape[1] == d else np.zeros((len(x[0]), d), np.float32) for x in out])
     present = np.concatenate([x[2] for x in out])
     return ids_, X, _normalize_rows(X, present.copy()), present
+
+
+ON_BATCH_ROWS = 16384  # rows per on_batch call (scoring and write batches stay large)
 
 
 def read_all(dataset, field, progress=None, on_batch=None):
@@ -324,28 +372,31 @@ def read_all(dataset, field, progress=None, on_batch=None):
     present = np.zeros(n, dtype=bool)
     valid = np.zeros(n, dtype=bool)
     dim = None
-    k = 0
+    k = passed = 0  # rows read / passed to on_batch
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(2) as pool:
-        for docs in _batches(_raw_docs(dataset, field)):
-            docs = docs[: max(n - k, 0)]  # samples added while reading: the stamp will not match
-            if not docs:
+        for batch in _raw_batches(dataset, field):
+            bid, values = _split_batch(batch, field)
+            m = min(len(bid), max(n - k, 0))  # samples added while reading: the stamp will not match
+            if not m:
                 break
-            bid, bX, bpresent, dim = _decode_batch(docs, field, dec, pool, dim)
+            bid, bX, bpresent, dim = _decode_batch(bid[:m], values[:m], dec, pool, dim)
             if X is None and dim is not None:
                 X = np.zeros((n, dim), dtype=np.float32)
-            m = len(docs)
             ids[k : k + m] = bid
             present[k : k + m] = bpresent
             if X is not None and bX.shape[1]:
                 X[k : k + m] = bX
                 valid[k : k + m] = _normalize_rows(X[k : k + m], bpresent.copy())
-                if on_batch is not None:
-                    on_batch(bid, X[k : k + m], valid[k : k + m])
             k += m
+            if on_batch is not None and X is not None and k - passed >= ON_BATCH_ROWS:
+                on_batch(ids[passed:k], X[passed:k], valid[passed:k])
+                passed = k
             if progress is not None:
                 progress(k / max(n, 1), "Read %d/%d embeddings" % (k, n))
+        if on_batch is not None and X is not None and k > passed:
+            on_batch(ids[passed:k], X[passed:k], valid[passed:k])
     ids, present, valid = ids[:k], present[:k], valid[:k]
     if X is None:
         X = np.zeros((k, 0), dtype=np.float32)

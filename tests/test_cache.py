@@ -141,6 +141,51 @@ def test_update_encoding_round_trips(plugin):
     assert all(d["u"]["$set"]["last_modified_at"] == now for d in docs)
 
 
+def test_raw_batch_split_matches_bson_decoding(plugin):
+    """The numpy walk over raw documents finds what bson decodes, whatever the
+    layout: vectors, absent/None/list values, other binary subtypes, extra
+    fields, IDs ending in zero bytes, and vector bytes that look like an _id."""
+    import io
+    import zlib
+
+    import bson
+    from bson import Binary, ObjectId
+    from bson.son import SON
+
+    ecache = plugin.embeddings.cache
+
+    def vec(x):
+        f = io.BytesIO()
+        np.save(f, np.asarray(x, dtype=np.float32))
+        return zlib.compress(f.getvalue())
+
+    tricky = zlib.compress(b"\x07_id\x00" + b"\x00" * 40)  # decodes to no vector, only parsed
+    docs = [
+        SON([("_id", ObjectId()), ("emb", vec([1, 2, 3]))]),
+        SON([("_id", ObjectId("0123456789abcdef00000000")), ("emb", vec([4, 5, 6]))]),
+        SON([("_id", ObjectId())]),
+        SON([("_id", ObjectId()), ("emb", None)]),
+        SON([("_id", ObjectId()), ("emb", [1.5, 2.5])]),
+        SON([("_id", ObjectId()), ("emb", Binary(b"\x01\x02", 5))]),
+        SON([("_id", ObjectId()), ("emb", vec([7, 8, 9])), ("filepath", "/x.png")]),
+        SON([("_id", ObjectId()), ("emb", b"\x07_id\x00" * 9)]),
+        SON([("_id", ObjectId()), ("emb", tricky)]),
+        SON([("_id", ObjectId()), ("emb", b"")]),
+    ]
+    batch = b"".join(bson.encode(d) for d in docs)
+    ids, values = ecache._split_batch(batch, "emb")
+    want = bson.decode_all(batch)
+    assert ecache.to_str(ids) == [str(d["_id"]) for d in want]
+    got = [bytes(v) if isinstance(v, memoryview) else v for v in values]
+    assert got == [d.get("emb") for d in want]
+    # the plain vectors took the fast path (no decoding), the odd ones did not
+    assert [isinstance(v, memoryview) for v in values] == [1, 1, 0, 0, 0, 0, 0, 1, 1, 1]
+    # an empty batch and a field name that is a prefix of another
+    assert len(ecache._split_batch(b"", "emb")[0]) == 0
+    other = bson.encode(SON([("_id", ObjectId()), ("embx", vec([1]))]))
+    assert ecache._split_batch(other, "emb")[1] == [None]
+
+
 def test_reset_removes_the_plugins_cache_files(trained, plugin):
     import os
 
