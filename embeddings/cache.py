@@ -479,14 +479,20 @@ def _wait_pending_under(root):
         wait_pending(key)
 
 
-def only_own_writes(dataset, before, write_time):
+def only_own_writes(dataset, before, write_time, count=None):
     """Whether the only sample changes since stamp ``before`` are writes made
     at ``write_time`` (the plugin stamps all of one click's writes with one
-    time): same count, and no other ``last_modified_at`` newer than before."""
+    time): same count, and no other ``last_modified_at`` newer than before.
+
+    ``count``: the number of samples now, when the caller has just taken a
+    :func:`stamp` (counting 1M samples costs ~0.3 s).
+    """
     import datetime
 
     coll = _coll(dataset)
-    if coll.count_documents({}, hint="_id_") != before[0]:
+    if count is None:
+        count = coll.count_documents({}, hint="_id_")
+    if count != before[0]:
         return False
     q = {"$ne": write_time}
     if before[1] is not None:
@@ -538,7 +544,7 @@ def restamp_after_own_write(dataset, before, write_time=None):
             after = stamp(dataset)
         if after[0] != before[0]:
             return  # samples were added/deleted meanwhile
-        if write_time is not None and not only_own_writes(dataset, before, write_time):
+        if write_time is not None and not only_own_writes(dataset, before, write_time, after[0]):
             return  # someone else edited samples meanwhile
         meta["stamp"] = after
         tmp = path + ".tmp"

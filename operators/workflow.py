@@ -624,8 +624,10 @@ def train_and_label(dataset, view, params, progress=None):
             got, X, valid = got[consume_order], X[consume_order], valid[consume_order]
             out.mark_present(np.searchsorted(ids, got), present[consume_order])
             consume(got, X, valid)
-    if not from_cache and not computed and ecache.only_own_writes(dataset, st, writer.now):
-        ecache.save(dataset, field, M, ecache.stamp(dataset), background=True)
+    if not from_cache and not computed:
+        after = ecache.stamp(dataset)
+        if ecache.only_own_writes(dataset, st, writer.now, after[0]):
+            ecache.save(dataset, field, M, after, background=True)
     elif from_cache:
         ecache.restamp_after_own_write(dataset, st, writer.now)
 
