@@ -162,14 +162,15 @@ def _split_batch(batch, field):
         off += _INT32.unpack_from(batch, off)[0]
     starts = np.asarray(starts, dtype=np.int64)
     ends = np.append(starts[1:], size)
+    # {_id: ObjectId, <field>: BinData} and nothing else
+    felem = np.frombuffer(b"\x05" + field.encode() + b"\x00", dtype=np.uint8)
     a = np.frombuffer(batch, dtype=np.uint8)
-    a = np.concatenate([a, np.zeros(64, np.uint8)])  # fixed-width peeks past the end stay in bounds
+    # zero padding: the fixed-width peeks below stay in bounds for short documents
+    a = np.concatenate([a, np.zeros(32 + len(felem), np.uint8)])
 
     def peek(at, k):
         return a[at[:, None] + np.arange(k)]
 
-    # {_id: ObjectId, <field>: BinData} and nothing else
-    felem = np.frombuffer(b"\x05" + field.encode() + b"\x00", dtype=np.uint8)
     p = starts + 4 + len(_ID_ELEM) + 12
     q = p + len(felem)  # binary length, subtype, data
     blen = np.ascontiguousarray(peek(q, 4)).view("<i4").ravel().astype(np.int64)
@@ -177,6 +178,7 @@ def _split_batch(batch, field):
         (peek(starts + 4, len(_ID_ELEM)) == _ID_ELEM).all(axis=1)
         & (peek(p, len(felem)) == felem).all(axis=1)
         & (a[q + 4] == 0)  # generic subtype: what bson decodes to bytes
+        & (blen >= 0)
         & (q + 5 + blen + 1 == ends)
         & (a[ends - 1] == 0)
     )

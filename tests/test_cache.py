@@ -184,6 +184,11 @@ def test_raw_batch_split_matches_bson_decoding(plugin):
     assert len(ecache._split_batch(b"", "emb")[0]) == 0
     other = bson.encode(SON([("_id", ObjectId()), ("embx", vec([1]))]))
     assert ecache._split_batch(other, "emb")[1] == [None]
+    # a long field name, and a last document shorter than the peeks reach
+    long = "e" * 200
+    batch = bson.encode(SON([("_id", ObjectId()), (long, vec([1]))])) + bson.encode({"_id": ObjectId()})
+    got = ecache._split_batch(batch, long)[1]
+    assert bytes(got[0]) == vec([1]) and got[1] is None
 
 
 def test_reset_removes_the_plugins_cache_files(trained, plugin):
