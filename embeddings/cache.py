@@ -341,13 +341,14 @@ def read_vectors(dataset, field, ids):
     from bson import ObjectId
 
     coll = _coll(dataset)
+    dec = _Decoder()
     out = []
     dim = None
     with ThreadPoolExecutor(2) as pool:
         for s in range(0, len(ids), 50_000):
             q = {"_id": {"$in": [ObjectId(h) for h in to_str(ids[s : s + 50_000])]}}
             for batch in coll.find_raw_batches(q, {"_id": 1, field: 1}):
-                bid, X, present, dim = _decode_batch(*_split_batch(batch, field), _Decoder(), pool, dim)
+                bid, X, present, dim = _decode_batch(*_split_batch(batch, field), dec, pool, dim)
                 out.append((bid, X, present))
     if not out:
         return np.empty(0, ID_DTYPE), np.zeros((0, 0), np.float32), np.zeros(0, bool), np.zeros(0, bool)
