@@ -1,0 +1,110 @@
+"""A private MongoDB server for fault tests, and client processes that use it.
+
+The suite's FiftyOne database is shared by every process that attaches to it, and
+its server has no test commands. Fault tests start their own ``mongod`` (the
+binary FiftyOne's database wheel installed) on a free loopback port, with
+``enableTestCommands`` so ``failCommand`` fail points can stall or fail chosen
+commands, and run FiftyOne clients as subprocesses pointed at it with
+``FIFTYONE_DATABASE_URI`` (FiftyOne connects once per process).
+"""
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def mongod_binary():
+    spec = importlib.util.find_spec("fiftyone")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "db", "bin", "mongod")
+    if not os.path.exists(path):
+        path = shutil.which("mongod")
+    return path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Mongod(object):
+    """A throwaway ``mongod`` (standalone) with test commands enabled."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="fewshot-mongod-")
+        self.port = free_port()
+        os.makedirs(os.path.join(self.dir, "db"))
+        self.proc = subprocess.Popen(
+            [mongod_binary(), "--dbpath", os.path.join(self.dir, "db"), "--port", str(self.port),
+             "--bind_ip", "127.0.0.1", "--setParameter", "enableTestCommands=1",
+             "--logpath", os.path.join(self.dir, "mongod.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.uri = "mongodb://127.0.0.1:%d/?serverSelectionTimeoutMS=5000" % self.port
+        self._wait()
+
+    def _wait(self):
+        import pymongo
+
+        deadline = time.time() + 60
+        while True:
+            try:
+                pymongo.MongoClient(self.uri).admin.command("ping")
+                return
+            except Exception:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("mongod did not start (see %s)" % self.dir)
+                time.sleep(0.2)
+
+    def client(self):
+        import pymongo
+
+        return pymongo.MongoClient(self.uri)
+
+    def fail_point(self, mode, **data):
+        """``configureFailPoint failCommand`` (mode "off" turns it off)."""
+        cmd = {"configureFailPoint": "failCommand", "mode": mode}
+        if data:
+            cmd["data"] = data
+        self.client().admin.command(cmd)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGKILL)  # SIGTERM takes seconds; the data is throwaway
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def client_env(uri, cache_dir=None):
+    env = dict(os.environ)
+    env["FIFTYONE_DATABASE_URI"] = uri
+    env["FIFTYONE_DATABASE_VALIDATION"] = "false"
+    env["FIFTYONE_DO_NOT_TRACK"] = "true"
+    if cache_dir is not None:
+        env["FEWSHOT_CACHE_DIR"] = cache_dir
+    return env
+
+
+def start_client(code, env, **popen_kw):
+    """Starts ``tests/client.py`` running ``code`` (see there); returns the Popen."""
+    return subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "client.py"), code], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen_kw
+    )
+
+
+def run_client(code, env, timeout=300):
+    """Runs ``code`` in a client process; returns its ``out`` (JSON) value."""
+    p = start_client(code, env)
+    out, err = p.communicate(timeout=timeout)
+    if p.returncode != 0:
+        raise AssertionError("client failed (%d):\n%s\n%s" % (p.returncode, out[-3000:], err[-5000:]))
+    return json.loads(out.strip().splitlines()[-1])

@@ -1,0 +1,198 @@
+"""No label is ever lost: re-labeling is idempotent, and label calls from several
+threads and processes at once keep every label; what the grid shows (the label
+fields) is what the session counts and what training uses."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from conftest import HERE_TESTS, run
+
+POS, NEG = "fewshot_positive", "fewshot_negative"
+
+
+def field_labels(ds):
+    """``{id: "positive"|"negative"}`` from the label fields (what the grid shows)."""
+    ds.reload()  # operators in other threads may hold another instance of the dataset
+    ids, p, n = ds.values(["id", POS, NEG])
+    out = {}
+    for i, a, b in zip(ids, p, n):
+        assert not (a and b), "sample %s shows both labels" % i
+        if a:
+            out[i] = "positive"
+        elif b:
+            out[i] = "negative"
+    return out
+
+
+def assert_consistent(ds, expected):
+    """Fields, session counts and the trainer's label counts all equal ``expected``."""
+    got = field_labels(ds)
+    assert got == expected
+    s = run("get_session", ds)
+    npos = sum(1 for v in expected.values() if v == "positive")
+    assert (s["num_positive"], s["num_negative"]) == (npos, len(expected) - npos)
+    if npos and len(expected) > npos:
+        t = run("train_and_label", ds)
+        assert (t["num_positive_labels"], t["num_negative_labels"]) == (npos, len(expected) - npos)
+
+
+def test_relabeling_the_same_samples_keeps_their_labels(synth):
+    ds = synth
+    run("start_session", ds, embedding_field="emb")
+    a, b, c, d = ds.values("id")[:4]
+    run("label_positive", ds, sample_ids=[a, b])
+    r = run("label_positive", ds, sample_ids=[a])
+    assert r["num_positive"] == 2 and r["num_changed"] == 0
+    run("label_negative", ds, sample_ids=[c, d])
+    r = run("label_negative", ds, sample_ids=[c, d])
+    assert r["num_negative"] == 2 and r["num_changed"] == 0
+    assert_consistent(ds, {a: "positive", b: "positive", c: "negative", d: "negative"})
+
+
+def test_overlapping_bulk_labels_are_all_kept(synth):
+    ds = synth
+    run("start_session", ds, embedding_field="emb")
+    ids = ds.values("id")
+    run("label_positive", ds, sample_ids=ids[:300])
+    r = run("label_positive", ds, sample_ids=ids[150:450])
+    assert r["num_positive"] == 450 and r["num_changed"] == 150
+    run("label_negative", ds, sample_ids=ids[500:])
+    expected = {i: "positive" for i in ids[:450]}
+    expected.update({i: "negative" for i in ids[500:]})
+    assert_consistent(ds, expected)
+
+
+ACTIONS = ("label_positive", "label_negative", "clear_labels")
+RESULT = {"label_positive": "positive", "label_negative": "negative", "clear_labels": None}
+
+
+def _rounds(own, seed, rounds):
+    """The (action, targets) a worker performs: random actions on its own samples."""
+    rng = random.Random(seed)
+    return [(rng.choice(ACTIONS), rng.sample(own, 8)) for _ in range(rounds)]
+
+
+def _expected(plans):
+    exp = {}
+    for plan in plans:
+        for action, targets in plan:
+            for i in targets:
+                if RESULT[action] is None:
+                    exp.pop(i, None)
+                else:
+                    exp[i] = RESULT[action]
+    return exp
+
+
+def test_concurrent_label_calls_from_threads_lose_nothing(synth):
+    """Six threads label at the same moment, 50 rounds, while trains run."""
+    ds = synth
+    run("start_session", ds, embedding_field="emb")
+    ids = ds.values("id")
+    nthreads, rounds = 6, 50
+    plans = [_rounds(ids[t * 100 : (t + 1) * 100], t, rounds) for t in range(nthreads)]
+    barrier = threading.Barrier(nthreads)
+    errors = []
+    stop = threading.Event()
+
+    def worker(plan):
+        try:
+            for action, targets in plan:
+                barrier.wait()
+                run(action, ds, sample_ids=targets)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+            barrier.abort()
+
+    def trainer():
+        while not stop.is_set():
+            try:
+                run("train_and_label", ds)
+            except Exception as e:
+                msg = str(e)
+                if "at least one positive" not in msg and "is running since" not in msg:
+                    errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(p,)) for p in plans]
+    tt = threading.Thread(target=trainer)
+    for t in threads + [tt]:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    tt.join()
+    assert not errors, errors[:3]
+    assert_consistent(ds, _expected(plans))
+
+
+def test_concurrent_label_calls_from_processes_lose_nothing(synth):
+    """Three processes label their own samples, 50 rounds each, at once; one
+    round in two also re-labels samples another process owns the same way."""
+    ds = synth
+    ds.persistent = True
+    try:
+        run("start_session", ds, embedding_field="emb")
+        ids = ds.values("id")
+        nproc, rounds = 3, 50
+        plans = [_rounds(ids[k * 150 : (k + 1) * 150], 100 + k, rounds) for k in range(nproc)]
+        shared = ids[550:560]  # every process labels these positive, every round
+        procs = []
+        for plan in plans:
+            code = (
+                "ds = fo.load_dataset(%r)\n"
+                "for action, targets in %r:\n"
+                "    op(action, ds, sample_ids=targets)\n"
+                "    op('label_positive', ds, sample_ids=%r)\n"
+                "out = 'ok'" % (ds.name, plan, shared)
+            )
+            procs.append(subprocess.Popen(
+                [sys.executable, os.path.join(HERE_TESTS, "client.py"), code],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+            ))
+        for p in procs:
+            out, err = p.communicate(timeout=600)
+            assert p.returncode == 0, err[-3000:]
+            assert json.loads(out.strip().splitlines()[-1]) == "ok"
+        expected = _expected(plans)
+        expected.update({i: "positive" for i in shared})
+        assert_consistent(ds, expected)
+    finally:
+        ds.persistent = False
+
+
+def test_labels_racing_a_reset_leave_no_stray_values(synth, fo):
+    """A label call racing reset_session never leaves label values behind that a
+    later session would show as labels."""
+    ds = synth
+    ids = ds.values("id")
+    for trial in range(5):
+        run("start_session", ds, embedding_field="emb")
+        stop = threading.Event()
+
+        def labeler():
+            k = 0
+            while not stop.is_set():
+                try:
+                    run("label_positive", ds, sample_ids=ids[k % 500 : k % 500 + 20])
+                except Exception:
+                    pass  # "no session" once reset
+                k += 20
+
+        t = threading.Thread(target=labeler)
+        t.start()
+        run("reset_session", ds)
+        stop.set()
+        t.join()
+        run("start_session", ds, embedding_field="emb")
+        assert field_labels(ds) == {}, "a new session shows labels of the reset one"
+        assert run("get_session", ds)["num_positive"] == 0
+        run("reset_session", ds)
+        ds.reload()
+        raw = ds._sample_collection.count_documents({"$or": [{POS: {"$ne": None}}, {NEG: {"$ne": None}}]})
+        assert raw == 0, "label values left on %d samples after reset" % raw

@@ -1,0 +1,204 @@
+"""A prediction never looks current when it is not: every prediction says which
+run wrote it, an interrupted or failed run is visible as such and the next
+train repairs it, everything that can be validated is validated before the
+first write, skipped samples lose their old prediction, one train at a time."""
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from conftest import make_synth, run
+from mongod import Mongod, client_env, run_client, start_client
+
+
+@pytest.fixture(scope="module")
+def big(fo):
+    """20,000 samples x 64-d: more than one read/write batch."""
+    ds = make_synth(fo, n=20_000, dim=64, seed=3)
+    yield ds
+    ds.delete()
+
+
+@pytest.fixture
+def ds20k(big):
+    d = big.clone()
+    yield d
+    d.delete()
+
+
+def label(ds, npos=10, nneg=10):
+    ids, cl = ds.limit(2000).values(["id", "cluster"])
+    run("label_positive", ds, sample_ids=[i for i, c in zip(ids, cl) if c == 1][:npos])
+    run("label_negative", ds, sample_ids=[i for i, c in zip(ids, cl) if c != 1][:nneg])
+
+
+def runs_of(ds):
+    """``{id: (run_id, iteration, p_positive)}`` of samples with a prediction."""
+    f = "fewshot_prediction"
+    ids, r, it, p = ds.exists(f).values(["id", f + ".run_id", f + ".iteration", f + ".p_positive"])
+    return {i: (a, b, c) for i, a, b, c in zip(ids, r, it, p)}
+
+
+def test_every_prediction_names_its_run_and_iteration(synth):
+    ds = synth
+    run("start_session", ds, embedding_field="emb")
+    label(ds, 3, 3)
+    r1 = run("train_and_label", ds)
+    got = runs_of(ds)
+    assert len(got) == len(ds)
+    assert {v[:2] for v in got.values()} == {(r1["run_id"], 1)}
+    s = run("get_session", ds)
+    assert s["run"]["status"] == "complete" and s["run"]["id"] == r1["run_id"]
+    assert s["run"]["num_written"] == len(ds)
+    r2 = run("train_and_label", ds, mode="query")
+    assert r2["run_id"] != r1["run_id"]
+    assert {v[:2] for v in runs_of(ds).values()} == {(r2["run_id"], 2)}
+
+
+def test_a_bad_vector_late_in_the_field_fails_before_any_write(ds20k, fo):
+    """A 32-d vector in the last sample of a 64-d field: the error comes before
+    the first prediction is written (it used to come after 16k writes)."""
+    ds = ds20k
+    run("start_session", ds, embedding_field="emb")
+    label(ds)
+    run("train_and_label", ds)
+    before = runs_of(ds)
+    last = ds.values("id")[-1]
+    ds.select(last).set_values("emb", [np.ones(32, np.float32)])
+    with pytest.raises(Exception, match="dimension"):
+        run("train_and_label", ds, mode="query", beta=2.0)
+    assert runs_of(ds) == before
+    s = run("get_session", ds)
+    assert s["iteration"] == 1 and s["run"]["status"] == "complete"
+
+
+def test_skipped_samples_lose_their_previous_prediction(synth, fo):
+    ds = synth
+    run("start_session", ds, embedding_field="emb")
+    label(ds, 3, 3)
+    run("train_and_label", ds)
+    labeled = set(ds.exists("fewshot_positive").values("id")) | set(ds.exists("fewshot_negative").values("id"))
+    a, b, c = [i for i in ds.values("id") if i not in labeled][:3]
+    ds.select(a).set_values("emb", [np.full(64, np.nan, np.float32)])
+    ds.select(b).set_values("emb", [np.zeros(64, np.float32)])
+    ds.select(c).set_values("emb", [None])
+    r = run("train_and_label", ds)
+    assert r["num_skipped_invalid_embedding"] == 2 and r["num_skipped_missing_embedding"] == 1
+    got = runs_of(ds)
+    assert a not in got and b not in got and c not in got
+    assert len(got) == len(ds) - 3 and {v[1] for v in got.values()} == {2}
+
+
+def test_two_trains_at_once_never_record_one_iteration_twice(ds20k):
+    ds = ds20k
+    run("start_session", ds, embedding_field="emb")
+    label(ds)
+    run("train_and_label", ds)
+    for _ in range(3):
+        before = run("get_session", ds)
+        results, errors = [], []
+        barrier = threading.Barrier(2)
+
+        def train(mode):
+            barrier.wait()
+            try:
+                results.append(run("train_and_label", ds, mode=mode))
+            except Exception as e:
+                errors.append(str(e))
+
+        ts = [threading.Thread(target=train, args=(m,)) for m in ("distance", "query")]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        for e in errors:
+            assert "is running since" in e
+        after = run("get_session", ds)
+        assert after["iteration"] - before["iteration"] == len(results)
+        assert len(after["history"]) - len(before["history"]) == len(results)
+        assert len({r["iteration"] for r in results}) == len(results)
+        last = max(results, key=lambda r: r["iteration"])
+        assert {v[:2] for v in runs_of(ds).values()} == {(last["run_id"], last["iteration"])}
+
+
+def test_working_subset_size_must_be_a_whole_number(synth):
+    from fiftyone.operators.executor import ExecutionError
+
+    with pytest.raises(ExecutionError, match="integer"):
+        run("start_session", synth, embedding_field="emb", subset_size=2.5)
+    with pytest.raises(ExecutionError, match="integer|subset_size"):
+        run("start_session", synth, embedding_field="emb", subset_size="ten")
+    assert run("get_session", synth)["active"] is False
+
+
+# -- a process killed during the write-back, on a private MongoDB ------------------
+
+
+@pytest.fixture(scope="module")
+def mongod():
+    m = Mongod()
+    yield m
+    m.stop()
+
+
+def test_a_train_killed_mid_write_is_shown_interrupted_and_the_next_repairs_it(mongod, tmp_path):
+    env = client_env(mongod.uri, cache_dir=str(tmp_path / "cache"))
+    name = "fewshot-kill"
+    first = run_client(
+        "ds = synth(%r, 30_000, seed=5)\n"
+        "op('start_session', ds, embedding_field='emb')\n"
+        "ids, cl = ds.limit(3000).values(['id', 'cluster'])\n"
+        "op('label_positive', ds, sample_ids=[i for i, c in zip(ids, cl) if c == 1][:10])\n"
+        "op('label_negative', ds, sample_ids=[i for i, c in zip(ids, cl) if c != 1][:10])\n"
+        "out = op('train_and_label', ds)\n" % name,
+        env,
+    )
+    coll = mongod.client()["fiftyone"]
+    samples = [c for c in coll.list_collection_names() if c.startswith("samples.")]
+    assert len(samples) == 1
+    ns = "fiftyone." + samples[0]
+    # the second batch of prediction updates, and every later one, stalls and then fails
+    mongod.fail_point({"skip": 1}, failCommands=["update"], namespace=ns,
+                      blockConnection=True, blockTimeMS=60_000, errorCode=91)
+    try:
+        p = start_client("ds = fo.load_dataset(%r)\nout = op('train_and_label', ds, mode='query')" % name, env)
+        deadline = time.time() + 120
+        while True:
+            n = coll[samples[0]].count_documents(
+                {"fewshot_prediction.run_id": {"$nin": [first["run_id"], None]}})
+            if n > 0:
+                break
+            assert p.poll() is None, p.communicate()[1][-3000:]
+            assert time.time() < deadline, "the train never wrote"
+            time.sleep(0.02)
+        time.sleep(0.5)
+        p.kill()
+        p.wait()
+    finally:
+        mongod.fail_point("off")
+    state = run_client(
+        "ds = fo.load_dataset(%r)\n"
+        "s = op('get_session', ds)\n"
+        "out = {'session': s, 'runs': sorted({(v[0], v[1]) for v in predictions(ds).values()})}" % name,
+        env,
+    )
+    run_info = state["session"]["run"]
+    assert run_info["status"] == "interrupted"
+    assert 0 < run_info["num_written"] < 30_000
+    assert "interrupted" in run_info["message"] and "Train again" in run_info["message"]
+    assert state["session"]["iteration"] == 1
+    assert len(state["runs"]) == 2  # a visible mix: the interrupted run and the one before
+    assert [first["run_id"], 1] in state["runs"]
+    repaired = run_client(
+        "ds = fo.load_dataset(%r)\n"
+        "r = op('train_and_label', ds, mode='query')\n"
+        "out = {'r': r, 's': op('get_session', ds)['run'], 'runs': sorted({(v[0], v[1]) for v in predictions(ds).values()}),"
+        " 'n': len(predictions(ds))}" % name,
+        env,
+    )
+    assert repaired["s"]["status"] == "complete"
+    assert repaired["runs"] == [[repaired["r"]["run_id"], 2]]
+    assert repaired["n"] == 30_000
