@@ -1,3 +1,1 @@
-"""Operators: session state and the few-shot workflow."""
-
-from .ops import OPERATORS, PLUGIN
+"""Operators: session state and the few-shot workflow (see ``ops`` and ``workflow``)."""

@@ -11,7 +11,7 @@ import fiftyone.operators.types as types
 
 from ..embeddings import zoo
 from . import workflow as wf
-from .state import NEGATIVE, POSITIVE, STORE_NAME
+from .labels import NEGATIVE, POSITIVE
 
 PLUGIN = "@fewshot/few_shot_learning"
 
@@ -55,12 +55,22 @@ class FewShotOperator(foo.Operator):
         return result.result
 
     def _check(self, ctx, inputs, fn):
+        """Runs the form's checks; a user error marks the form invalid."""
         try:
-            fn()
+            with wf.user_errors():
+                fn()
         except wf.FewShotError as e:
             _error_prop(inputs, str(e))
             return False
         return True
+
+    def execute(self, ctx):
+        # the one error boundary: any user error reaches the user as its message
+        with wf.user_errors():
+            return self.run(ctx)
+
+    def run(self, ctx):
+        raise NotImplementedError
 
 
 class StartSession(FewShotOperator):
@@ -106,7 +116,7 @@ class StartSession(FewShotOperator):
         self._check(ctx, inputs, lambda: wf.check_start(ctx.dataset, ctx.view, ctx.params))
         return types.Property(inputs, view=types.View(label="Start few-shot session"))
 
-    def execute(self, ctx):
+    def run(self, ctx):
         return wf.start_session(ctx.dataset, ctx.view, ctx.params, progress=_progress(ctx))
 
 
@@ -135,7 +145,7 @@ class _LabelOperator(FewShotOperator):
         self._check(ctx, inputs, check)
         return types.Property(inputs, view=types.View(label=self.TITLE))
 
-    def execute(self, ctx):
+    def run(self, ctx):
         result = wf.set_labels(ctx.dataset, ctx.view, ctx.selected, ctx.params, self.LABEL)
         ctx.ops.reload_samples()
         return result
@@ -189,16 +199,12 @@ class TrainAndLabel(FewShotOperator):
         inputs.int("precision_k", label="k for precision@k", default=100)
 
         def check():
-            wf.require_session(state)
-            wf.scorer_params(ctx.params, prev)
-            wf.readout_params(ctx.dataset, ctx.params)
-            if len(ctx.view) == 0:
-                raise wf.FewShotError("The current view is empty; nothing to score")
+            wf.check_train(ctx.dataset, ctx.view, ctx.params, state)
 
         self._check(ctx, inputs, check)
         return types.Property(inputs, view=types.View(label="Train & label"))
 
-    def execute(self, ctx):
+    def run(self, ctx):
         result = wf.train_and_label(ctx.dataset, ctx.view, ctx.params, progress=_progress(ctx))
         if not ctx.delegated:
             ctx.ops.reload_dataset()
@@ -220,10 +226,10 @@ class ShowPredictions(FewShotOperator):
         self._check(ctx, inputs, lambda: wf.predictions_view(ctx.dataset, ctx.view))
         return types.Property(inputs)
 
-    def execute(self, ctx):
+    def run(self, ctx):
         view = wf.predictions_view(ctx.dataset, ctx.view)
         ctx.ops.set_view(view=view)
-        cfg = wf.SessionState(ctx.dataset).config
+        cfg = wf.require_session(wf.SessionState(ctx.dataset))
         return {
             "num_samples": len(view),
             "prediction_field": cfg["prediction_field"],
@@ -255,7 +261,7 @@ class SuggestSamples(FewShotOperator):
         self._check(ctx, inputs, check)
         return types.Property(inputs, view=types.View(label="Suggest samples to label"))
 
-    def execute(self, ctx):
+    def run(self, ctx):
         view, result = wf.suggest_samples(ctx.dataset, ctx.view, ctx.params)
         if not ctx.delegated:
             ctx.ops.set_view(view)
@@ -271,7 +277,7 @@ class GetSession(FewShotOperator):
             description="The current few-shot session (settings, counts, history)",
         )
 
-    def execute(self, ctx):
+    def run(self, ctx):
         return wf.get_session(ctx.dataset)
 
 
@@ -297,7 +303,7 @@ class ResetSession(FewShotOperator):
         self._check(ctx, inputs, check)
         return types.Property(inputs, view=types.View(label="Reset few-shot session"))
 
-    def execute(self, ctx):
+    def run(self, ctx):
         result = wf.reset_session(ctx.dataset)
         if not ctx.delegated:
             ctx.ops.reload_dataset()

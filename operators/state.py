@@ -1,25 +1,36 @@
-"""Few-shot session state, persisted per dataset in FiftyOne's execution store.
+"""Few-shot session state, per dataset, in FiftyOne's execution store.
 
-The state lives in the dataset-scoped execution store (the same store that
+The state lives in the dataset-scoped execution store (what
 ``ctx.store(STORE_NAME)`` returns), so the panel, the command palette and Python
-scripts all see one session, across App reloads and Python restarts.
+scripts see one session across App reloads and Python restarts. Labels are not
+here: they live on the samples (see :mod:`.labels`).
 
-Sample-ID lists (labels, the working subset) are stored in chunks of
-``CHUNK_SIZE`` IDs, one key each, so no stored value approaches MongoDB's 16 MB
-document limit whatever the size of the dataset.
+- ``config`` (settings, iteration, history, the last run) is changed only
+  with compare-and-set (:meth:`SessionState.update`), so two writers never lose
+  each other's changes.
+- The lease (:class:`Lease`) lets one start/train/reset run at a time.
+- The working subset's IDs are stored in chunks of ``CHUNK_SIZE`` (a 1M-ID
+  list would exceed MongoDB's 16 MB document limit), written under a fresh
+  token before the meta points at them.
 """
 
+import copy
+import datetime
+import os
+import socket
+import threading
+import time
 import uuid
+
+from .errors import FewShotError
 
 STORE_NAME = "fewshot_session"
 SESSION_KEY = "session"
+LEASE_KEY = "lease"
 CHUNK_SIZE = 50_000  # ~1.3 MB of JSON per chunk
-
-POSITIVE = "positive"
-NEGATIVE = "negative"
 SUBSET = "subset"
-
 MAX_HISTORY = 100
+LEASE_SECONDS = 60  # a lease not renewed for this long is free (renewed every 10 s)
 
 
 def get_store(dataset):
@@ -30,88 +41,156 @@ def get_store(dataset):
 
 
 class SessionState(object):
-    """Read/write access to one dataset's session.
-
-    ``config`` is a small JSON dict (settings, counters, history); ID lists are
-    accessed with :meth:`get_ids` / :meth:`set_ids`.
-    """
+    """Read/write access to one dataset's session."""
 
     def __init__(self, dataset, store=None):
         self.dataset = dataset
         self.store = store if store is not None else get_store(dataset)
-        self._config = None
-        self._ids = {}
 
-    # -- config --------------------------------------------------------------
+    @property
+    def config(self):
+        """The session config as stored now (None if there is no session)."""
+        return self.store.get(SESSION_KEY)
 
     @property
     def active(self):
         return self.config is not None
 
-    @property
-    def config(self):
-        if self._config is None:
-            self._config = self.store.get(SESSION_KEY)
-        return self._config
-
-    def save_config(self, config):
-        self.store.set(SESSION_KEY, config)
-        self._config = config
+    def update(self, fn, create=False):
+        """Applies ``fn(config) -> new config`` atomically (compare-and-set,
+        retried); ``fn`` may raise to abort. Returns the new config."""
+        for _ in range(100):
+            cur = self.config
+            if cur is None and not create:
+                raise FewShotError(
+                    "No few-shot session on dataset '%s'; start one first (start_session)" % self.dataset.name
+                )
+            new = fn(copy.deepcopy(cur))
+            ok = (self.store.set_if_absent(SESSION_KEY, new) if cur is None
+                  else self.store.compare_and_set(SESSION_KEY, cur, new))
+            if ok:
+                return new
+            time.sleep(0.005)
+        raise FewShotError("The session is being changed by many callers at once; try again")
 
     # -- chunked ID lists ----------------------------------------------------
 
-    def _meta_key(self, name):
-        return "ids/%s/meta" % name
-
-    def _chunk_key(self, name, token, i):
-        return "ids/%s/%s/%d" % (name, token, i)
-
     def get_meta(self, name):
-        return self.store.get(self._meta_key(name)) or {}
+        return self.store.get("ids/%s/meta" % name) or {}
 
     def get_ids(self, name):
-        """The stored list of IDs under ``name`` ([] if none)."""
-        if name in self._ids:
-            return list(self._ids[name])
-        meta = self.get_meta(name)
-        ids = []
-        for i in range(meta.get("chunks", 0)):
-            ids.extend(self.store.get(self._chunk_key(name, meta["token"], i)) or [])
-        self._ids[name] = ids
-        return list(ids)
+        """The stored list under ``name`` ([] if none or unreadable)."""
+        for _ in range(5):
+            meta = self.get_meta(name)
+            chunks = [self.store.get("ids/%s/%s/%d" % (name, meta.get("token"), i))
+                      for i in range(meta.get("chunks", 0))]
+            if all(c is not None for c in chunks):
+                return [i for c in chunks for i in c]
+            # replaced while reading: read the new version
+        return []
 
     def set_ids(self, name, ids, **extra_meta):
-        """Replaces the list under ``name``; ``extra_meta`` is kept in its meta.
-
-        New chunks are written under a fresh token before the meta points at
-        them, so a reader never sees a half-written list.
-        """
+        """Replaces the list under ``name``; ``extra_meta`` is kept in its meta."""
         ids = list(ids)
         old = self.get_meta(name)
         token = uuid.uuid4().hex[:12]
         chunks = [ids[i : i + CHUNK_SIZE] for i in range(0, len(ids), CHUNK_SIZE)]
         for i, chunk in enumerate(chunks):
-            self.store.set(self._chunk_key(name, token, i), chunk)
-        meta = dict(extra_meta, chunks=len(chunks), count=len(ids), token=token)
-        self.store.set(self._meta_key(name), meta)
+            self.store.set("ids/%s/%s/%d" % (name, token, i), chunk)
+        self.store.set("ids/%s/meta" % name, dict(extra_meta, chunks=len(chunks), count=len(ids), token=token))
         for i in range(old.get("chunks", 0)):
-            self.store.delete(self._chunk_key(name, old["token"], i))
-        self._ids[name] = ids
-
-    def delete_ids(self, name):
-        old = self.get_meta(name)
-        for i in range(old.get("chunks", 0)):
-            self.store.delete(self._chunk_key(name, old["token"], i))
-        self.store.delete(self._meta_key(name))
-        self._ids.pop(name, None)
+            self.store.delete("ids/%s/%s/%d" % (name, old["token"], i))
 
     def clear(self):
-        """Deletes everything this session stored.
-
-        The session key goes first: a clear that is interrupted leaves no
-        active session whose label lists are half gone.
-        """
+        """Deletes everything this session stored (the session key first)."""
         self.store.delete(SESSION_KEY)
         self.store.clear()
-        self._config = None
-        self._ids = {}
+
+
+# -- the lease: one start/train/reset at a time ------------------------------------
+
+
+def _proc_start(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+_HOST = socket.gethostname()
+
+
+def _owner():
+    return {"host": _HOST, "pid": os.getpid(), "start": _proc_start(os.getpid())}
+
+
+def _owner_dead(owner):
+    """Whether the owner process is known to be gone (same host only)."""
+    if not owner or owner.get("host") != _HOST:
+        return False
+    pid = int(owner.get("pid", -1))
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return owner.get("start") is not None and _proc_start(pid) != owner.get("start")
+
+
+def lease_is_free(value, now=None):
+    now = time.time() if now is None else now
+    return (not value or value.get("released") or value.get("expires", 0) < now
+            or _owner_dead(value.get("owner")))
+
+
+def _when(ts):
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%H:%M:%S UTC")
+
+
+class Lease(object):
+    """Holds the session's lease while ``operation`` runs; renews it every 10 s.
+
+    A second caller gets "<operation> is running since ..."; a lease whose owner
+    died (same host) or that was not renewed for ``LEASE_SECONDS`` is taken over.
+    """
+
+    def __init__(self, state, operation):
+        self.state, self.operation = state, operation
+        self.value = None
+        self._stop = threading.Event()
+        self._thread = None
+
+    def __enter__(self):
+        store = self.state.store
+        mine = {"token": uuid.uuid4().hex, "operation": self.operation, "owner": _owner(),
+                "since": time.time(), "expires": time.time() + LEASE_SECONDS}
+        if not store.set_if_absent(LEASE_KEY, mine):
+            cur = store.get(LEASE_KEY)
+            if not lease_is_free(cur) or not store.compare_and_set(LEASE_KEY, cur, mine):
+                cur = store.get(LEASE_KEY) or {}
+                raise FewShotError(
+                    "A %s is running since %s on this dataset; wait for it to finish"
+                    % (str(cur.get("operation", "train")).replace("_", " "), _when(cur.get("since", time.time())))
+                )
+        self.value = mine
+        self._thread = threading.Thread(target=self._renew, daemon=True, name="fewshot-lease")
+        self._thread.start()
+        return self
+
+    def _renew(self):
+        while not self._stop.wait(10):
+            new = dict(self.value, expires=time.time() + LEASE_SECONDS)
+            if self.state.store.compare_and_set(LEASE_KEY, self.value, new):
+                self.value = new
+
+    @property
+    def token(self):
+        return self.value["token"]
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.state.store.compare_and_set(LEASE_KEY, self.value, {"released": True})
+        return False

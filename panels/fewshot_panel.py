@@ -225,6 +225,12 @@ class FewShotPanel(foo.Panel):
             ),
             name="status",
         )
+        run = sess.get("run")
+        if run and run.get("status") == "running":
+            panel.view("run_status", types.Notice(label=run["message"]))
+        elif run and run.get("status") != "complete":
+            panel.view("run_status", types.Warning(label="Predictions are not all current",
+                                                   description=run["message"]))
         labels = panel.h_stack("labels", gap=1)
         for name, label in (
             ("label_positive", "Label Positive"),

@@ -7,7 +7,8 @@ import tempfile
 os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
 os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE_TESTS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE_TESTS)
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 ARTIFACTS = os.path.join(REPO, "test-artifacts")
 
@@ -15,6 +16,9 @@ _plugins = tempfile.mkdtemp(prefix="fewshot-plugins-")
 os.environ["FEWSHOT_CACHE_DIR"] = tempfile.mkdtemp(prefix="fewshot-cache-")
 os.symlink(REPO, os.path.join(_plugins, "few_shot_learning"))
 os.environ["FIFTYONE_PLUGINS_DIR"] = _plugins
+# the checkout as a plain package too: tests of pure modules import
+# ``few_shot_learning.<module>`` without FiftyOne (or a database)
+sys.path.insert(0, _plugins)
 
 import pytest  # noqa: E402
 
@@ -35,7 +39,26 @@ def plugin(fo):
     import fiftyone.operators as foo
 
     assert foo.get_operator("@fewshot/few_shot_learning/get_session") is not None
-    return importlib.import_module("fiftyone.plugins.orgs.fewshot.few_shot_learning")
+    return PluginModules("fiftyone.plugins.orgs.fewshot.few_shot_learning")
+
+
+class PluginModules(object):
+    """``plugin.embeddings.cache`` etc.: each module looked up by its full name
+    when used (FiftyOne may re-import the plugin package, and the package
+    imports its modules lazily)."""
+
+    def __init__(self, name):
+        self.__name__ = name
+
+    def __getattr__(self, attr):
+        import importlib
+
+        full = self.__name__ + "." + attr
+        try:
+            mod = importlib.import_module(full)
+        except ModuleNotFoundError:
+            return getattr(importlib.import_module(self.__name__), attr)
+        return PluginModules(full) if hasattr(mod, "__path__") else mod
 
 
 @pytest.fixture(scope="session")
@@ -88,4 +111,36 @@ def ds(base_dataset):
 def class_ids(ds, cls, n=None, exclude=False):
     ids, labels = ds.values(["id", "ground_truth.label"])
     out = [i for i, l in zip(ids, labels) if (l == cls) != exclude]
+    return out[:n] if n else out
+
+
+def make_synth(fo, n=600, dim=64, seed=0, clusters=4, name=None):
+    """A dataset of ``n`` samples with clustered random vectors in ``emb``
+    (fast to build: no images) and the cluster in ``cluster``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(clusters, dim))
+    cls = rng.integers(0, clusters, n)
+    X = (centers[cls] + 0.8 * rng.normal(size=(n, dim))).astype(np.float32)
+    ds = fo.Dataset(name)
+    ds.add_samples(
+        [fo.Sample(filepath="/synthetic/%06d.png" % i, cluster=int(c), emb=x) for i, (c, x) in enumerate(zip(cls, X))],
+        progress=False,
+    )
+    return ds
+
+
+@pytest.fixture
+def synth(fo):
+    """600 samples x 64-d clustered vectors in ``emb`` (deleted after the test)."""
+    ds = make_synth(fo)
+    yield ds
+    if fo.dataset_exists(ds.name):
+        ds.delete()
+
+
+def cluster_ids(ds, c, n=None, exclude=False):
+    ids, cl = ds.values(["id", "cluster"])
+    out = [i for i, k in zip(ids, cl) if (k == c) != exclude]
     return out[:n] if n else out

@@ -38,7 +38,7 @@ def test_label_clicks_keep_the_cache_valid(trained):
     assert r["embeddings_from_cache"] is True and r["num_negative_labels"] == 5
 
 
-def test_edited_embedding_invalidates(trained, fo):
+def test_an_edited_embedding_is_reread(trained, fo):
     ds, _ = trained
     target = class_ids(ds, "Sneaker", exclude=True)[10]
     p_before = preds(ds)[target]
@@ -48,16 +48,23 @@ def test_edited_embedding_invalidates(trained, fo):
     new = np.mean([X[i] / np.linalg.norm(X[i]) for i in pos], axis=0).astype(np.float32)
     ds.select([target]).set_values(EMB, [new])
     r = run("train_and_label", ds)
-    assert r["embeddings_from_cache"] is False
+    assert r["embeddings_from_cache"] is True and r["num_embeddings_reread"] == 1
     assert preds(ds)[target] > max(p_before, 0.5)
-    assert run("train_and_label", ds)["embeddings_from_cache"] is True
+    r = run("train_and_label", ds)
+    assert r["embeddings_from_cache"] is True and r["num_embeddings_reread"] == 0
 
 
-def test_recomputed_embeddings_invalidate(trained, fo):
+def test_recomputed_embeddings_are_reread(trained, fo):
     ds, _ = trained
     ids = ds.values("id")[:5]
     vecs = ds.select(ids).values(EMB)
     ds.select(ids).set_values(EMB, [v * 2 for v in vecs])  # same direction, new write
+    assert run("train_and_label", ds)["num_embeddings_reread"] == 5
+
+
+def test_most_embeddings_edited_means_a_cold_read(trained, fo):
+    ds, _ = trained
+    ds.set_values(EMB, [v[::-1].copy() for v in ds.values(EMB)])
     assert run("train_and_label", ds)["embeddings_from_cache"] is False
 
 
@@ -104,113 +111,60 @@ def test_subset_scores_equal_full_view_scores(ds, fo):
     assert sub == full
 
 
-def test_fast_id_reads_match_fiftyone(ds, fo, plugin):
-    import importlib
-
-    ecache = plugin.embeddings.cache
-    for view in (ds.view(), ds.match(fo.ViewField("ground_truth.label") == "Bag"), ds.skip(7).limit(30)):
-        assert ecache.to_str(ecache.view_ids(view)) == view.values("id")
-
-
-def test_update_encoding_round_trips(plugin):
-    """IDs with trailing zero bytes, labels, confidences and p_positive survive."""
-    import datetime
-    import importlib
-
-    import bson
-    from bson import ObjectId
-
-    wb = importlib.import_module(plugin.__name__ + ".operators.writeback")
-    ecache = plugin.embeddings.cache
-    ids = ["0123456789abcdef01234500", "0123456789abcdef00000000", str(ObjectId())]
-    b = ecache.to_bytes(ids)
-    assert ecache.to_str(b) == ids
-    now = datetime.datetime(2026, 1, 2, 3, 4, 5)
-    recs = wb._encode_updates(
-        "pred", "p_positive", b, np.array([True, False, True]), np.array([0.9, 0.8, 1.0]),
-        np.array([0.9, 0.2, 1.0]), now,
+def test_raw_prediction_documents_are_what_fiftyone_writes(trained, fo):
+    """The templated update writes exactly ``fo.Classification(...).to_mongo()``."""
+    ds, r = trained
+    sid = class_ids(ds, "Sneaker", exclude=True)[20]
+    raw = ds._sample_collection.find_one({"_id": __import__("bson").ObjectId(sid)})["fewshot_prediction"]
+    p = raw["p_positive"]
+    want = fo.Classification(
+        label="positive" if p >= 0.5 else "negative", confidence=max(p, 1 - p), p_positive=p,
+        run_id=r["run_id"], iteration=r["iteration"],
     )
-    docs = [bson.decode(r) for r in recs]
-    assert [str(d["q"]["_id"]) for d in docs] == ids
-    labels = [d["u"]["$set"]["pred"] for d in docs]
-    assert [l["label"] for l in labels] == ["positive", "negative", "positive"]
-    assert [l["confidence"] for l in labels] == [0.9, 0.8, 1.0]
-    assert [l["p_positive"] for l in labels] == [0.9, 0.2, 1.0]
-    assert all(l["_cls"] == "Classification" and l["tags"] == [] for l in labels)
-    assert len({l["_id"] for l in labels}) == 3
-    assert all(d["u"]["$set"]["last_modified_at"] == now for d in docs)
+    want.id = str(raw["_id"])
+    assert list(raw.items()) == list(want.to_mongo().items())
+    s = ds[sid]
+    assert s.fewshot_prediction.run_id == r["run_id"] and s.fewshot_prediction.iteration == 1
 
 
-def test_raw_batch_split_matches_bson_decoding(plugin):
-    """The numpy walk over raw documents finds what bson decodes, whatever the
-    layout: vectors, absent/None/list values, other binary subtypes, extra
-    fields, IDs ending in zero bytes, and vector bytes that look like an _id."""
-    import io
-    import zlib
+def test_fast_id_reads_match_fiftyone(ds, fo, plugin):
+    fastdb = plugin.fastdb
+    for view in (ds.view(), ds.match(fo.ViewField("ground_truth.label") == "Bag"), ds.skip(7).limit(30)):
+        assert fastdb.to_str(fastdb.view_ids(view)) == view.values("id")
 
-    import bson
-    from bson import Binary, ObjectId
-    from bson.son import SON
 
-    ecache = plugin.embeddings.cache
+def test_the_stamp_is_the_stamp_of_every_last_modified_at(trained, plugin):
+    ds, _ = trained
+    fastdb = plugin.fastdb
+    ids, lma = fastdb.scan_lma(ds)
+    assert len(ids) == len(ds)
+    st = fastdb.stamp(ds)
+    assert st == fastdb.stamp_of(lma)
+    ds.select(ds.values("id")[:1]).set_values("ground_truth.label", ["Bag"])
+    assert fastdb.stamp(ds) != st and fastdb.stamp(ds) == fastdb.stamp_of(fastdb.scan_lma(ds)[1])
 
-    def vec(x):
-        f = io.BytesIO()
-        np.save(f, np.asarray(x, dtype=np.float32))
-        return zlib.compress(f.getvalue())
 
-    tricky = zlib.compress(b"\x07_id\x00" + b"\x00" * 40)  # decodes to no vector, only parsed
-    docs = [
-        SON([("_id", ObjectId()), ("emb", vec([1, 2, 3]))]),
-        SON([("_id", ObjectId("0123456789abcdef00000000")), ("emb", vec([4, 5, 6]))]),
-        SON([("_id", ObjectId())]),
-        SON([("_id", ObjectId()), ("emb", None)]),
-        SON([("_id", ObjectId()), ("emb", [1.5, 2.5])]),
-        SON([("_id", ObjectId()), ("emb", Binary(b"\x01\x02", 5))]),
-        SON([("_id", ObjectId()), ("emb", vec([7, 8, 9])), ("filepath", "/x.png")]),
-        SON([("_id", ObjectId()), ("emb", b"\x07_id\x00" * 9)]),
-        SON([("_id", ObjectId()), ("emb", tricky)]),
-        SON([("_id", ObjectId()), ("emb", b"")]),
-    ]
-    batch = b"".join(bson.encode(d) for d in docs)
-    ids, values = ecache._split_batch(batch, "emb")
-    want = bson.decode_all(batch)
-    assert ecache.to_str(ids) == [str(d["_id"]) for d in want]
-    got = [bytes(v) if isinstance(v, memoryview) else v for v in values]
-    assert got == [d.get("emb") for d in want]
-    # the plain vectors took the fast path (no decoding), the odd ones did not
-    assert [isinstance(v, memoryview) for v in values] == [1, 1, 0, 0, 0, 0, 0, 1, 1, 1]
-    # an empty batch and a field name that is a prefix of another
-    assert len(ecache._split_batch(b"", "emb")[0]) == 0
-    other = bson.encode(SON([("_id", ObjectId()), ("embx", vec([1]))]))
-    assert ecache._split_batch(other, "emb")[1] == [None]
-    # a long field name, and a last document shorter than the peeks reach
-    long = "e" * 200
-    batch = bson.encode(SON([("_id", ObjectId()), (long, vec([1]))])) + bson.encode({"_id": ObjectId()})
-    got = ecache._split_batch(batch, long)[1]
-    assert bytes(got[0]) == vec([1]) and got[1] is None
+def test_prediction_writes_never_hide_an_edit(trained, plugin):
+    """A write conditioned on an old last_modified_at matches nothing."""
+    ds, _ = trained
+    fastdb = plugin.fastdb
+    ids, lma = fastdb.scan_lma(ds)
+    with fastdb.PredictionWriter(ds, "fewshot_prediction", "p_positive", "f" * 16, 9) as w:
+        w.write(ids[:3], lma[:3] - 1, np.full(3, 0.7), np.zeros(3, np.int8))
+    assert w.sent == 3 and w.matched == 0
+    assert set(ds.select(fastdb.to_str(ids[:3])).values("fewshot_prediction.run_id")) != {"f" * 16}
+    with fastdb.PredictionWriter(ds, "fewshot_prediction", "p_positive", "f" * 16, 9) as w:
+        w.write(ids[:3], lma[:3], np.full(3, 0.7), np.zeros(3, np.int8))
+    assert w.matched == 3
+    assert set(ds.select(fastdb.to_str(ids[:3])).values("fewshot_prediction.run_id")) == {"f" * 16}
 
 
 def test_reset_removes_the_plugins_cache_files(trained, plugin):
     import os
 
     ds, _ = trained
-    d = os.path.join(plugin.embeddings.cache.cache_root(), "embeddings", str(ds._doc.id))
+    d = plugin.embeddings.cache.dataset_dir(ds)
     assert os.path.isdir(d)
     run("reset_session", ds)
     assert not os.path.exists(d)
     assert ds.has_field(EMB)
-
-
-def test_only_own_writes_tells_our_writes_from_edits(trained, plugin):
-    """The cold click saves its cache although its own writes changed the
-    dataset while it read; an edit by anyone else in that window does not pass."""
-    ds, _ = trained
-    ecache, writeback = plugin.embeddings.cache, plugin.operators.writeback
-    st = ecache.stamp(ds)
-    ids = ecache.view_ids(ds.view())[:5]
-    with writeback.PredictionWriter(ds, "fewshot_prediction") as w:
-        w.write(ids, np.full(5, 0.7))
-    assert ecache.stamp(ds) != st and ecache.only_own_writes(ds, st, w.now)
-    ds.select(ecache.to_str(ids[:1])).set_values("fewshot_prediction.confidence", [0.1])
-    assert not ecache.only_own_writes(ds, st, w.now)

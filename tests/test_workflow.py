@@ -25,7 +25,7 @@ def test_plugin_lists_every_operator_in_fiftyone_yml(plugin):
     with open(os.path.join(repo, "fiftyone.yml")) as f:
         meta = yaml.safe_load(f)
     assert meta["name"] == "@fewshot/few_shot_learning"
-    assert set(meta["operators"]) == {op().config.name for op in plugin.OPERATORS}
+    assert set(meta["operators"]) == {op().config.name for op in plugin.operators.ops.OPERATORS}
     for name in meta["operators"]:
         assert foo.get_operator(URI + name) is not None
 
@@ -226,9 +226,7 @@ def test_reset_keeps_a_prediction_field_the_session_did_not_create(ds, fo):
     start(ds, prediction_field="round2")
     st = __import__("fiftyone.plugins.orgs.fewshot.few_shot_learning.operators.state", fromlist=["x"])
     state = st.SessionState(ds)
-    cfg = state.config
-    cfg["created_fields"] = [f for f in cfg["created_fields"] if f != "round2"]
-    state.save_config(cfg)
+    state.update(lambda cfg: dict(cfg, created_fields=[f for f in cfg["created_fields"] if f != "round2"]))
     run("reset_session", ds)
     assert ds.has_field("round2") and not ds.has_field("round1")
 

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from scoring import (  # noqa: E402
     REFERENCE, FewShotModel, RocchioScorer, ScoringError, check_model_settings, l2_normalize, sigmoid, suggest,

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from scoring import RocchioScorer, ScoringError, check_settings, l2_normalize, sigmoid, valid_rows  # noqa: E402
 
@@ -18,7 +18,7 @@ def sig(z):
 
 
 def test_importable_without_fiftyone():
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     code = "import sys, scoring; assert 'fiftyone' not in sys.modules; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=repo, check=True)
 

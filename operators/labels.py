@@ -1,0 +1,126 @@
+"""Labels live on the samples: the boolean fields ``fewshot_positive`` and
+``fewshot_negative`` are the only record of them.
+
+Why the fields and not a list in the session: the grid shows the fields, so
+what the user sees is by construction what training reads, and each label call
+is one MongoDB update per sample that sets both fields at once (atomic per
+document). Any interleaving of label calls from threads, tabs, scripts and
+processes therefore leaves each sample with the label of the last call that
+touched it, and no call can drop another's labels (a read-modify-write of
+shared ID lists did: 136 of 192 labels lost by six threads). Partial indexes on
+the ``True`` values make reading the labels instant on 1M samples.
+"""
+
+import numpy as np
+
+from .. import fastdb
+from .errors import FewShotError
+from .params import LABEL_FIELDS
+from .state import SessionState
+
+POSITIVE, NEGATIVE = "positive", "negative"
+
+
+def read_labels(dataset):
+    """``(positive ids, negative ids)`` as sorted ``S12`` arrays.
+
+    Each index read is instant but two of them are not one snapshot: a sample
+    re-labeled between them would be missed or seen twice. So the candidates
+    are the union of three reads (negative, positive, negative: a sample that
+    changes label once while they run is in one of them) and each candidate's
+    two fields are then read in one document read.
+    """
+    pf, nf = LABEL_FIELDS[POSITIVE], LABEL_FIELDS[NEGATIVE]
+    cand = np.unique(np.concatenate([fastdb.ids_matching(dataset, {f: True}) for f in (nf, pf, nf)]))
+    pos, neg = _current(dataset, cand)
+    both = np.intersect1d(pos, neg)
+    if len(both):
+        raise FewShotError(
+            "%d sample(s) are marked both positive and negative (fields %s and %s were edited "
+            "by hand); label them again" % (len(both), pf, nf)
+        )
+    return np.sort(pos), np.sort(neg)
+
+
+def label_counts(dataset):
+    return {
+        "num_positive": fastdb.count(dataset, {LABEL_FIELDS[POSITIVE]: True}),
+        "num_negative": fastdb.count(dataset, {LABEL_FIELDS[NEGATIVE]: True}),
+    }
+
+
+def create_indexes(dataset):
+    for name in LABEL_FIELDS.values():
+        dataset.create_index(name, partialFilterExpression={name: True})
+
+
+def target_ids(view, selected, params):
+    """Validated sample IDs (strings) to (un)label: ``sample_ids``, else the selection."""
+    from bson import ObjectId
+
+    ids = (params or {}).get("sample_ids")
+    if ids is None:
+        ids = selected or []
+    if isinstance(ids, str):
+        ids = [ids]
+    ids = list(dict.fromkeys(str(i) for i in ids))
+    if not ids:
+        raise FewShotError("No samples selected: select samples in the grid first")
+    bad = [i for i in ids if not ObjectId.is_valid(i)]
+    if bad:
+        raise FewShotError("Not sample IDs: %s" % ", ".join(bad[:5]))
+    in_view = set(fastdb.to_str(fastdb.view_ids(view.select(ids))))
+    outside = [i for i in ids if i not in in_view]
+    if outside:
+        in_dataset = set(fastdb.to_str(fastdb.view_ids(view._root_dataset.select(outside))))
+        gone = [i for i in outside if i not in in_dataset]
+        if gone:
+            raise FewShotError("%d selected sample(s) do not exist in the dataset (deleted?)" % len(gone))
+        raise FewShotError(
+            "%d selected sample(s) are not in the current view; clear the selection "
+            "or change the view" % len(outside)
+        )
+    return ids
+
+
+def set_labels(dataset, view, selected, params, label):
+    """Labels the target samples ``label`` (POSITIVE/NEGATIVE/None = clear)."""
+    state = SessionState(dataset)
+    cfg = state.config
+    if cfg is None:
+        raise FewShotError(
+            "No few-shot session on dataset '%s'; start one first (start_session)" % dataset.name
+        )
+    ids = fastdb.to_bytes(target_ids(view, selected, params))
+    pos0, neg0 = _current(dataset, ids)
+    fastdb.set_label_flags(dataset, ids, {
+        LABEL_FIELDS[POSITIVE]: True if label == POSITIVE else None,
+        LABEL_FIELDS[NEGATIVE]: True if label == NEGATIVE else None,
+    })
+    _undo_if_reset(dataset, state, cfg, ids)
+    was = np.where(np.isin(ids, pos0), 1, np.where(np.isin(ids, neg0), -1, 0))
+    want = {POSITIVE: 1, NEGATIVE: -1, None: 0}[label]
+    out = {
+        "label": label,
+        "num_targeted": int(len(ids)),
+        "num_changed": int((was != want).sum()),
+        "num_moved": int(((was != 0) & (was != want) & (want != 0)).sum()),
+    }
+    out.update(label_counts(dataset))
+    return out
+
+
+def _current(dataset, ids):
+    """``(positive, negative)`` among ``ids``, each sample read once."""
+    got, p, n = fastdb.label_flags(dataset, ids, LABEL_FIELDS[POSITIVE], LABEL_FIELDS[NEGATIVE])
+    return got[p], got[n]
+
+
+def _undo_if_reset(dataset, state, cfg, ids):
+    """A reset that ran while we wrote deleted the fields first: our values
+    would linger undeclared and show up in a later session. Take them back."""
+    now = state.config
+    if now is not None and now.get("session_id") == cfg.get("session_id"):
+        return
+    fastdb.unset_fields(dataset, list(LABEL_FIELDS.values()), ids)
+    raise FewShotError("The session was reset while labeling; start a session and label again")

@@ -1,0 +1,95 @@
+"""Operator params: absent ones get their defaults, bad ones a message. Pure
+(no FiftyOne, no database)."""
+
+from ..scoring import MODEL_DEFAULTS as SCORER_DEFAULTS
+from ..scoring import ScoringError, check_model_settings
+from .errors import FewShotError
+
+DEFAULT_PREDICTION_FIELD = "fewshot_prediction"
+LABEL_FIELDS = {"positive": "fewshot_positive", "negative": "fewshot_negative"}
+# measured by bench/bench_suggest.py: 0.2 finds ~6x the positives of random labels
+# and gives a better held-out AP than random (0.5 found more but lost AP)
+DEFAULT_TOP_FRACTION = 0.2
+
+
+def whole_number(value, what, default, minimum=None):
+    """``value`` as an int: absent -> ``default``; 2.5, "ten", True -> error."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        raise FewShotError("%s must be an integer, not %r" % (what, value))
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise FewShotError("%s must be an integer, not %r" % (what, value))
+        value = int(value)
+    try:
+        out = int(str(value).strip()) if isinstance(value, str) else int(value)
+    except (TypeError, ValueError):
+        raise FewShotError("%s must be an integer, not %r" % (what, value))
+    if minimum is not None and out < minimum:
+        raise FewShotError("%s must be >= %d" % (what, minimum))
+    return out
+
+
+def _name(params, key):
+    v = params.get(key)
+    return v.strip() or None if isinstance(v, str) else v
+
+
+def start_params(params, default_field_for=None):
+    """Start-session params with defaults applied (no I/O).
+
+    ``default_field_for(model)`` names the embedding field of a model.
+    """
+    params = params or {}
+    model = _name(params, "model")
+    field = _name(params, "embedding_field")
+    if field is None and model is not None and default_field_for is not None:
+        field = default_field_for(model)
+    return {
+        "model": model,
+        "embedding_field": field,
+        "prediction_field": _name(params, "prediction_field") or DEFAULT_PREDICTION_FIELD,
+        "subset_size": whole_number(
+            params.get("subset_size"), "Working subset size", 0, minimum=0
+        ),
+        "randomize_subset": bool(params.get("randomize_subset", False)),
+    }
+
+
+def field_name_error(name, what):
+    """Why ``name`` cannot be a field of ours (None if it can)."""
+    if not name or not isinstance(name, str) or name.startswith("_") or "." in name or "$" in name:
+        return "'%s' is not a valid %s name" % (name, what)
+    return None
+
+
+def scorer_params(params, previous=None):
+    """Scorer settings: params, else the session's last ones, else defaults."""
+    params = params or {}
+    base = dict(SCORER_DEFAULTS)
+    base.update(previous or {})
+    for k in SCORER_DEFAULTS:
+        if params.get(k) is not None:
+            base[k] = params[k]
+    try:
+        return check_model_settings(**base)
+    except ScoringError as e:
+        raise FewShotError(str(e))
+
+
+def suggest_params(params):
+    params = params or {}
+    num = whole_number(params.get("num_samples"), "Number of samples to suggest", 20, minimum=1)
+    frac = params.get("top_fraction")
+    try:
+        frac = DEFAULT_TOP_FRACTION if frac is None else float(frac)
+    except (TypeError, ValueError):
+        raise FewShotError("Top-scored fraction must be a number between 0 and 1")
+    if not 0.0 <= frac <= 1.0:
+        raise FewShotError("Top-scored fraction must be between 0 and 1")
+    return {"num_samples": num, "top_fraction": frac}
+
+
+def precision_k(params):
+    return whole_number((params or {}).get("precision_k"), "precision@k: k", 100, minimum=1)

@@ -1,0 +1,98 @@
+"""The optional quality readout: AP, precision@k, precision/recall/F1 of the
+scored unlabeled samples against a ground-truth field. ``quality_metrics`` is
+pure numpy; the rest reads the dataset."""
+
+import numpy as np
+
+from .. import fastdb
+from .errors import FewShotError
+from .params import precision_k
+
+_TRUTH_TYPES = {
+    "Classification": ".label",
+    "Classifications": ".classifications.label",
+    "Detections": ".detections.label",
+}
+
+
+def readout_params(dataset, params):
+    """``(values path, positive class, k)`` of the optional quality readout, or
+    None when no ground-truth field is named; raises on a bad request."""
+    import fiftyone as fo
+
+    params = params or {}
+    gt = (params.get("ground_truth_field") or "").strip()
+    cls = params.get("positive_class")
+    cls = None if cls is None else str(cls).strip()
+    if not gt and not cls:
+        return None
+    if not gt:
+        raise FewShotError("A positive class needs a ground-truth field to compare with")
+    if not cls:
+        raise FewShotError("Name the positive class of ground-truth field '%s'" % gt)
+    field = dataset.get_field(gt)
+    if field is None:
+        raise FewShotError("Ground-truth field '%s' does not exist" % gt)
+    if isinstance(field, fo.StringField):
+        path = gt
+    elif isinstance(field, fo.EmbeddedDocumentField) and field.document_type.__name__ in _TRUTH_TYPES:
+        path = gt + _TRUTH_TYPES[field.document_type.__name__]
+    else:
+        raise FewShotError(
+            "Ground-truth field '%s' must be a string, Classification, Classifications or "
+            "Detections field" % gt
+        )
+    if cls not in set(dataset.distinct(path)):
+        raise FewShotError("Class '%s' does not occur in ground-truth field '%s'" % (cls, gt))
+    k = precision_k(params)
+    return {"field": gt, "path": path, "positive_class": cls, "k": k}
+
+
+def _truth(dataset, ids, rp):
+    """Whether each sample (12-byte ids) is a positive of the ground truth.
+
+    Asks MongoDB for the positives' IDs only (a rare class: few), never for a
+    ``select()`` of every scored ID (1M IDs would not fit in one query).
+    """
+    from fiftyone import ViewField as F
+
+    gt, cls = rp["field"], rp["positive_class"]
+    if rp["path"] == gt:  # a string field
+        view = dataset.match(F(gt) == cls)
+    else:
+        view = dataset.filter_labels(gt, F("label") == cls)
+    pos = fastdb.view_ids(view)
+    return np.isin(ids, pos) if len(pos) else np.zeros(len(ids), bool)
+
+
+def quality_metrics(raw, probs, truth, k):
+    """AP (by score), precision@k, and precision/recall/F1 of "positive" = P >= 0.5."""
+    truth = np.asarray(truth, bool)
+    n_true = int(truth.sum())
+    order = np.argsort(-np.asarray(raw), kind="stable")
+    t = truth[order]
+    ap = float((np.cumsum(t) / np.arange(1, len(t) + 1) * t).sum() / n_true) if n_true else 0.0
+    k = min(k, len(t))
+    pred = np.asarray(probs) >= 0.5
+    tp = int((pred & truth).sum())
+    return {
+        "average_precision": round(ap, 4),
+        "precision_at_k": round(float(t[:k].mean()), 4) if k else 0.0,
+        "k": int(k),
+        "precision": round(tp / max(int(pred.sum()), 1), 4),
+        "recall": round(tp / max(n_true, 1), 4),
+        "f1": round(2.0 * tp / max(int(pred.sum()) + n_true, 1), 4),
+        "num_true_positive": n_true,
+        "num_predicted_positive": int(pred.sum()),
+        "num_scored": int(len(t)),
+    }
+
+
+def readout(dataset, ids, raw, probs, rp):
+    """The quality readout on the scored, unlabeled samples (None if not asked)."""
+    if rp is None:
+        return None
+    truth = _truth(dataset, ids, rp)
+    out = quality_metrics(raw, probs, truth, rp["k"])
+    out.update(ground_truth_field=rp["field"], positive_class=rp["positive_class"])
+    return out

@@ -1,0 +1,47 @@
+"""Reviewing predictions: the sorted predictions view and label-next suggestions."""
+
+import numpy as np
+
+from ..scoring import suggest
+from .errors import FewShotError
+from .params import LABEL_FIELDS, suggest_params
+from .session import P_ATTR, require_session
+from .state import SessionState
+
+
+def _unlabeled(view):
+    from fiftyone import ViewField as F
+
+    pos, neg = LABEL_FIELDS["positive"], LABEL_FIELDS["negative"]
+    return view.match((F(pos) != True) & (F(neg) != True))  # noqa: E712
+
+
+def suggest_samples(dataset, view, params):
+    """``(view of the suggested samples, summary)``: unlabeled samples of the
+    view with predictions, a mix of top-scored and most uncertain ones."""
+    p = suggest_params(params)
+    cfg = require_session(SessionState(dataset))
+    field = cfg["prediction_field"]
+    if not dataset.has_field(field) or not cfg.get("iteration"):
+        raise FewShotError("No predictions yet; run Train & Label first")
+    ids, probs = _unlabeled(view.exists(field)).values(["id", field + "." + P_ATTR])
+    keep = [i for i, v in enumerate(probs) if v is not None]
+    if not keep:
+        raise FewShotError("No unlabeled samples with predictions in the current view")
+    ids = [ids[i] for i in keep]
+    idx, n_top = suggest(np.asarray([probs[i] for i in keep]), p["num_samples"], p["top_fraction"])
+    chosen = [ids[i] for i in idx]
+    n_top = int(min(n_top, len(chosen)))
+    summary = {"num_suggested": len(chosen), "num_top_scored": n_top,
+               "num_boundary": len(chosen) - n_top, "ids": chosen}
+    return dataset.select(chosen, ordered=True), summary
+
+
+def predictions_view(dataset, view):
+    """The view of samples with predictions, most likely positive first."""
+    from fiftyone import ViewField as F
+
+    field = require_session(SessionState(dataset))["prediction_field"]
+    if not dataset.has_field(field):
+        raise FewShotError("No predictions yet; run Train & Label first")
+    return view.exists(field).sort_by(F(field + "." + P_ATTR), reverse=True)

@@ -1,0 +1,102 @@
+"""The record of a train's run, so a prediction never looks current when it is not.
+
+Every prediction carries the ``run_id`` and ``iteration`` that wrote it. The
+session records the run as ``running`` before its first write and
+``complete`` after its last (or ``failed``, with the error). A ``running`` run
+whose lease is gone (the process died) is shown ``interrupted``. The next train
+re-scores every sample that holds a prediction of an unfinished run, so no
+prediction of it survives.
+"""
+
+import time
+import uuid
+
+from .. import fastdb
+from .state import LEASE_KEY, MAX_HISTORY, lease_is_free
+
+RUNNING, COMPLETE, FAILED, INTERRUPTED = "running", "complete", "failed", "interrupted"
+
+
+def new_run_id():
+    return uuid.uuid4().hex[:16]
+
+
+def begin(state, run_id, iteration, lease_token, num_to_write, settings):
+    """Records the run as started (before its first write)."""
+    rec = {"id": run_id, "iteration": iteration, "status": RUNNING, "lease": lease_token,
+           "started_at": time.time(), "num_to_write": int(num_to_write), "settings": settings}
+
+    def apply(cfg):
+        cfg["run"] = rec
+        return cfg
+
+    state.update(apply)
+    return rec
+
+
+def finish(state, rec, summary):
+    """Records the run as complete: the iteration, its summary in the history."""
+
+    def apply(cfg):
+        cfg["run"] = dict(rec, status=COMPLETE, ended_at=time.time(), num_written=summary["num_written"])
+        cfg["iteration"] = rec["iteration"]
+        cfg["scorer"] = summary["settings"]
+        cfg["history"] = (cfg.get("history") or [])[-(MAX_HISTORY - 1):] + [summary]
+        return cfg
+
+    return state.update(apply)
+
+
+def fail(state, rec, error):
+    def apply(cfg):
+        if (cfg.get("run") or {}).get("id") == rec["id"]:
+            cfg["run"] = dict(rec, status=FAILED, ended_at=time.time(), error=str(error)[:2000])
+        return cfg
+
+    try:
+        state.update(apply)
+    except Exception:  # the session may be gone; the error itself is what the user sees
+        pass
+
+
+def unfinished(cfg):
+    """The last run's record if it did not complete, else None."""
+    rec = (cfg or {}).get("run")
+    return rec if rec and rec.get("status") != COMPLETE else None
+
+
+def describe(dataset, state, cfg):
+    """The last run for ``get_session`` and the panel, with a message when it
+    did not finish."""
+    rec = (cfg or {}).get("run")
+    if not rec:
+        return None
+    out = dict(rec)
+    if rec["status"] == RUNNING:
+        lease = state.store.get(LEASE_KEY)
+        if lease_is_free(lease) or lease.get("token") != rec.get("lease"):
+            out["status"] = INTERRUPTED
+    if out["status"] in (INTERRUPTED, FAILED, RUNNING):
+        field = cfg["prediction_field"]
+        out["num_written"] = fastdb.count(dataset, {field + ".run_id": rec["id"]})
+    out["message"] = _message(out)
+    return out
+
+
+def _message(r):
+    n, total = r.get("num_written", 0), r.get("num_to_write", 0)
+    if r["status"] == COMPLETE:
+        return "Iteration %d complete: %s predictions written" % (r["iteration"], format(n, ","))
+    if r["status"] == RUNNING:
+        return "Iteration %d running: %s of %s predictions written" % (r["iteration"], format(n, ","), format(total, ","))
+    what = "interrupted" if r["status"] == INTERRUPTED else "failed (%s)" % r.get("error", "")
+    return ("Iteration %d %s after %s of %s predictions were written; the others are from "
+            "earlier iterations. Train again to finish" % (r["iteration"], what, format(n, ","), format(total, ",")))
+
+
+def repair_ids(dataset, cfg):
+    """``S12`` IDs of samples holding predictions of an unfinished run."""
+    rec = unfinished(cfg)
+    if rec is None:
+        return fastdb.to_bytes([])
+    return fastdb.ids_matching(dataset, {cfg["prediction_field"] + ".run_id": rec["id"]})

@@ -1,0 +1,247 @@
+"""Starting, reading and resetting a session."""
+
+import time
+import uuid
+
+import numpy as np
+
+from .. import fastdb
+from ..embeddings import cache as ecache
+from ..embeddings import fields as efields
+from ..embeddings import zoo
+from ..scoring import MODEL_DEFAULTS as SCORER_DEFAULTS
+from . import labels, params as P, runs
+from .errors import FewShotError
+from .scope import scope_ids
+from .state import SESSION_KEY, Lease, SessionState
+
+ROLE_KEY = "fewshot_role"  # marks fields this plugin created, in field.info
+P_ATTR = "p_positive"  # attribute on each prediction: P(positive), for sorting
+RUN_ATTRS = {"run_id": "StringField", "iteration": "IntField", P_ATTR: "FloatField"}
+
+
+def check_output_field(dataset, name, role):
+    """True if ``name`` is ours to (re)use, False if it must be created.
+
+    Refuses (never overwrites) a field that exists but this plugin did not
+    create for ``role``.
+    """
+    import fiftyone as fo
+
+    f = dataset.get_field(name)
+    if f is None:
+        return False
+    ours = ((getattr(f, "info", None) or {}).get(ROLE_KEY)) == role
+    if role == "prediction":
+        right = isinstance(f, fo.EmbeddedDocumentField) and issubclass(f.document_type, fo.Classification)
+        what = "an EmbeddedDocumentField(Classification)"
+    else:
+        right, what = isinstance(f, fo.BooleanField), "a BooleanField"
+    if ours and right:
+        return True
+    desc = type(f).__name__
+    if isinstance(f, fo.EmbeddedDocumentField):
+        desc += "(%s)" % f.document_type.__name__
+    raise FewShotError(
+        "Field '%s' already exists on the dataset (a %s%s) and was not created by "
+        "the few-shot plugin; choose another %s field name (it will not be overwritten)"
+        % (name, desc, "" if right else ", not " + what, role)
+    )
+
+
+def check_start(dataset, view, params):
+    """Validation of start params without writes (forms too); returns them normalized."""
+    p = P.start_params(params, zoo.default_embedding_field)
+    if p["model"] is None and p["embedding_field"] is None:
+        raise FewShotError("Choose an embedding model or an existing embedding field")
+    if p["model"] is not None and not zoo.is_zoo_model(p["model"]):
+        raise FewShotError(
+            "Unknown zoo model '%s'; use a FiftyOne zoo model name such as %s"
+            % (p["model"], ", ".join(zoo.SUGGESTED_MODELS[:3]))
+        )
+    for key, what in (("embedding_field", "embedding field"), ("prediction_field", "prediction field")):
+        err = P.field_name_error(p[key], what)
+        if err:
+            raise FewShotError(err)
+    if p["embedding_field"] == p["prediction_field"] or p["prediction_field"] in P.LABEL_FIELDS.values():
+        raise FewShotError("The prediction field must differ from the embedding and label fields")
+    exists = efields.check_field_type(dataset, p["embedding_field"])
+    rec = efields.recorded_info(dataset, p["embedding_field"]) if exists else {}
+    if p["model"] is not None and rec.get("model") and rec["model"] != p["model"]:
+        raise FewShotError(
+            "Field '%s' holds embeddings of model '%s', not '%s'; choose another "
+            "field or that model" % (p["embedding_field"], rec["model"], p["model"])
+        )
+    if not exists and p["model"] is None:
+        raise FewShotError(
+            "Field '%s' does not exist; choose a model to compute embeddings into it" % p["embedding_field"]
+        )
+    check_output_field(dataset, p["prediction_field"], "prediction")
+    for name in P.LABEL_FIELDS.values():
+        check_output_field(dataset, name, "label")
+    if len(view) == 0:
+        raise FewShotError("The current view is empty; nothing to run a session on")
+    return p
+
+
+def _missing_in_scope(dataset, view, state, cfg, redraw):
+    """``(missing ids (strings), scope size)``: samples in scope without an embedding."""
+    pos, neg = labels.read_labels(dataset)
+    ids, _ = scope_ids(state, view, cfg, np.concatenate([pos, neg]), redraw=redraw)
+    field = cfg["embedding_field"]
+    if not dataset.has_field(field):
+        return fastdb.to_str(ids), len(ids)
+    have = fastdb.ids_matching(dataset, {field: {"$ne": None}}) if len(ids) > 50_000 else None
+    if have is None:
+        return efields.missing_ids(dataset, fastdb.to_str(ids), field), len(ids)
+    return fastdb.to_str(ids[~np.isin(ids, have)]), len(ids)
+
+
+def _declare_fields(dataset, pred):
+    """Creates the label and prediction fields that do not exist; returns their names."""
+    import fiftyone as fo
+
+    created = []
+    new_labels = [n for n in P.LABEL_FIELDS.values() if not check_output_field(dataset, n, "label")]
+    if new_labels:
+        fastdb.unset_fields(dataset, new_labels)  # undeclared leftovers never show as labels
+    for name in new_labels:
+        dataset.add_sample_field(name, fo.BooleanField, info={ROLE_KEY: "label"})
+        created.append(name)
+    labels.create_indexes(dataset)
+    if not check_output_field(dataset, pred, "prediction"):
+        dataset.add_sample_field(pred, fo.EmbeddedDocumentField, embedded_doc_type=fo.Classification,
+                                 info={ROLE_KEY: "prediction"})
+        created.append(pred)
+    declare_run_attrs(dataset, pred)
+    return created
+
+
+def declare_run_attrs(dataset, pred):
+    import fiftyone as fo
+
+    schema = dataset.get_field_schema(flat=True)
+    for attr, ftype in RUN_ATTRS.items():
+        if pred + "." + attr not in schema:
+            dataset.add_sample_field(pred + "." + attr, getattr(fo, ftype))
+
+
+def _ensure_embeddings(dataset, view, state, cfg, p, progress):
+    redraw = p["subset_size"] > 0 and (
+        (state.config or {}).get("subset_size") != p["subset_size"] or p["randomize_subset"]
+    )
+    missing, n_scope = _missing_in_scope(dataset, view, state, cfg, redraw)
+    field, computed = p["embedding_field"], 0
+    if missing:
+        computed = compute_embeddings(dataset, missing, cfg, n_scope, progress)
+    elif p["model"] is not None and not efields.recorded_info(dataset, field):
+        # precomputed by the user without a record: check the model's dimension
+        efields.check_model_dim(view, field, zoo.load_model(p["model"]), p["model"])
+    dim = efields.existing_dim(dataset, field)
+    efields.stack_vectors(dataset.exists(field).limit(1000).values(field), dim)
+    return n_scope, computed, dim
+
+
+def compute_embeddings(dataset, missing, cfg, num_in_scope, progress=None):
+    """Computes the ``missing`` (ID strings) embeddings with the session's model."""
+    if not missing:
+        return 0
+    field = cfg["embedding_field"]
+    if cfg.get("model") is None:
+        raise FewShotError(
+            "%d of %d samples in scope have no embedding in field '%s'; choose an "
+            "embedding model so they can be computed" % (len(missing), num_in_scope, field)
+        )
+    if progress is not None:
+        progress(0.0, "Loading model %s" % cfg["model"])
+    model = zoo.load_model(cfg["model"])
+    return efields.compute_missing(dataset, missing, field, model, cfg["model"], progress=progress)
+
+
+def start_session(dataset, view, params, progress=None):
+    """Starts (or reconfigures) the dataset's session; computes missing embeddings."""
+    t0 = time.time()
+    p = check_start(dataset, view, params)
+    state = SessionState(dataset)
+    with Lease(state, "start_session"):
+        # FiftyOne's dataset singleton is not thread-safe: an operator in another
+        # thread may have changed the schema through another instance
+        dataset.reload()
+        cfg = dict(state.config or {}, **p)
+        n_scope, computed, dim = _ensure_embeddings(dataset, view, state, cfg, p, progress)
+        created = _declare_fields(dataset, p["prediction_field"])
+
+        def apply(cur):
+            new = dict(cur or {}, **p)
+            new.setdefault("session_id", uuid.uuid4().hex)
+            new.setdefault("iteration", 0)
+            new.setdefault("history", [])
+            new.setdefault("scorer", dict(SCORER_DEFAULTS))
+            new.setdefault("started_at", time.time())
+            new["created_fields"] = list(dict.fromkeys((new.get("created_fields") or []) + created))
+            new["label_fields"] = dict(P.LABEL_FIELDS)
+            new["dim"] = dim
+            return new
+
+        cfg = state.update(apply, create=True)
+    out = {k: p[k] for k in ("model", "embedding_field", "prediction_field", "subset_size", "randomize_subset")}
+    out.update(dim=dim, num_in_scope=n_scope, num_computed=computed, iteration=cfg["iteration"],
+               seconds=round(time.time() - t0, 3))
+    out.update(labels.label_counts(dataset))
+    return out
+
+
+def require_session(state):
+    cfg = state.config
+    if cfg is None:
+        raise FewShotError(
+            "No few-shot session on dataset '%s'; start one first (start_session)" % state.dataset.name
+        )
+    return cfg
+
+
+def get_session(dataset):
+    """The session as a JSON-able dict (``{"active": False}`` if none)."""
+    state = SessionState(dataset)
+    cfg = state.config
+    if cfg is None:
+        return {"active": False, "dataset": dataset.name}
+    out = dict(cfg, active=True, dataset=dataset.name, subset=state.get_meta("subset").get("count"),
+               last_train=(cfg.get("history") or [None])[-1])
+    out.update(labels.label_counts(dataset))
+    out["run"] = runs.describe(dataset, state, cfg)
+    return out
+
+
+def _own(dataset, name):
+    f = dataset.get_field(name)
+    return f is not None and bool((getattr(f, "info", None) or {}).get(ROLE_KEY))
+
+
+def _delete_own_fields(dataset, names):
+    """Deletes the fields the session created, checked against the stored schema:
+    an operator running at the same time in the App's thread pool can reload
+    the shared in-memory dataset between FiftyOne's delete and save and write a
+    deleted field back (seen 1 in 5 resets racing label calls)."""
+    deleted = []
+    for _ in range(10):
+        dataset.reload()
+        todo = [n for n in names if _own(dataset, n)]
+        if not todo:
+            break
+        dataset.delete_sample_fields(todo)
+        deleted += [n for n in todo if n not in deleted]
+    return deleted
+
+
+def reset_session(dataset):
+    """Ends the session; deletes only fields the session created."""
+    state = SessionState(dataset)
+    require_session(state)
+    with Lease(state, "reset_session"):
+        cfg = require_session(state)
+        state.store.delete(SESSION_KEY)  # first: label calls in flight see the reset
+        deleted = _delete_own_fields(dataset, cfg.get("created_fields", []))
+        state.clear()
+    ecache.clear(dataset)  # the plugin's own embedding cache files (rebuilt on demand)
+    return {"deleted_fields": deleted, "iteration": cfg.get("iteration", 0)}

@@ -1,0 +1,245 @@
+"""Train & Label: fit the scorer on the labels, score the inference set, write
+predictions. A short orchestrator over named steps::
+
+    check_train -> [lease] prepare_run -> gather_vectors -> fit_model
+                -> runs.begin -> score_and_write -> commit -> record_iteration
+
+Everything that can be checked is checked before ``runs.begin`` (params,
+labels, scope, every vector's dimension and validity); from then on the run is
+recorded, so a failure or a kill is visible and the next train repairs it.
+"""
+
+import time
+from types import SimpleNamespace
+
+import numpy as np
+
+from .. import fastdb
+from ..embeddings.source import EmbeddingSource
+from ..scoring import FewShotModel
+from . import labels, readout, runs
+from .errors import FewShotError
+from .params import scorer_params
+from .scope import scope_ids
+from .session import P_ATTR, check_output_field, compute_embeddings, declare_run_attrs, require_session
+from .state import Lease, SessionState
+
+POOL_SAMPLE = 20000  # unlabeled samples the background and calibration are fitted on
+BLOCK = 16384  # rows scored and queued for writing at a time
+RETRIES = 3  # rounds of re-reading samples edited during the write
+
+
+def _sub(progress, a, b):
+    if progress is None:
+        return None
+    return lambda f, label: progress(a + (b - a) * f, label)
+
+
+def check_train(dataset, view, params, state):
+    """Checks without writes (the form runs it too): ``(config, settings, readout)``."""
+    cfg = require_session(state)
+    settings = scorer_params(params, cfg.get("scorer"))
+    rp = readout.readout_params(dataset, params)
+    check_output_field(dataset, cfg["prediction_field"], "prediction")
+    if len(view) == 0:
+        raise FewShotError("The current view is empty; nothing to score")
+    return cfg, settings, rp
+
+
+def train_and_label(dataset, view, params, progress=None):
+    t0 = time.time()
+    params = params or {}
+    state = SessionState(dataset)
+    check_train(dataset, view, params, state)
+    with Lease(state, "train") as lease:
+        run = prepare_run(dataset, view, params, state)
+        with EmbeddingSource(dataset, run.field, _sub(progress, 0.05, 0.3)) as src:
+            vec = gather_vectors(run, src, progress)
+            model = fit_model(run, vec)
+            rec = runs.begin(state, run.id, run.iteration, lease.token, int(vec.write.sum()), run.settings)
+            try:
+                out = score_and_write(run, vec, src, model, progress)
+            except Exception as e:
+                runs.fail(state, rec, e)
+                raise
+            src.commit(out.committed_rows, out.committed_lma)
+        summary = record_iteration(run, rec, model, vec, out, src, t0)
+    if progress is not None:
+        progress(1.0, "Done")
+    return summary
+
+
+def prepare_run(dataset, view, params, state):
+    """Session, settings, labels and the inference set (under the lease)."""
+    cfg, settings, rp = check_train(dataset, view, params, state)
+    pos, neg = labels.read_labels(dataset)
+    if not len(pos) or not len(neg):
+        raise FewShotError(
+            "Training needs at least one positive and one negative label; have %d positive and %d negative"
+            % (len(pos), len(neg))
+        )
+    labeled = np.concatenate([pos, neg])
+    ids, redrawn = scope_ids(state, view, cfg, labeled, redraw=bool(params.get("resample_subset")))
+    repair = runs.repair_ids(dataset, cfg)
+    if len(repair):
+        ids = np.union1d(ids, repair)
+    lab = np.zeros(len(ids), np.int8)
+    lab[np.isin(ids, pos)] = 1
+    lab[np.isin(ids, neg)] = -1
+    declare_run_attrs(dataset, cfg["prediction_field"])
+    return SimpleNamespace(
+        dataset=dataset, state=state, cfg=cfg, settings=settings, rp=rp, field=cfg["embedding_field"],
+        pred_field=cfg["prediction_field"], ids=ids, lab=lab, npos=len(pos), nneg=len(neg),
+        redrawn=redrawn, repaired=int(len(repair)), id=runs.new_run_id(),
+        iteration=int(cfg.get("iteration", 0)) + 1,
+    )
+
+
+def gather_vectors(run, src, progress=None):
+    """Every vector of the inference set, checked: computes missing ones with
+    the session's model, refuses bad labeled vectors and mixed dimensions."""
+    m = src.matrix()
+    rows = m.rows(run.ids)
+    alive = rows >= 0  # samples deleted since the scope was read are dropped
+    ids, lab, rows = run.ids[alive], run.lab[alive], rows[alive]
+    missing = ~m.present[rows]
+    computed = 0
+    if missing.any() and run.cfg.get("model") is not None:
+        todo = ids[missing]
+        computed = compute_embeddings(run.dataset, fastdb.to_str(todo), run.cfg, len(ids), _sub(progress, 0.3, 0.4))
+        src.refresh(todo)
+    present, valid = m.present[rows], m.valid[rows]
+    if (~present & (lab != 0)).any():
+        raise FewShotError("%d labeled sample(s) have no embedding in field '%s'"
+                           % (int((~present & (lab != 0)).sum()), run.field))
+    if (present & ~valid & (lab != 0)).any():
+        raise FewShotError(
+            "%d labeled sample(s) have NaN/infinite or all-zero embeddings in field '%s'; un-label "
+            "them or recompute their embeddings" % (int((present & ~valid & (lab != 0)).sum()), run.field)
+        )
+    if m.dim is not None and run.cfg.get("dim") is not None and m.dim != run.cfg["dim"]:
+        raise FewShotError(
+            "Field '%s' now holds %d-d embeddings, the session was started with %d-d ones; start the "
+            "session again" % (run.field, m.dim, run.cfg["dim"])
+        )
+    scored = (lab == 0) & valid
+    return SimpleNamespace(m=m, ids=ids, lab=lab, rows=rows, scored=scored, write=scored | (lab != 0),
+                           skip_missing=(lab == 0) & ~present, skip_invalid=(lab == 0) & present & ~valid,
+                           computed=computed)
+
+
+def _pool_sample(n):
+    """A fixed random sample of ``n`` positions (all when n <= POOL_SAMPLE)."""
+    if n <= POOL_SAMPLE:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).choice(n, POOL_SAMPLE, replace=False))
+
+
+def fit_model(run, vec):
+    """The scorer fitted on the labeled vectors and a fixed sample of the pool."""
+    m = vec.m
+    unl = np.flatnonzero(vec.lab == 0)
+    sample = unl[_pool_sample(len(unl))]
+    sample = sample[vec.scored[sample]]
+    P, N = m.block(vec.rows[vec.lab > 0]), m.block(vec.rows[vec.lab < 0])
+    S = m.block(vec.rows[sample]) if len(sample) else np.concatenate([P, N])
+    model = FewShotModel(**run.settings)
+    model.fit(P, N, S)
+    if len(sample):
+        model.fit_calibration(model.raw_scores(S))
+    return model
+
+
+def score_and_write(run, vec, src, model, progress=None):
+    """Scores and writes every row of the inference set; samples edited while
+    writing are re-read, re-scored and written again."""
+    n = len(vec.ids)
+    raw, probs = np.zeros(n, np.float32), np.zeros(n)
+    todo = np.flatnonzero(vec.write)
+    committed_rows, committed_lma = [], []
+    num_written = 0
+    for attempt in range(RETRIES + 1):
+        writer = _write(run, vec, model, todo, raw, probs, _sub(progress, 0.4, 0.95) if attempt == 0 else None)
+        edited = _edited(run, vec, todo, writer)
+        ok = todo[~np.isin(vec.ids[todo], edited)]
+        committed_rows.append(vec.rows[ok])
+        committed_lma.append(np.full(len(ok), writer.now, np.int64))
+        num_written += writer.matched
+        if not len(edited):
+            break
+        todo = _reread(run, vec, src, edited)
+    else:
+        raise FewShotError("%d sample(s) kept changing while predictions were written; Train again"
+                           % len(edited))
+    skipped = vec.skip_missing | vec.skip_invalid
+    removed = fastdb.remove_predictions(run.dataset, run.pred_field, vec.ids[skipped], writer.now + 1)
+    return SimpleNamespace(raw=raw, probs=probs, num_written=num_written, num_removed=removed,
+                           committed_rows=np.concatenate(committed_rows), committed_lma=np.concatenate(committed_lma))
+
+
+def _write(run, vec, model, todo, raw, probs, progress):
+    m = vec.m
+    order = todo[np.argsort(vec.rows[todo], kind="stable")]  # read the matrix in row order
+    with fastdb.PredictionWriter(run.dataset, run.pred_field, P_ATTR, run.id, run.iteration) as w:
+        for s in range(0, len(order), BLOCK):
+            sel = order[s : s + BLOCK]
+            sc = sel[vec.scored[sel]]
+            if len(sc):
+                raw[sc] = model.raw_scores(m.block(vec.rows[sc]))
+                probs[sc] = model.proba(raw[sc])
+            w.write(vec.ids[sel], m.lma[vec.rows[sel]], probs[sel], vec.lab[sel])
+            if progress is not None:
+                progress(min(s + BLOCK, len(order)) / max(len(order), 1), "Scored and wrote %d/%d" % (
+                    min(s + BLOCK, len(order)), len(order)))
+    return w
+
+
+def _edited(run, vec, todo, writer):
+    """IDs written but not matched: edited since read (deleted ones are left out)."""
+    if writer.matched >= writer.sent:
+        return fastdb.to_bytes([])
+    return fastdb.not_written(run.dataset, run.pred_field, vec.ids[todo], run.id)
+
+
+def _reread(run, vec, src, edited):
+    """Re-reads edited samples' vectors and labels; returns their positions."""
+    src.refresh(edited)
+    pos, neg = labels.read_labels(run.dataset)
+    at = np.searchsorted(vec.ids, edited)
+    vec.lab[at] = np.where(np.isin(edited, pos), 1, np.where(np.isin(edited, neg), -1, 0))
+    r = vec.rows[at]
+    ok = vec.m.present[r] & vec.m.valid[r]
+    vec.scored[at] = (vec.lab[at] == 0) & ok
+    vec.write[at] = vec.scored[at] | (vec.lab[at] != 0)
+    vec.skip_missing[at] = (vec.lab[at] == 0) & ~vec.m.present[r]
+    vec.skip_invalid[at] = (vec.lab[at] == 0) & vec.m.present[r] & ~vec.m.valid[r]
+    return at[vec.write[at]]
+
+
+def record_iteration(run, rec, model, vec, out, src, t0):
+    """The summary, recorded in the session with the run marked complete."""
+    sc = vec.scored
+    p = out.probs[sc]
+    n_pos = int((p >= 0.5).sum())
+    cal = model.calibration
+    summary = {
+        "run_id": run.id, "iteration": run.iteration, "prediction_field": run.pred_field,
+        "num_positive_labels": run.npos, "num_negative_labels": run.nneg,
+        "num_in_scope": int(len(vec.ids)), "num_scored": int(sc.sum()),
+        "num_predicted_positive": n_pos, "num_predicted_negative": int(sc.sum()) - n_pos,
+        "num_written": int(out.num_written), "num_removed_stale": int(out.num_removed),
+        "num_skipped_missing_embedding": int(vec.skip_missing.sum()),
+        "num_skipped_invalid_embedding": int(vec.skip_invalid.sum()),
+        "num_computed_embeddings": int(vec.computed), "num_repaired": run.repaired,
+        "embeddings_from_cache": bool(src.from_cache), "num_embeddings_reread": int(src.num_reread),
+        "subset_redrawn": run.redrawn,
+        "settings": run.settings,
+        "calibration": cal.to_dict() if cal else None,
+        "estimated_pool_positive_rate": round(cal.prior, 4) if cal else None,
+        "quality": readout.readout(run.dataset, vec.ids[sc], out.raw[sc], p, run.rp),
+        "histogram": {"bins": np.linspace(0, 1, 21).round(2).tolist(),
+                      "counts": np.histogram(p, bins=20, range=(0, 1))[0].tolist()},
+        "timestamp": time.time(), "seconds": round(time.time() - t0, 3),
+    }
+    runs.finish(run.state, rec, summary)
+    return summary
