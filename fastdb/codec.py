@@ -251,7 +251,7 @@ _L_ID = b"\x22" * 12
 _CONF = 1.2345678901234567e-300
 _PP = 7.654321098765432e-301
 _LABEL = "\x01\x02\x03\x04\x05\x06\x07\x08"  # 8 chars, like "positive"/"negative"
-_OLD = -1234567890123
+_OLD1, _OLD2 = -1234567890123, -1234567890456
 _NEW = -2345678901234
 RUN_ID_LEN = 16
 _RUN = "\x03" * RUN_ID_LEN
@@ -273,20 +273,31 @@ def _date(ms):
 def prediction_template(field, p_attr, null_lma=False):
     """One conditional prediction update as BSON + the offsets of its variable parts.
 
-    The statement only matches while the sample's ``last_modified_at`` is the
-    one it was read with (``q``), so a write never hides an edit made since.
-    "positive" and "negative" have the same length: every statement has one layout.
+    The update applies only while the sample's ``last_modified_at`` is the one
+    its vector was read with, so a write never hides an edit made since: the
+    server counts it in ``nModified`` only then. The condition is evaluated in
+    an update pipeline, not in the query: the query stays ``{_id}`` (MongoDB's
+    fastest path; measured at 100k: ``{_id, last_modified_at}`` queries 3.6 s,
+    this 3.0 s, unconditional 1.6-2.1 s). "positive" and "negative" have the
+    same length: every statement has one layout.
     """
     from bson import ObjectId, encode
     from bson.son import SON
 
-    q = SON([("_id", ObjectId(_Q_ID)), ("last_modified_at", None if null_lma else _date(_OLD))])
+    lma = "$last_modified_at"
+    if null_lma:
+        same = [{"$eq": [{"$ifNull": [lma, None]}, None]}] * 2
+    else:
+        same = [{"$eq": [lma, _date(_OLD1)]}, {"$eq": [lma, _date(_OLD2)]}]
     label = SON([
         ("_id", ObjectId(_L_ID)), ("_cls", "Classification"), ("tags", []), ("label", _LABEL),
         ("confidence", _CONF), (p_attr, _PP), ("run_id", _RUN), ("iteration", _ITER),
     ])
-    u = SON([("$set", SON([(field, label), ("last_modified_at", _date(_NEW))]))])
-    raw = encode(SON([("q", q), ("u", u)]))
+    new = SON([
+        (field, {"$cond": [same[0], {"$literal": label}, "$" + field]}),
+        ("last_modified_at", {"$cond": [same[1], _date(_NEW), lma]}),
+    ])
+    raw = encode(SON([("q", SON([("_id", ObjectId(_Q_ID))])), ("u", [{"$set": new}])]))
     off = {
         "q": _find_once(raw, _Q_ID, "q"),
         "lid": _find_once(raw, _L_ID, "lid"),
@@ -298,7 +309,8 @@ def prediction_template(field, p_attr, null_lma=False):
         "new": _find_once(raw, np.int64(_NEW).tobytes(), "new"),
     }
     if not null_lma:
-        off["old"] = _find_once(raw, np.int64(_OLD).tobytes(), "old")
+        off["old1"] = _find_once(raw, np.int64(_OLD1).tobytes(), "old1")
+        off["old2"] = _find_once(raw, np.int64(_OLD2).tobytes(), "old2")
     return raw, off
 
 
@@ -341,7 +353,8 @@ def encode_predictions(field, p_attr, ids, lma, is_pos, conf, pp, run_id, iterat
         _patch(rec, off, "iter", np.full(n, iteration, "<i4").view(np.uint8), 4)
         _patch(rec, off, "new", np.full(n, now, "<i8").view(np.uint8), 8)
         if not null:
-            _patch(rec, off, "old", lma[rows].astype("<i8").view(np.uint8), 8)
+            for k in ("old1", "old2"):
+                _patch(rec, off, k, lma[rows].astype("<i8").view(np.uint8), 8)
         buf = rec.tobytes()
         for k, r in enumerate(rows.tolist()):
             out[r] = buf[k * L : (k + 1) * L]

@@ -2,8 +2,8 @@
 
 ``set_values`` costs ~15 s per 100k Classification predictions; raw unordered
 ``update`` commands on ``_id`` (built from a BSON template with numpy while
-another thread waits on the server) cost ~2 s. Every statement also sets
-``last_modified_at`` as FiftyOne does, and only matches while the sample's
+another thread waits on the server) cost ~3 s. Every statement also sets
+``last_modified_at`` as FiftyOne does, and applies only while the sample's
 ``last_modified_at`` is still the one its vector was read with, so a write never
 hides an edit made meanwhile (the caller re-reads and re-scores those samples).
 """
@@ -72,8 +72,8 @@ class PredictionWriter(object):
                     "update", self.coll.name, updates=[RawBSONDocument(r) for r in records], ordered=False
                 )
                 check_reply(reply, "Writing predictions")
-                with self._lock:
-                    self.matched += int(reply.get("n", 0))
+                with self._lock:  # applied (the condition held): modified
+                    self.matched += int(reply.get("nModified", 0))
             except Exception as e:  # re-raised in the caller's thread
                 self._errors.append(e)
 

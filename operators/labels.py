@@ -31,6 +31,8 @@ def read_labels(dataset):
     two fields are then read in one document read.
     """
     pf, nf = LABEL_FIELDS[POSITIVE], LABEL_FIELDS[NEGATIVE]
+    if not dataset.has_field(pf) and not dataset.has_field(nf):
+        return fastdb.to_bytes([]), fastdb.to_bytes([])  # no session yet: no labels
     cand = np.unique(np.concatenate([fastdb.ids_matching(dataset, {f: True}) for f in (nf, pf, nf)]))
     pos, neg = _current(dataset, cand)
     both = np.intersect1d(pos, neg)
@@ -50,8 +52,10 @@ def label_counts(dataset):
 
 
 def create_indexes(dataset):
+    have = set(dataset.list_indexes())
     for name in LABEL_FIELDS.values():
-        dataset.create_index(name, partialFilterExpression={name: True})
+        if name + "_1" not in have:
+            dataset.create_index(name, partialFilterExpression={name: True})
 
 
 def target_ids(view, selected, params):

@@ -86,15 +86,20 @@ def check_start(dataset, view, params):
 
 def _missing_in_scope(dataset, view, state, cfg, redraw):
     """``(missing ids (strings), scope size)``: samples in scope without an embedding."""
-    pos, neg = labels.read_labels(dataset)
-    ids, _ = scope_ids(state, view, cfg, np.concatenate([pos, neg]), redraw=redraw)
     field = cfg["embedding_field"]
-    if not dataset.has_field(field):
-        return fastdb.to_str(ids), len(ids)
-    have = fastdb.ids_matching(dataset, {field: {"$ne": None}}) if len(ids) > 50_000 else None
-    if have is None:
-        return efields.missing_ids(dataset, fastdb.to_str(ids), field), len(ids)
-    return fastdb.to_str(ids[~np.isin(ids, have)]), len(ids)
+    has = dataset.has_field(field)
+    pos, neg = labels.read_labels(dataset)
+    labeled = np.concatenate([pos, neg])
+    if int(cfg.get("subset_size") or 0) > 0:
+        ids, _ = scope_ids(state, view, cfg, labeled, redraw=redraw)
+        lacking = fastdb.ids_matching(dataset, {field: None}) if has else ids  # absent or null: few
+        return fastdb.to_str(ids[np.isin(ids, lacking)]), len(ids)
+    # the view: MongoDB names the few samples that lack a vector; labeled samples
+    # outside the view are in scope too
+    outside = labeled[~np.isin(labeled, fastdb.view_ids(view.select(fastdb.to_str(labeled))))]
+    missing = fastdb.to_str(fastdb.view_ids(view.exists(field, False) if has else view))
+    missing += efields.missing_ids(dataset, fastdb.to_str(outside), field) if len(outside) else []
+    return missing, len(view) + len(outside)
 
 
 def _declare_fields(dataset, pred):

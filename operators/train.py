@@ -78,19 +78,18 @@ def prepare_run(dataset, view, params, state):
             "Training needs at least one positive and one negative label; have %d positive and %d negative"
             % (len(pos), len(neg))
         )
-    labeled = np.concatenate([pos, neg])
-    ids, redrawn = scope_ids(state, view, cfg, labeled, redraw=bool(params.get("resample_subset")))
-    repair = runs.repair_ids(dataset, cfg)
-    if len(repair):
-        ids = np.union1d(ids, repair)
-    lab = np.zeros(len(ids), np.int8)
-    lab[np.isin(ids, pos)] = 1
-    lab[np.isin(ids, neg)] = -1
+    if not int(cfg.get("subset_size") or 0) and not view._pipeline():
+        ids, redrawn = None, False  # the whole dataset: the matrix's IDs (no extra read)
+    else:
+        ids, redrawn = scope_ids(state, view, cfg, np.concatenate([pos, neg]),
+                                 redraw=bool(params.get("resample_subset")))
+        repair = runs.repair_ids(dataset, cfg)
+        ids = np.union1d(ids, repair) if len(repair) else ids
     declare_run_attrs(dataset, cfg["prediction_field"])
     return SimpleNamespace(
         dataset=dataset, state=state, cfg=cfg, settings=settings, rp=rp, field=cfg["embedding_field"],
-        pred_field=cfg["prediction_field"], ids=ids, lab=lab, npos=len(pos), nneg=len(neg),
-        redrawn=redrawn, repaired=int(len(repair)), id=runs.new_run_id(),
+        pred_field=cfg["prediction_field"], ids=ids, pos=pos, neg=neg, npos=len(pos), nneg=len(neg),
+        redrawn=redrawn, id=runs.new_run_id(),
         iteration=int(cfg.get("iteration", 0)) + 1,
     )
 
@@ -99,9 +98,13 @@ def gather_vectors(run, src, progress=None):
     """Every vector of the inference set, checked: computes missing ones with
     the session's model, refuses bad labeled vectors and mixed dimensions."""
     m = src.matrix()
-    rows = m.rows(run.ids)
+    ids = np.asarray(m.ids) if run.ids is None else run.ids
+    rows = np.arange(len(ids)) if run.ids is None else m.rows(ids)
     alive = rows >= 0  # samples deleted since the scope was read are dropped
-    ids, lab, rows = run.ids[alive], run.lab[alive], rows[alive]
+    ids, rows = ids[alive], rows[alive]
+    lab = np.zeros(len(ids), np.int8)
+    lab[np.isin(ids, run.pos)] = 1
+    lab[np.isin(ids, run.neg)] = -1
     missing = ~m.present[rows]
     computed = 0
     if missing.any() and run.cfg.get("model") is not None:
@@ -230,7 +233,7 @@ def record_iteration(run, rec, model, vec, out, src, t0):
         "num_written": int(out.num_written), "num_removed_stale": int(out.num_removed),
         "num_skipped_missing_embedding": int(vec.skip_missing.sum()),
         "num_skipped_invalid_embedding": int(vec.skip_invalid.sum()),
-        "num_computed_embeddings": int(vec.computed), "num_repaired": run.repaired,
+        "num_computed_embeddings": int(vec.computed),
         "embeddings_from_cache": bool(src.from_cache), "num_embeddings_reread": int(src.num_reread),
         "subset_redrawn": run.redrawn,
         "settings": run.settings,

@@ -116,15 +116,19 @@ def test_prediction_updates_decode_to_what_they_say():
     opts = bson.CodecOptions(datetime_conversion=bson.codec_options.DatetimeConversion.DATETIME_MS)
     docs = [bson.decode(r, codec_options=opts) for r in recs]
     assert [str(d["q"]["_id"]) for d in docs] == codec.to_str(ids)
-    got = [d["q"]["last_modified_at"] for d in docs]
-    assert [None if g is None else int(g) for g in got] == [MS, None, MS + 5]
-    labels = [d["u"]["$set"]["pred"] for d in docs]
+    sets = [d["u"][0]["$set"] for d in docs]
+    conds = [s["pred"]["$cond"][0]["$eq"] for s in sets]
+    assert [int(c[1]) for c in (conds[0], conds[2])] == [MS, MS + 5]
+    assert conds[1] == [{"$ifNull": ["$last_modified_at", None]}, None]
+    assert all(s["last_modified_at"]["$cond"][0] == s["pred"]["$cond"][0] for s in sets)
+    assert all(s["pred"]["$cond"][2] == "$pred" for s in sets)
+    labels = [s["pred"]["$cond"][1]["$literal"] for s in sets]
     assert [l["label"] for l in labels] == ["positive", "negative", "positive"]
     assert [l["confidence"] for l in labels] == [0.9, 0.8, 1.0]
     assert [l["p_positive"] for l in labels] == [0.9, 0.2, 1.0]
     assert {(l["run_id"], l["iteration"]) for l in labels} == {("0123456789abcdef", 7)}
     assert len({l["_id"] for l in labels}) == 3
-    assert all(int(d["u"]["$set"]["last_modified_at"]) == now for d in docs)
+    assert all(int(s["last_modified_at"]["$cond"][1]) == now for s in sets)
 
 
 def test_stamp_of_matches_its_definition():
