@@ -202,3 +202,38 @@ def test_a_train_killed_mid_write_is_shown_interrupted_and_the_next_repairs_it(m
     assert repaired["s"]["status"] == "complete"
     assert repaired["runs"] == [[repaired["r"]["run_id"], 2]]
     assert repaired["n"] == 30_000
+
+
+def test_a_write_concern_error_fails_the_run_visibly(mongod, tmp_path):
+    """The server applies the writes but cannot confirm them as asked: the run
+    fails with a clear message (it used to report success) and the next repairs."""
+    env = client_env(mongod.uri, cache_dir=str(tmp_path / "cache"))
+    name = "fewshot-wce"
+    run_client(
+        "ds = synth(%r, 3000, seed=6)\n"
+        "op('start_session', ds, embedding_field='emb')\n"
+        "ids, cl = ds.values(['id', 'cluster'])\n"
+        "op('label_positive', ds, sample_ids=[i for i, c in zip(ids, cl) if c == 1][:5])\n"
+        "op('label_negative', ds, sample_ids=[i for i, c in zip(ids, cl) if c != 1][:5])\n"
+        "out = 1" % name, env,
+    )
+    coll = [c for c in mongod.client()["fiftyone"].list_collection_names() if c.startswith("samples.")]
+    ns = "fiftyone." + [c for c in coll if mongod.client()["fiftyone"][c].count_documents({}) == 3000][0]
+    mongod.fail_point("alwaysOn", failCommands=["update"], namespace=ns,
+                      writeConcernError={"code": 64, "errmsg": "waiting for replication timed out"})
+    try:
+        failed = run_client(
+            "ds = fo.load_dataset(%r)\n"
+            "try:\n"
+            "    op('train_and_label', ds)\n"
+            "    out = {'raised': None}\n"
+            "except Exception as e:\n"
+            "    out = {'raised': str(e)[-400:], 'run': op('get_session', ds)['run']}" % name, env,
+        )
+    finally:
+        mongod.fail_point("off")
+    assert failed["raised"] and "not acknowledged" in failed["raised"]
+    assert failed["run"]["status"] == "failed" and "Train again" in failed["run"]["message"]
+    ok = run_client("ds = fo.load_dataset(%r)\nr = op('train_and_label', ds)\n"
+                    "out = {'s': op('get_session', ds)['run']['status'], 'runs': sorted({v[0] for v in predictions(ds).values()}), 'r': r['run_id']}" % name, env)
+    assert ok["s"] == "complete" and ok["runs"] == [ok["r"]]
