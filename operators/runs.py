@@ -90,8 +90,9 @@ def _message(r):
     if r["status"] == RUNNING:
         return "Iteration %d running: %s of %s predictions written" % (r["iteration"], format(n, ","), format(total, ","))
     what = "interrupted" if r["status"] == INTERRUPTED else "failed (%s)" % r.get("error", "")
-    return ("Iteration %d %s after %s of %s predictions were written; the others are from "
-            "earlier iterations. Train again to finish" % (r["iteration"], what, format(n, ","), format(total, ",")))
+    rest = "; the others are from earlier iterations" if n < total else ""
+    return ("Iteration %d %s after %s of %s predictions were written%s. Train again to finish"
+            % (r["iteration"], what, format(n, ","), format(total, ","), rest))
 
 
 def repair_ids(dataset, cfg):

@@ -151,6 +151,15 @@ def test_whole_loop_by_clicking(app, fo, plugin):
             assert ds.match(fo.ViewField("fewshot_prediction.label") == "positive").count() == n_pred_pos + 3
             expect(page.get_by_text("%d predicted positive" % n_pred_pos)).to_be_visible()
 
+            # a run killed mid write-back (its record says running, its lease is
+            # gone: what a SIGKILL leaves) shows as interrupted, in the panel too
+            plugin.operators.state.SessionState(ds).update(
+                lambda c: dict(c, run=dict(c["run"], status="running", lease="gone")))
+            page.reload()
+            expect(page.get_by_text("Predictions are not all current")).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("Iteration 1 interrupted after 120 of 120")).to_be_visible()
+            page.screenshot(path=os.path.join(ARTIFACTS, "browser-interrupted.png"))
+
             # review: most likely positive first
             page.get_by_role("button", name="Show Predictions").click()
             expect(tiles.first.locator("[data-cy=tag-ground_truth]")).to_have_text("Trouser")
@@ -163,6 +172,7 @@ def test_whole_loop_by_clicking(app, fo, plugin):
             page.get_by_role("button", name="Train & Label").click()
             expect(page.get_by_role("heading", name="Iteration 2")).to_be_visible(timeout=90_000)
             expect(page.get_by_text("Quality vs")).to_be_visible()
+            expect(page.get_by_text("Predictions are not all current")).to_have_count(0)
             q = plugin.operators.workflow.get_session(ds)["last_train"]["quality"]
             assert q["positive_class"] == "Trouser"
             expect(page.get_by_text("%.3f" % q["average_precision"]).first).to_be_visible()
