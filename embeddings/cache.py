@@ -37,9 +37,8 @@ STALE_TMP_SECONDS = 24 * 3600
 
 
 def cache_root():
-    return os.environ.get(
-        "FEWSHOT_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "fewshot-fiftyone")
-    )
+    root = (os.environ.get("FEWSHOT_CACHE_DIR") or "").strip()
+    return os.path.abspath(root or os.path.join(os.path.expanduser("~"), ".cache", "fewshot-fiftyone"))
 
 
 def _h(s):
@@ -49,7 +48,7 @@ def _h(s):
 def _inside_root(path):
     root = os.path.realpath(cache_root())
     real = os.path.realpath(path)
-    if not real.startswith(root + os.sep):
+    if real == root or os.path.commonpath([root, real]) != root:
         raise RuntimeError("refusing to touch %s: not under the cache root %s" % (real, root))
     return real
 

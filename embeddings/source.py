@@ -45,7 +45,10 @@ class EmbeddingSource(object):
     def matrix(self):
         """The current :class:`~.cache.Matrix` of every sample."""
         if self.m is None:
-            m = cache.load(self.dataset, self.field)
+            try:
+                m = cache.load(self.dataset, self.field)
+            except (OSError, RuntimeError):  # an unusable cache folder: read from MongoDB
+                m = None
             if m is not None:
                 m = self._refresh(m)
             self.from_cache = m is not None
@@ -55,8 +58,8 @@ class EmbeddingSource(object):
     def _cold(self):
         try:
             ids, lma, X, valid, present = fastdb.scan_vectors(self.dataset, self.field, self.progress)
-        except fastdb.DimensionError as e:
-            raise EmbeddingError(str(e))
+        except fastdb.VectorError as e:
+            raise EmbeddingError("Field '%s': %s" % (self.field, e))
         order = np.argsort(ids, kind="stable")
         if np.any(order[1:] < order[:-1]):
             ids, lma, X, valid, present = ids[order], lma[order], X[order], valid[order], present[order]
@@ -100,14 +103,12 @@ class EmbeddingSource(object):
 
     def _read_rows(self, m, ids):
         try:
-            got, lma, X, valid, present = fastdb.read_vectors(self.dataset, self.field, ids)
-        except fastdb.DimensionError as e:
-            raise EmbeddingError(str(e))
+            got, lma, X, valid, present = fastdb.read_vectors(self.dataset, self.field, ids, m.dim)
+        except fastdb.VectorError as e:
+            raise EmbeddingError("Field '%s': %s" % (self.field, e))
         rows = m.rows(got)
         if (rows < 0).any():
             return False
-        if m.dim is not None and X.shape[1] and X.shape[1] != m.dim:
-            raise EmbeddingError(str(fastdb.DimensionError(m.dim, X.shape[1])))
         if not X.shape[1]:
             X = np.zeros((len(got), m.dim or 0), np.float32)
         m.set_rows(rows, X, valid, present, lma)
@@ -121,8 +122,11 @@ class EmbeddingSource(object):
         m = self.m
         m.lma[rows] = lma
         st = fastdb.stamp_of(m.lma)
-        if m.base is None:
-            cache.save_in_background(self.dataset, self.field, m, st)
-        else:
-            big = len(m.patch_rows) > max(1000, 0.05 * len(m.ids))
-            cache.save(self.dataset, self.field, m, st, full=big)
+        try:
+            if m.base is None:
+                cache.save_in_background(self.dataset, self.field, m, st)
+            else:
+                big = len(m.patch_rows) > max(1000, 0.05 * len(m.ids))
+                cache.save(self.dataset, self.field, m, st, full=big)
+        except (OSError, RuntimeError):  # an unusable cache folder: the next click reads MongoDB
+            pass

@@ -138,19 +138,43 @@ def is_zoo_model(name):
         return False
 
 
+_NETWORK_HINTS = ("urlopen", "name resolution", "connection", "network", "download", "timed out",
+                  "max retries", "unreachable", "ssl", "http")
+
+
+def _is_download_failure(e):
+    while e is not None:
+        if isinstance(e, (OSError, ConnectionError)) and any(h in str(e).lower() for h in _NETWORK_HINTS):
+            return True
+        if type(e).__module__.split(".")[0] in ("urllib", "urllib3", "requests", "http", "huggingface_hub"):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def load_model(name):
     """Loads a zoo model, with a clear error if it cannot be loaded here."""
     import fiftyone.zoo as foz
 
+    from .fields import EmbeddingError
+
     register_offline_models()
     if not is_zoo_model(name):
-        raise ValueError("Unknown zoo model '%s'" % name)
+        raise EmbeddingError("Unknown zoo model '%s'" % name)
     try:
         model = foz.load_zoo_model(name)
     except Exception as e:
-        raise ValueError("Could not load zoo model '%s': %s" % (name, e)) from e
+        if _is_download_failure(e):
+            raise EmbeddingError(
+                "Model '%s' must download its weights, and this machine cannot reach their host. "
+                "Use the offline model '%s', choose an embedding field that already holds "
+                "embeddings (and no model), or download the model where there is internet "
+                "('fiftyone zoo models download %s') and copy FiftyOne's model zoo folder here."
+                % (name, OFFLINE_MODEL, name)
+            ) from None
+        raise EmbeddingError("Could not load zoo model '%s': %s" % (name, str(e).splitlines()[0][:300])) from None
     if not getattr(model, "has_embeddings", False):
-        raise ValueError("Zoo model '%s' does not expose embeddings" % name)
+        raise EmbeddingError("Zoo model '%s' does not expose embeddings" % name)
     return model
 
 

@@ -9,7 +9,7 @@ conditional writes). The workflow never sees BSON, stamps or writer clocks: it
 uses the names below, and IDs as ``S12`` numpy arrays.
 """
 
-from .codec import ID_DTYPE, NO_LMA, DimensionError, crc32, now_ms, to_bytes, to_str
+from .codec import ID_DTYPE, NO_LMA, DimensionError, VectorError, crc32, now_ms, to_bytes, to_str
 from .reads import (
     changed_after,
     count,

@@ -103,11 +103,15 @@ def decode_uniform(raws, dec, dim):
     return A[:, off:].view(np.float32)
 
 
-class DimensionError(ValueError):
+class VectorError(ValueError):
+    """A stored value that cannot be used as a vector."""
+
+
+class DimensionError(VectorError):
     """Vectors of two dimensions in one field."""
 
     def __init__(self, a, b):
-        super().__init__(
+        ValueError.__init__(self,
             "Embeddings of different dimensions found (%d, %d); the field mixes models, "
             "or a vector was edited; fix or recompute them" % (a, b)
         )
@@ -140,7 +144,9 @@ def decode_vectors(raws, dec, dim):
 def normalize_rows(X, present):
     """L2-normalizes ``X`` in place; returns the valid mask (present, finite, non-zero)."""
     valid = present.copy()
-    if X.shape[1]:
+    if not X.shape[1]:
+        valid[:] = False  # a zero-length vector is not a vector
+    else:
         with np.errstate(all="ignore"):
             sq = np.einsum("ij,ij->i", X, X)
             valid &= np.isfinite(sq) & (sq > 0)

@@ -122,9 +122,18 @@ def _decode(batch, dec, pool, dim):
     """``(ids, lma, X, present, dim)`` of one raw batch; inflates in 2 threads."""
     ids, lma, values = codec.split_batch(batch)
     half = len(values) // 2
-    parts = pool.map(lambda b: [codec.inflate(x) for x in b], (values[:half], values[half:]))
-    raws = [r for part in parts for r in part]
-    X, present, dim = codec.decode_vectors(raws, dec, dim)
+    try:
+        parts = pool.map(lambda b: [codec.inflate(x) for x in b], (values[:half], values[half:]))
+        raws = [r for part in parts for r in part]
+        X, present, dim = codec.decode_vectors(raws, dec, dim)
+    except codec.VectorError:
+        raise
+    except Exception as e:  # strings, dicts, raw bytes...: not FiftyOne vectors
+        raise codec.VectorError(
+            "The field holds values that are not vectors (%s: %s); fix or recompute them"
+            % (type(e).__name__, str(e)[:120])) from None
+    if dim == 0:
+        raise codec.VectorError("The field holds empty vectors; fix or recompute them")
     return ids, lma, X, present, dim
 
 
@@ -138,18 +147,19 @@ def scan_vectors(dataset, field, progress=None):
     return _collect(_prefetched(raw), n, progress)
 
 
-def read_vectors(dataset, field, ids):
-    """``(ids, lma, X, valid, present)`` of the given samples (deleted ones left out)."""
+def read_vectors(dataset, field, ids, dim=None):
+    """``(ids, lma, X, valid, present)`` of the given samples (deleted ones left
+    out); raises :class:`codec.DimensionError` for a vector that is not ``dim``-d."""
     out = []
     for s in range(0, len(ids), 50_000):
         from bson import ObjectId
 
         match = {"_id": {"$in": [ObjectId(bytes(i).ljust(12, b"\0")) for i in ids[s : s + 50_000]]}}
         out.append(_coll(dataset).aggregate_raw_batches(_vector_pipeline(field, match), batchSize=1000))
-    return _collect((b for batches in out for b in batches), len(ids), None)
+    return _collect((b for batches in out for b in batches), len(ids), None, dim)
 
 
-def _collect(batches, n_hint, progress):
+def _collect(batches, n_hint, progress, dim=None):
     """``(ids, lma, X, valid, present)`` of raw batches, X L2-normalized, in
     one preallocated matrix (peak memory ~1x the matrix)."""
     dec = codec.NpyDecoder()
@@ -158,7 +168,6 @@ def _collect(batches, n_hint, progress):
     lma = np.empty(cap, np.int64)
     present = np.zeros(cap, bool)
     X = None
-    dim = None
     k = 0
     with ThreadPoolExecutor(2) as pool:
         for batch in batches:

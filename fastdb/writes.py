@@ -154,22 +154,31 @@ def set_label_flags(dataset, ids, values):
     sample labeled both or neither in between: ``set_values`` writes one field
     per call, and ``view.set_field().save()`` ``$merge``s, which re-inserts a
     partial document for a sample deleted meanwhile (FiftyOne 1.22,
-    ``dataset._save_view``). Returns the number of samples matched.
+    ``dataset._save_view``). Returns ``(samples matched, the write's time)``.
     """
     from bson.datetime_ms import DatetimeMS
 
+    now = codec.now_ms()
     upd = dict(values)
-    upd["last_modified_at"] = DatetimeMS(codec.now_ms())
+    upd["last_modified_at"] = DatetimeMS(now)
     n = 0
     for s in range(0, len(ids), 50_000):
         r = dataset._sample_collection.update_many({"_id": {"$in": _oids(ids[s : s + 50_000])}}, {"$set": upd})
         n += r.matched_count
-    return n
+    return n, now
 
 
-def unset_fields(dataset, names, ids=None):
-    """Removes fields ``names`` from the documents (of ``ids``, or all) that hold them."""
+def unset_fields(dataset, names, ids=None, written_at=None):
+    """Removes fields ``names`` from the documents (of ``ids``, or all) that hold
+    them; with ``written_at``, only from those unchanged since a write at that time."""
+    from bson.datetime_ms import DatetimeMS
+
     q = {"$or": [{n: {"$exists": True}} for n in names]}
-    if ids is not None:
-        q["_id"] = {"$in": _oids(ids)}
-    return dataset._sample_collection.update_many(q, {"$unset": {n: "" for n in names}}).modified_count
+    if written_at is not None:
+        q["last_modified_at"] = DatetimeMS(int(written_at))
+    n = 0
+    for s in range(0, len(ids) if ids is not None else 1, 50_000):
+        if ids is not None:
+            q["_id"] = {"$in": _oids(ids[s : s + 50_000])}
+        n += dataset._sample_collection.update_many(q, {"$unset": {k: "" for k in names}}).modified_count
+    return n

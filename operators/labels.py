@@ -58,28 +58,31 @@ def create_indexes(dataset):
             dataset.create_index(name, partialFilterExpression={name: True})
 
 
-def target_ids(view, selected, params):
-    """Validated sample IDs (strings) to (un)label: ``sample_ids``, else the selection."""
+def target_ids(view, selected, params, current=None):
+    """Validated sample IDs (strings) to (un)label: ``sample_ids``, else the
+    selection, else the sample open in the modal (``current``)."""
     from bson import ObjectId
 
     ids = (params or {}).get("sample_ids")
     if ids is None:
-        ids = selected or []
+        ids = selected or ([current] if current else [])
     if isinstance(ids, str):
         ids = [ids]
-    ids = list(dict.fromkeys(str(i) for i in ids))
-    if not ids:
-        raise FewShotError("No samples selected: select samples in the grid first")
-    bad = [i for i in ids if not ObjectId.is_valid(i)]
+    if not isinstance(ids, (list, tuple)):
+        raise FewShotError("sample_ids must be a list of sample IDs, not %s" % type(ids).__name__)
+    bad = [repr(i) for i in ids if not isinstance(i, str) or not ObjectId.is_valid(i)]
     if bad:
         raise FewShotError("Not sample IDs: %s" % ", ".join(bad[:5]))
-    in_view = set(fastdb.to_str(fastdb.view_ids(view.select(ids))))
-    outside = [i for i in ids if i not in in_view]
+    ids = list(dict.fromkeys(i.lower() for i in ids))
+    if not ids:
+        raise FewShotError("No samples selected: select samples in the grid first")
+    outside = _not_in(view, ids)
     if outside:
-        in_dataset = set(fastdb.to_str(fastdb.view_ids(view._root_dataset.select(outside))))
-        gone = [i for i in outside if i not in in_dataset]
+        gone = _not_in(view._root_dataset, outside)
         if gone:
-            raise FewShotError("%d selected sample(s) do not exist in the dataset (deleted?)" % len(gone))
+            raise FewShotError(
+                "%d selected ID(s) are not samples of dataset '%s' (deleted? or the grid shows "
+                "patches, clips or frames, which cannot be labeled here)" % (len(gone), view._root_dataset.name))
         raise FewShotError(
             "%d selected sample(s) are not in the current view; clear the selection "
             "or change the view" % len(outside)
@@ -87,7 +90,18 @@ def target_ids(view, selected, params):
     return ids
 
 
-def set_labels(dataset, view, selected, params, label):
+def _not_in(view, ids):
+    """The IDs (strings) among ``ids`` that are not samples of ``view`` (in
+    chunks: a 1.5M-ID select would exceed MongoDB's 16 MB command limit)."""
+    out = []
+    for s in range(0, len(ids), 50_000):
+        chunk = ids[s : s + 50_000]
+        have = set(fastdb.to_str(fastdb.view_ids(view.select(chunk))))
+        out += [i for i in chunk if i not in have]
+    return out
+
+
+def set_labels(dataset, view, selected, params, label, current=None):
     """Labels the target samples ``label`` (POSITIVE/NEGATIVE/None = clear)."""
     state = SessionState(dataset)
     cfg = state.config
@@ -95,13 +109,13 @@ def set_labels(dataset, view, selected, params, label):
         raise FewShotError(
             "No few-shot session on dataset '%s'; start one first (start_session)" % dataset.name
         )
-    ids = fastdb.to_bytes(target_ids(view, selected, params))
+    ids = fastdb.to_bytes(target_ids(view, selected, params, current))
     pos0, neg0 = _current(dataset, ids)
-    fastdb.set_label_flags(dataset, ids, {
+    _, written_at = fastdb.set_label_flags(dataset, ids, {
         LABEL_FIELDS[POSITIVE]: True if label == POSITIVE else None,
         LABEL_FIELDS[NEGATIVE]: True if label == NEGATIVE else None,
     })
-    _undo_if_reset(dataset, state, cfg, ids)
+    _undo_if_reset(dataset, state, cfg, ids, written_at)
     was = np.where(np.isin(ids, pos0), 1, np.where(np.isin(ids, neg0), -1, 0))
     want = {POSITIVE: 1, NEGATIVE: -1, None: 0}[label]
     out = {
@@ -120,11 +134,13 @@ def _current(dataset, ids):
     return got[p], got[n]
 
 
-def _undo_if_reset(dataset, state, cfg, ids):
+def _undo_if_reset(dataset, state, cfg, ids, written_at):
     """A reset that ran while we wrote deleted the fields first: our values
-    would linger undeclared and show up in a later session. Take them back."""
+    would linger undeclared and show up in a later session. Take back the
+    values this call wrote that nobody changed since (a label given in a new
+    session meanwhile stays)."""
     now = state.config
     if now is not None and now.get("session_id") == cfg.get("session_id"):
         return
-    fastdb.unset_fields(dataset, list(LABEL_FIELDS.values()), ids)
+    fastdb.unset_fields(dataset, list(LABEL_FIELDS.values()), ids, written_at=written_at)
     raise FewShotError("The session was reset while labeling; start a session and label again")

@@ -12,68 +12,17 @@ import fiftyone.operators.types as types
 from ..embeddings import zoo
 from . import workflow as wf
 from .labels import NEGATIVE, POSITIVE
-
-PLUGIN = "@fewshot/few_shot_learning"
-
-
-def _error_prop(inputs, message):
-    """Marks the form invalid with ``message`` (shown in the form)."""
-    inputs.str(
-        "error",
-        label="Error",
-        view=types.Error(label=message),
-        invalid=True,
-        error_message=message,
-    )
+from .ops_base import PLUGIN, FewShotOperator, _on_off, _with_progress  # noqa: F401
+from .ops_review import GetSession, ShowPredictions, ShowSubset, SuggestSamples
 
 
-def _on_off(v):
-    return {True: "on", False: "off"}.get(v, v)
+class _Delegable(FewShotOperator):
+    def resolve_delegation(self, ctx):
+        # the panel's "run in the background" option; else FiftyOne's default
+        return True if ctx.params.get("delegate") else None
 
 
-def _progress(ctx):
-    def cb(frac, label):
-        ctx.set_progress(progress=float(frac), label=label)
-
-    return cb
-
-
-class FewShotOperator(foo.Operator):
-    """Common behaviour: Python ``__call__`` and error reporting."""
-
-    def __call__(self, sample_collection, selected=None, delegate=False, **params):
-        """Runs the operator from Python on a dataset or view.
-
-        Returns the operator's summary dict (or the delegated operation).
-        """
-        ctx = {"view": sample_collection.view(), "params": params}
-        if selected is not None:
-            ctx["selected"] = list(selected)
-        if delegate:
-            ctx["request_delegation"] = True
-        result = foo.execute_operator(self.uri, ctx=ctx)
-        return result.result
-
-    def _check(self, ctx, inputs, fn):
-        """Runs the form's checks; a user error marks the form invalid."""
-        try:
-            with wf.user_errors():
-                fn()
-        except wf.FewShotError as e:
-            _error_prop(inputs, str(e))
-            return False
-        return True
-
-    def execute(self, ctx):
-        # the one error boundary: any user error reaches the user as its message
-        with wf.user_errors():
-            return self.run(ctx)
-
-    def run(self, ctx):
-        raise NotImplementedError
-
-
-class StartSession(FewShotOperator):
+class StartSession(_Delegable):
     @property
     def config(self):
         return foo.OperatorConfig(
@@ -117,7 +66,13 @@ class StartSession(FewShotOperator):
         return types.Property(inputs, view=types.View(label="Start few-shot session"))
 
     def run(self, ctx):
-        return wf.start_session(ctx.dataset, ctx.view, ctx.params, progress=_progress(ctx))
+        result = _with_progress(ctx, "start_session",
+                                lambda p: wf.start_session(ctx.dataset, ctx.view, ctx.params, progress=p))
+        if not ctx.delegated:  # labels and predictions visible on the tiles, in our colors
+            ctx.ops.reload_dataset()
+            ctx.ops.set_active_fields(wf.visible_fields(ctx.dataset, result["prediction_field"]))
+            ctx.ops.refresh_colors()
+        return result
 
 
 class _LabelOperator(FewShotOperator):
@@ -139,15 +94,19 @@ class _LabelOperator(FewShotOperator):
 
         def check():
             wf.require_session(wf.SessionState(ctx.dataset))
-            ids = wf.target_ids(ctx.view, ctx.selected, ctx.params)
+            ids = wf.target_ids(ctx.view, ctx.selected, ctx.params, ctx.current_sample)
             inputs.md("%s %d selected sample(s)" % (self.TITLE, len(ids)), name="summary")
 
         self._check(ctx, inputs, check)
         return types.Property(inputs, view=types.View(label=self.TITLE))
 
     def run(self, ctx):
-        result = wf.set_labels(ctx.dataset, ctx.view, ctx.selected, ctx.params, self.LABEL)
-        ctx.ops.reload_samples()
+        result = wf.set_labels(ctx.dataset, ctx.view, ctx.selected, ctx.params, self.LABEL,
+                               current=ctx.current_sample)
+        if not ctx.delegated:
+            if ctx.selected and ctx.params.get("sample_ids") is None:
+                ctx.ops.clear_selected_samples()  # labeled: ready for the next pick
+            ctx.ops.reload_samples()
         return result
 
 
@@ -163,7 +122,7 @@ class ClearLabels(_LabelOperator):
     LABEL, NAME, TITLE = None, "clear_labels", "Clear labels of"
 
 
-class TrainAndLabel(FewShotOperator):
+class TrainAndLabel(_Delegable):
     @property
     def config(self):
         return foo.OperatorConfig(
@@ -194,6 +153,8 @@ class TrainAndLabel(FewShotOperator):
         inputs.float("background_weight", label="Pool mean weight in the negative prototype",
                      default=prev.get("background_weight", 3.0), min=0)
         inputs.bool("resample_subset", label="Re-draw the working subset", default=False)
+        inputs.bool("base_view", label="If the grid shows suggestions or predictions the plugin set, "
+                    "score the view they were drawn from", default=False)
         inputs.str("ground_truth_field", label="Ground-truth field (optional quality readout)")
         inputs.str("positive_class", label="Positive class in the ground truth")
         inputs.int("precision_k", label="k for precision@k", default=100)
@@ -205,80 +166,11 @@ class TrainAndLabel(FewShotOperator):
         return types.Property(inputs, view=types.View(label="Train & label"))
 
     def run(self, ctx):
-        result = wf.train_and_label(ctx.dataset, ctx.view, ctx.params, progress=_progress(ctx))
+        result = _with_progress(ctx, "train_and_label",
+                                lambda p: wf.train_and_label(ctx.dataset, ctx.view, ctx.params, progress=p))
         if not ctx.delegated:
             ctx.ops.reload_dataset()
         return result
-
-
-class ShowPredictions(FewShotOperator):
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="show_predictions",
-            label="Few-shot: show predictions",
-            description="Show samples with predictions, most likely positive first",
-            dynamic=True,
-        )
-
-    def resolve_input(self, ctx):
-        inputs = types.Object()
-        self._check(ctx, inputs, lambda: wf.predictions_view(ctx.dataset, ctx.view))
-        return types.Property(inputs)
-
-    def run(self, ctx):
-        view = wf.predictions_view(ctx.dataset, ctx.view)
-        ctx.ops.set_view(view=view)
-        cfg = wf.require_session(wf.SessionState(ctx.dataset))
-        return {
-            "num_samples": len(view),
-            "prediction_field": cfg["prediction_field"],
-            "sort_by": cfg["prediction_field"] + "." + wf.P_ATTR,
-            "view": view._serialize(),
-        }
-
-
-class SuggestSamples(FewShotOperator):
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="suggest_samples",
-            label="Few-shot: suggest samples to label next",
-            description="Show unlabeled samples worth labeling next: top-scored and most uncertain",
-            dynamic=True,
-        )
-
-    def resolve_input(self, ctx):
-        inputs = types.Object()
-        inputs.int("num_samples", label="Number of samples", default=20)
-        inputs.float("top_fraction", label="Fraction that are top-scored (rest: most uncertain)",
-                     default=wf.DEFAULT_TOP_FRACTION)
-
-        def check():
-            wf.require_session(wf.SessionState(ctx.dataset))
-            wf.suggest_params(ctx.params)
-
-        self._check(ctx, inputs, check)
-        return types.Property(inputs, view=types.View(label="Suggest samples to label"))
-
-    def run(self, ctx):
-        view, result = wf.suggest_samples(ctx.dataset, ctx.view, ctx.params)
-        if not ctx.delegated:
-            ctx.ops.set_view(view)
-        return result
-
-
-class GetSession(FewShotOperator):
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="get_session",
-            label="Few-shot: get session",
-            description="The current few-shot session (settings, counts, history)",
-        )
-
-    def run(self, ctx):
-        return wf.get_session(ctx.dataset)
 
 
 class ResetSession(FewShotOperator):
@@ -296,15 +188,18 @@ class ResetSession(FewShotOperator):
 
         def check():
             cfg = wf.require_session(wf.SessionState(ctx.dataset))
-            names = ", ".join(cfg.get("created_fields") or []) or "none"
-            inputs.md("Ends the session. Fields it created will be deleted: %s. "
+            names = ", ".join("`%s`" % n for n in cfg.get("created_fields") or []) or "none"
+            inputs.md("Ends the session. These fields it created are **deleted**: %s. "
                       "Embeddings and your own fields are kept." % names, name="summary")
+            inputs.bool("keep_labels", default=True, label="Keep my labels as sample tags",
+                        description="Tag labeled samples '%s' / '%s' before their label fields are deleted"
+                        % (wf.KEEP_TAGS["positive"], wf.KEEP_TAGS["negative"]))
 
         self._check(ctx, inputs, check)
         return types.Property(inputs, view=types.View(label="Reset few-shot session"))
 
     def run(self, ctx):
-        result = wf.reset_session(ctx.dataset)
+        result = wf.reset_session(ctx.dataset, keep_labels=bool(ctx.params.get("keep_labels", False)))
         if not ctx.delegated:
             ctx.ops.reload_dataset()
         return result
@@ -318,6 +213,7 @@ OPERATORS = [
     TrainAndLabel,
     ShowPredictions,
     SuggestSamples,
+    ShowSubset,
     GetSession,
     ResetSession,
 ]

@@ -59,7 +59,8 @@ def start_params(params, default_field_for=None):
 
 def field_name_error(name, what):
     """Why ``name`` cannot be a field of ours (None if it can)."""
-    if not name or not isinstance(name, str) or name.startswith("_") or "." in name or "$" in name:
+    if (not name or not isinstance(name, str) or name.startswith("_") or "." in name or "$" in name
+            or any(ord(c) < 32 for c in name)):
         return "'%s' is not a valid %s name" % (name, what)
     return None
 

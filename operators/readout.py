@@ -71,17 +71,20 @@ def quality_metrics(raw, probs, truth, k):
     n_true = int(truth.sum())
     order = np.argsort(-np.asarray(raw), kind="stable")
     t = truth[order]
-    ap = float((np.cumsum(t) / np.arange(1, len(t) + 1) * t).sum() / n_true) if n_true else 0.0
     k = min(k, len(t))
     pred = np.asarray(probs) >= 0.5
-    tp = int((pred & truth).sum())
+    tp, npred = int((pred & truth).sum()), int(pred.sum())
+
+    def ratio(a, b):  # None ("n/a"), not 0, when undefined: no positive in scope
+        return round(a / b, 4) if b else None
+
     return {
-        "average_precision": round(ap, 4),
-        "precision_at_k": round(float(t[:k].mean()), 4) if k else 0.0,
+        "average_precision": ratio(float((np.cumsum(t) / np.arange(1, len(t) + 1) * t).sum()), n_true),
+        "precision_at_k": ratio(float(t[:k].sum()), k),
         "k": int(k),
-        "precision": round(tp / max(int(pred.sum()), 1), 4),
-        "recall": round(tp / max(n_true, 1), 4),
-        "f1": round(2.0 * tp / max(int(pred.sum()) + n_true, 1), 4),
+        "precision": ratio(tp, npred),
+        "recall": ratio(tp, n_true),
+        "f1": ratio(2.0 * tp, npred + n_true) if n_true else None,
         "num_true_positive": n_true,
         "num_predicted_positive": int(pred.sum()),
         "num_scored": int(len(t)),
@@ -96,3 +99,32 @@ def readout(dataset, ids, raw, probs, rp):
     out = quality_metrics(raw, probs, truth, rp["k"])
     out.update(ground_truth_field=rp["field"], positive_class=rp["positive_class"])
     return out
+
+
+def truth_fields(dataset, exclude=None):
+    """Fields that can be a readout's ground truth: classification-like labels
+    and strings (not the plugin's, not FiftyOne's own)."""
+    import fiftyone as fo
+
+    out = []
+    for name, f in dataset.get_field_schema().items():
+        if name in ("filepath", "id", exclude) or name.startswith("fewshot_"):
+            continue
+        if isinstance(f, fo.StringField) or (
+            isinstance(f, fo.EmbeddedDocumentField) and f.document_type.__name__ in _TRUTH_TYPES
+        ):
+            out.append(name)
+    return out
+
+
+def truth_classes(dataset, field, limit=500):
+    """The classes of a ground-truth field (for the readout's dropdown)."""
+    f = dataset.get_field(field)
+    if f is None:
+        return []
+    import fiftyone as fo
+
+    path = field
+    if isinstance(f, fo.EmbeddedDocumentField):
+        path = field + _TRUTH_TYPES.get(f.document_type.__name__, ".label")
+    return [str(c) for c in dataset.distinct(path)[:limit] if c is not None]

@@ -38,10 +38,34 @@ def suggest_samples(dataset, view, params):
 
 
 def predictions_view(dataset, view):
-    """The view of samples with predictions, most likely positive first."""
+    """The view of samples with predictions: unlabeled ones, most likely
+    positive first, then the labeled ones (their "prediction" is the label)."""
     from fiftyone import ViewField as F
 
     field = require_session(SessionState(dataset))["prediction_field"]
     if not dataset.has_field(field):
         raise FewShotError("No predictions yet; run Train & Label first")
-    return view.exists(field).sort_by(F(field + "." + P_ATTR), reverse=True)
+    labeled = (F(LABEL_FIELDS["positive"]) == True) | (F(LABEL_FIELDS["negative"]) == True)  # noqa: E712
+    return view.exists(field).sort_by([(labeled, 1), (F(field + "." + P_ATTR), -1)])
+
+
+def subset_view(dataset, view):
+    """The working subset (its random fill and the labeled samples) as a view."""
+    import numpy as np
+
+    from .. import fastdb
+    from .labels import read_labels
+    from .scope import SUBSET, view_key
+
+    state = SessionState(dataset)
+    cfg = require_session(state)
+    if not int(cfg.get("subset_size") or 0):
+        raise FewShotError("This session has no working subset (start it with a subset size)")
+    meta = state.get_meta(SUBSET)
+    if not meta or meta.get("view_key") != view_key(view):
+        raise FewShotError("No working subset drawn for this view yet; Train & Label draws it")
+    pos, neg = read_labels(dataset)
+    fill = fastdb.to_bytes(state.get_ids(SUBSET))
+    labeled = np.concatenate([pos, neg])
+    fill = fill[~np.isin(fill, labeled)][: max(0, int(cfg["subset_size"]) - len(labeled))]
+    return dataset.select(fastdb.to_str(np.concatenate([fill, labeled])))

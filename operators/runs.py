@@ -12,6 +12,7 @@ import time
 import uuid
 
 from .. import fastdb
+from .errors import FewShotError
 from .state import LEASE_KEY, MAX_HISTORY, lease_is_free
 
 RUNNING, COMPLETE, FAILED, INTERRUPTED = "running", "complete", "failed", "interrupted"
@@ -22,12 +23,14 @@ def new_run_id():
 
 
 def begin(state, run_id, iteration, lease_token, num_to_write, settings):
-    """Records the run as started (before its first write)."""
+    """Records the run as started (before its first write); until it completes,
+    its ID is in ``unfinished_runs`` (the next trains repair its predictions)."""
     rec = {"id": run_id, "iteration": iteration, "status": RUNNING, "lease": lease_token,
            "started_at": time.time(), "num_to_write": int(num_to_write), "settings": settings}
 
     def apply(cfg):
         cfg["run"] = rec
+        cfg["unfinished_runs"] = (cfg.get("unfinished_runs") or []) + [run_id]
         return cfg
 
     state.update(apply)
@@ -38,6 +41,11 @@ def finish(state, rec, summary):
     """Records the run as complete: the iteration, its summary in the history."""
 
     def apply(cfg):
+        if (cfg.get("run") or {}).get("id") != rec["id"]:
+            raise FewShotError("Another train replaced this one while it ran; its results were not recorded")
+        # every unfinished run's predictions were re-scored by this one (repair)
+        done = set(summary["repaired_runs"]) | {rec["id"]}
+        cfg["unfinished_runs"] = [r for r in cfg.get("unfinished_runs") or [] if r not in done]
         cfg["run"] = dict(rec, status=COMPLETE, ended_at=time.time(), num_written=summary["num_written"])
         cfg["iteration"] = rec["iteration"]
         cfg["scorer"] = summary["settings"]
@@ -95,9 +103,17 @@ def _message(r):
             % (r["iteration"], what, format(n, ","), format(total, ","), rest))
 
 
-def repair_ids(dataset, cfg):
-    """``S12`` IDs of samples holding predictions of an unfinished run."""
+def unfinished_ids(cfg):
+    """IDs of the runs that did not complete (their predictions need repair)."""
+    runs = list(cfg.get("unfinished_runs") or [])
     rec = unfinished(cfg)
-    if rec is None:
+    if rec is not None and rec["id"] not in runs:  # a session recorded before the list existed
+        runs.append(rec["id"])
+    return runs
+
+
+def repair_ids(dataset, cfg, run_ids):
+    """``S12`` IDs of the samples holding predictions of the given runs."""
+    if not run_ids:
         return fastdb.to_bytes([])
-    return fastdb.ids_matching(dataset, {cfg["prediction_field"] + ".run_id": rec["id"]})
+    return fastdb.ids_matching(dataset, {cfg["prediction_field"] + ".run_id": {"$in": list(run_ids)}})

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from .. import fastdb
-from .state import SUBSET
+from .state import SUBSET  # noqa: F401 (re-exported)
 
 
 def view_key(view):
@@ -50,3 +50,46 @@ def scope_ids(state, view, cfg, labeled, redraw=False):
         redrawn = False
         ids = np.concatenate([fastdb.view_ids(view), labeled])
     return np.unique(ids), redrawn
+
+
+# -- views the plugin set in the App ---------------------------------------------
+
+DERIVED_KEY = "derived_view"
+
+
+def _stages(view):
+    # stage UUIDs differ between the view we set and the one the App sends back
+    return [{k: v for k, v in d.items() if k != "_uuid"} for d in view._serialize()]
+
+
+def remember_derived(state, kind, view, base):
+    """Records that the plugin set ``view`` (``kind``: "suggestions",
+    "predictions", ...) in the App, derived from ``base``."""
+    base, _ = resolve_base(state, base)  # derived from a derived view: keep the first base
+    state.store.set(DERIVED_KEY, {"kind": kind, "view": _stages(view), "base": base._serialize()})
+
+
+def resolve_base(state, view):
+    """``(view, kind)``: the view a plugin-set ``view`` was derived from and what
+    it was, else ``(view, None)``."""
+    rec = state.store.get(DERIVED_KEY)
+    if rec and rec.get("view") == _stages(view):
+        from fiftyone.core.view import DatasetView  # rebuilds a view from its stages
+
+        return DatasetView._build(view._root_dataset, rec["base"]), rec["kind"]
+    return view, None
+
+
+def describe(dataset, view, cfg, derived=None):
+    """What Train scores, in words and counts."""
+    n = len(view)
+    size = int(cfg.get("subset_size") or 0)
+    if size > 0:
+        kind, count = "working subset", min(size, n)
+        text = "working subset - %s of %s" % (format(count, ","), format(n, ","))
+    else:
+        kind, count = ("whole dataset" if not view._pipeline() else "current view"), n
+        text = "%s - %s" % (kind, format(n, ","))
+    if derived:
+        text += " (the view behind the %s in the grid)" % derived
+    return {"kind": kind, "count": count, "view_count": n, "text": text, "derived_from": derived}

@@ -175,6 +175,7 @@ def start_session(dataset, view, params, progress=None):
         cfg = dict(state.config or {}, **p)
         n_scope, computed, dim = _ensure_embeddings(dataset, view, state, cfg, p, progress)
         created = _declare_fields(dataset, p["prediction_field"])
+        colors = apply_colors(dataset, p["prediction_field"])
 
         def apply(cur):
             new = dict(cur or {}, **p)
@@ -183,8 +184,12 @@ def start_session(dataset, view, params, progress=None):
             new.setdefault("history", [])
             new.setdefault("scorer", dict(SCORER_DEFAULTS))
             new.setdefault("started_at", time.time())
-            new["created_fields"] = list(dict.fromkeys((new.get("created_fields") or []) + created))
+            # a new session owns the label fields even when an earlier session left
+            # them behind (a reset that was killed, a start that failed)
+            owned = list(P.LABEL_FIELDS.values()) if cur is None else []
+            new["created_fields"] = list(dict.fromkeys((new.get("created_fields") or []) + owned + created))
             new["label_fields"] = dict(P.LABEL_FIELDS)
+            new["color_paths"] = sorted(set(new.get("color_paths") or []) | set(colors))
             new["dim"] = dim
             return new
 
@@ -194,6 +199,52 @@ def start_session(dataset, view, params, progress=None):
                seconds=round(time.time() - t0, 3))
     out.update(labels.label_counts(dataset))
     return out
+
+
+GREEN, RED = "#2ca02c", "#d62728"
+
+
+def color_entries(pred):
+    """FiftyOne color-scheme entries: positive green, negative red."""
+    values = [{"value": "positive", "color": GREEN}, {"value": "negative", "color": RED}]
+    return [
+        {"path": pred, "fieldColor": GREEN, "colorByAttribute": "label", "valueColors": values},
+        {"path": P.LABEL_FIELDS["positive"], "fieldColor": GREEN},
+        {"path": P.LABEL_FIELDS["negative"], "fieldColor": RED},
+    ]
+
+
+def apply_colors(dataset, pred):
+    """Adds our entries to the dataset's App color scheme (kept across reloads),
+    leaving the user's other entries as they are; returns the paths set."""
+    import fiftyone as fo
+
+    ours = color_entries(pred)
+    paths = {e["path"] for e in ours}
+    scheme = dataset.app_config.color_scheme or fo.ColorScheme()
+    kept = [f for f in (scheme.fields or []) if f.get("path") not in paths]
+    scheme.fields = kept + ours
+    if scheme.color_by is None:  # the App applies per-value colors only when coloring by value
+        scheme.color_by = "value"
+    dataset.app_config.color_scheme = scheme
+    dataset.save()
+    return sorted(paths)
+
+
+def remove_colors(dataset, paths):
+    scheme = dataset.app_config.color_scheme
+    if scheme is None or not scheme.fields:
+        return
+    scheme.fields = [f for f in scheme.fields if f.get("path") not in set(paths)]
+    dataset.save()
+
+
+def visible_fields(dataset, pred):
+    """The fields to show on grid tiles: the dataset's label fields, ours first."""
+    import fiftyone as fo
+
+    labels = [n for n, f in dataset.get_field_schema(embedded_doc_type=fo.Label).items() if n != pred]
+    return [pred] + list(P.LABEL_FIELDS.values()) + labels
 
 
 def require_session(state):
@@ -239,14 +290,29 @@ def _delete_own_fields(dataset, names):
     return deleted
 
 
-def reset_session(dataset):
-    """Ends the session; deletes only fields the session created."""
+KEEP_TAGS = {"positive": "fewshot:positive", "negative": "fewshot:negative"}
+
+
+def keep_labels_as_tags(dataset):
+    """Tags the labeled samples ``fewshot:positive`` / ``fewshot:negative``."""
+    pos, neg = labels.read_labels(dataset)
+    for ids, tag in ((pos, KEEP_TAGS["positive"]), (neg, KEEP_TAGS["negative"])):
+        if len(ids):
+            dataset.select(fastdb.to_str(ids)).tag_samples(tag)
+    return {"num_positive": int(len(pos)), "num_negative": int(len(neg))}
+
+
+def reset_session(dataset, keep_labels=False):
+    """Ends the session; deletes only fields the session created (after tagging
+    the labeled samples, with ``keep_labels``)."""
     state = SessionState(dataset)
     require_session(state)
     with Lease(state, "reset_session"):
         cfg = require_session(state)
+        kept = keep_labels_as_tags(dataset) if keep_labels else None
         state.store.delete(SESSION_KEY)  # first: label calls in flight see the reset
         deleted = _delete_own_fields(dataset, cfg.get("created_fields", []))
+        remove_colors(dataset, cfg.get("color_paths") or [])
         state.clear()
     ecache.clear(dataset)  # the plugin's own embedding cache files (rebuilt on demand)
-    return {"deleted_fields": deleted, "iteration": cfg.get("iteration", 0)}
+    return {"deleted_fields": deleted, "iteration": cfg.get("iteration", 0), "kept_labels_as_tags": kept}

@@ -156,9 +156,12 @@ class Lease(object):
     died (same host) or that was not renewed for ``LEASE_SECONDS`` is taken over.
     """
 
+    RENEW_EVERY = 10  # seconds
+
     def __init__(self, state, operation):
         self.state, self.operation = state, operation
         self.value = None
+        self.lost = False
         self._stop = threading.Event()
         self._thread = None
 
@@ -180,10 +183,27 @@ class Lease(object):
         return self
 
     def _renew(self):
-        while not self._stop.wait(10):
-            new = dict(self.value, expires=time.time() + LEASE_SECONDS)
-            if self.state.store.compare_and_set(LEASE_KEY, self.value, new):
-                self.value = new
+        while not self._stop.wait(self.RENEW_EVERY):
+            try:
+                new = dict(self.value, expires=time.time() + LEASE_SECONDS)
+                if self.state.store.compare_and_set(LEASE_KEY, self.value, new):
+                    self.value = new
+                elif (self.state.store.get(LEASE_KEY) or {}).get("token") != self.token:
+                    self.lost = True  # taken over (we were stalled for LEASE_SECONDS)
+                    return
+            except Exception:  # a failed renewal is retried at the next tick
+                pass
+
+    def check(self):
+        """Raises if the lease is no longer ours (fencing: call before writing)."""
+        if not self.lost:
+            cur = self.state.store.get(LEASE_KEY) or {}
+            self.lost = cur.get("token") != self.token
+        if self.lost:
+            raise FewShotError(
+                "This %s stalled for over %d s and another took over; it stopped without "
+                "recording anything" % (self.operation.replace("_", " "), LEASE_SECONDS)
+            )
 
     @property
     def token(self):

@@ -20,13 +20,13 @@ from ..scoring import FewShotModel
 from . import labels, readout, runs
 from .errors import FewShotError
 from .params import scorer_params
-from .scope import scope_ids
+from .scope import describe, resolve_base, scope_ids
 from .session import P_ATTR, check_output_field, compute_embeddings, declare_run_attrs, require_session
 from .state import Lease, SessionState
 
 POOL_SAMPLE = 20000  # unlabeled samples the background and calibration are fitted on
 BLOCK = 16384  # rows scored and queued for writing at a time
-RETRIES = 3  # rounds of re-reading samples edited during the write
+RETRIES = 5  # rounds of re-reading samples edited or re-labeled during the write
 
 
 def _sub(progress, a, b):
@@ -50,19 +50,25 @@ def train_and_label(dataset, view, params, progress=None):
     t0 = time.time()
     params = params or {}
     state = SessionState(dataset)
+    derived = None
+    if params.get("base_view"):  # the panel: a view the plugin set scores its base
+        view, derived = resolve_base(state, view)
     check_train(dataset, view, params, state)
     with Lease(state, "train") as lease:
         run = prepare_run(dataset, view, params, state)
+        run.scope = describe(dataset, view, run.cfg, derived)
         with EmbeddingSource(dataset, run.field, _sub(progress, 0.05, 0.3)) as src:
             vec = gather_vectors(run, src, progress)
             model = fit_model(run, vec)
             rec = runs.begin(state, run.id, run.iteration, lease.token, int(vec.write.sum()), run.settings)
             try:
-                out = score_and_write(run, vec, src, model, progress)
+                out = score_and_write(run, vec, src, model, lease, progress)
             except Exception as e:
-                runs.fail(state, rec, e)
+                if not lease.lost:
+                    runs.fail(state, rec, e)
                 raise
             src.commit(out.committed_rows, out.committed_lma)
+        lease.check()
         summary = record_iteration(run, rec, model, vec, out, src, t0)
     if progress is not None:
         progress(1.0, "Done")
@@ -78,18 +84,18 @@ def prepare_run(dataset, view, params, state):
             "Training needs at least one positive and one negative label; have %d positive and %d negative"
             % (len(pos), len(neg))
         )
+    repaired = runs.unfinished_ids(cfg)
     if not int(cfg.get("subset_size") or 0) and not view._pipeline():
         ids, redrawn = None, False  # the whole dataset: the matrix's IDs (no extra read)
     else:
         ids, redrawn = scope_ids(state, view, cfg, np.concatenate([pos, neg]),
                                  redraw=bool(params.get("resample_subset")))
-        repair = runs.repair_ids(dataset, cfg)
-        ids = np.union1d(ids, repair) if len(repair) else ids
+        ids = np.union1d(ids, runs.repair_ids(dataset, cfg, repaired))
     declare_run_attrs(dataset, cfg["prediction_field"])
     return SimpleNamespace(
         dataset=dataset, state=state, cfg=cfg, settings=settings, rp=rp, field=cfg["embedding_field"],
         pred_field=cfg["prediction_field"], ids=ids, pos=pos, neg=neg, npos=len(pos), nneg=len(neg),
-        redrawn=redrawn, id=runs.new_run_id(),
+        redrawn=redrawn, id=runs.new_run_id(), repaired_runs=repaired,
         iteration=int(cfg.get("iteration", 0)) + 1,
     )
 
@@ -153,38 +159,43 @@ def fit_model(run, vec):
     return model
 
 
-def score_and_write(run, vec, src, model, progress=None):
-    """Scores and writes every row of the inference set; samples edited while
-    writing are re-read, re-scored and written again."""
+def score_and_write(run, vec, src, model, lease, progress=None):
+    """Scores and writes every row of the inference set. Samples edited while
+    writing (their write did not apply) or re-labeled since the labels were read
+    are re-read, re-scored and written again; any still changing after
+    ``RETRIES`` rounds lose their prediction (counted)."""
     n = len(vec.ids)
     raw, probs = np.zeros(n, np.float32), np.zeros(n)
     todo = np.flatnonzero(vec.write)
     committed_rows, committed_lma = [], []
     num_written = 0
+    edited = fastdb.to_bytes([])
     for attempt in range(RETRIES + 1):
-        writer = _write(run, vec, model, todo, raw, probs, _sub(progress, 0.4, 0.95) if attempt == 0 else None)
-        edited = _edited(run, vec, todo, writer)
+        lease.check()  # a train that stalled and was replaced writes nothing more
+        writer = _write(run, vec, model, todo, raw, probs, lease, _sub(progress, 0.4, 0.95) if attempt == 0 else None)
+        edited = np.union1d(_edited(run, vec, todo, writer), _relabeled(run, vec))
         ok = todo[~np.isin(vec.ids[todo], edited)]
         committed_rows.append(vec.rows[ok])
         committed_lma.append(np.full(len(ok), writer.now, np.int64))
         num_written += writer.matched
-        if not len(edited):
+        if not len(edited) or attempt == RETRIES:
             break
         todo = _reread(run, vec, src, edited)
-    else:
-        raise FewShotError("%d sample(s) kept changing while predictions were written; Train again"
-                           % len(edited))
+    now = writer.now + 1
     skipped = vec.skip_missing | vec.skip_invalid
-    removed = fastdb.remove_predictions(run.dataset, run.pred_field, vec.ids[skipped], writer.now + 1)
+    removed = fastdb.remove_predictions(run.dataset, run.pred_field, vec.ids[skipped], now)
+    removed += fastdb.remove_predictions(run.dataset, run.pred_field, edited, now)  # never stale-looking
     return SimpleNamespace(raw=raw, probs=probs, num_written=num_written, num_removed=removed,
+                           num_kept_changing=int(len(edited)),
                            committed_rows=np.concatenate(committed_rows), committed_lma=np.concatenate(committed_lma))
 
 
-def _write(run, vec, model, todo, raw, probs, progress):
+def _write(run, vec, model, todo, raw, probs, lease, progress):
     m = vec.m
     order = todo[np.argsort(vec.rows[todo], kind="stable")]  # read the matrix in row order
     with fastdb.PredictionWriter(run.dataset, run.pred_field, P_ATTR, run.id, run.iteration) as w:
         for s in range(0, len(order), BLOCK):
+            lease.check()  # fencing: a replaced train stops here (each write is also conditional)
             sel = order[s : s + BLOCK]
             sc = sel[vec.scored[sel]]
             if len(sc):
@@ -202,6 +213,16 @@ def _edited(run, vec, todo, writer):
     if writer.matched >= writer.sent:
         return fastdb.to_bytes([])
     return fastdb.not_written(run.dataset, run.pred_field, vec.ids[todo], run.id)
+
+
+def _relabeled(run, vec):
+    """IDs in scope whose label changed since this run read the labels (their
+    vector may have been read after the label write: the write condition held)."""
+    pos, neg = labels.read_labels(run.dataset)
+    now = np.zeros(len(vec.ids), np.int8)
+    now[np.isin(vec.ids, pos)] = 1
+    now[np.isin(vec.ids, neg)] = -1
+    return vec.ids[now != vec.lab]
 
 
 def _reread(run, vec, src, edited):
@@ -231,9 +252,11 @@ def record_iteration(run, rec, model, vec, out, src, t0):
         "num_in_scope": int(len(vec.ids)), "num_scored": int(sc.sum()),
         "num_predicted_positive": n_pos, "num_predicted_negative": int(sc.sum()) - n_pos,
         "num_written": int(out.num_written), "num_removed_stale": int(out.num_removed),
+        "num_kept_changing": out.num_kept_changing, "repaired_runs": run.repaired_runs,
         "num_skipped_missing_embedding": int(vec.skip_missing.sum()),
         "num_skipped_invalid_embedding": int(vec.skip_invalid.sum()),
         "num_computed_embeddings": int(vec.computed),
+        "scope": run.scope,
         "embeddings_from_cache": bool(src.from_cache), "num_embeddings_reread": int(src.num_reread),
         "subset_redrawn": run.redrawn,
         "settings": run.settings,

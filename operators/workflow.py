@@ -11,8 +11,13 @@ from .errors import FewShotError, user_errors  # noqa: F401
 from .labels import NEGATIVE, POSITIVE, set_labels, target_ids  # noqa: F401
 from .params import DEFAULT_PREDICTION_FIELD, DEFAULT_TOP_FRACTION, LABEL_FIELDS  # noqa: F401
 from .params import scorer_params, suggest_params  # noqa: F401
-from .readout import readout_params  # noqa: F401
-from .review import predictions_view, suggest_samples  # noqa: F401
-from .session import P_ATTR, check_start, get_session, require_session, reset_session, start_session  # noqa: F401
+from .readout import readout_params, truth_classes, truth_fields  # noqa: F401
+from .review import predictions_view, subset_view, suggest_samples  # noqa: F401
+from .session import KEEP_TAGS, P_ATTR, check_start, get_session, require_session, reset_session  # noqa: F401
+from .session import start_session, visible_fields  # noqa: F401
+from .progress import Progress  # noqa: F401
+from .progress import current as current_progress  # noqa: F401
+from .scope import describe as describe_scope  # noqa: F401
+from .scope import remember_derived, resolve_base  # noqa: F401
 from .state import SessionState  # noqa: F401
 from .train import check_train, train_and_label  # noqa: F401

@@ -189,8 +189,14 @@ def test_unknown_and_deleted_sample_ids(ds, ExecutionError):
     started(ds)
     with pytest.raises(ExecutionError, match="Not sample IDs"):
         run("label_positive", ds, sample_ids=["abc"])
-    with pytest.raises(ExecutionError, match="do not exist"):
+    with pytest.raises(ExecutionError, match="not samples of dataset.*deleted"):
         run("label_positive", ds, sample_ids=["0123456789abcdef01234567"])
+    for bad in (5, True, {"a": 1}, [5]):
+        with pytest.raises(ExecutionError, match="sample IDs"):
+            run("label_positive", ds, sample_ids=bad)
+    # IDs are hex: upper case names the same sample
+    one = ds.first().id
+    assert run("label_positive", ds, sample_ids=[one.upper()])["num_positive"] == 1
 
 
 @pytest.mark.parametrize("op", ["label_positive", "label_negative", "clear_labels", "train_and_label", "show_predictions", "reset_session"])

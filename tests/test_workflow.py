@@ -85,8 +85,11 @@ def test_full_loop_writes_classifications(ds, fo):
     from fiftyone.core.view import DatasetView
 
     view = fo.DatasetView._build(ds, sv["view"])
-    shown = view.values("fewshot_prediction.p_positive")
-    assert shown == sorted(shown, reverse=True)
+    shown, is_pos, is_neg = view.values(["fewshot_prediction.p_positive", "fewshot_positive", "fewshot_negative"])
+    labeled = [bool(a or b) for a, b in zip(is_pos, is_neg)]
+    k = labeled.index(True)  # unlabeled samples first, most likely positive first; labeled last
+    assert not any(labeled[:k]) and all(labeled[k:])
+    assert shown[:k] == sorted(shown[:k], reverse=True)
 
     sess = run("get_session", ds)
     assert sess["active"] and sess["iteration"] == 1

@@ -31,7 +31,7 @@ def test_start_params_defaults_and_errors():
 
 def test_field_names():
     assert P.field_name_error("emb", "x") is None
-    for bad in ("", "_x", "a.b", "$a", None):
+    for bad in ("", "_x", "a.b", "$a", None, "bad\0name", "tab\tname"):
         assert P.field_name_error(bad, "x")
 
 
@@ -57,3 +57,11 @@ def test_quality_metrics_hand_computed():
     assert q["average_precision"] == round((1 / 1 + 2 / 3) / 2, 4)
     assert q["precision_at_k"] == 0.5 and q["precision"] == 0.5 and q["recall"] == 0.5
     assert q["f1"] == 0.5 and q["num_true_positive"] == 2
+
+
+def test_quality_metrics_say_na_not_zero_without_positives():
+    q = quality_metrics(np.array([0.9, 0.1]), np.array([0.9, 0.1]), np.array([False, False]), 5)
+    assert q["average_precision"] is None and q["recall"] is None and q["f1"] is None
+    assert q["precision"] == 0.0 and q["num_true_positive"] == 0
+    q = quality_metrics(np.array([0.2]), np.array([0.2]), np.array([True]), 5)
+    assert q["precision"] is None and q["recall"] == 0.0 and q["f1"] == 0.0

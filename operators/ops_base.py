@@ -1,0 +1,77 @@
+"""The operators' common base: Python calls, the form checks and the one
+user-error boundary, progress that the panel can see."""
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from . import workflow as wf
+
+PLUGIN = "@fewshot/few_shot_learning"
+
+
+def _error_prop(inputs, message):
+    """Marks the form invalid with ``message`` (shown in the form)."""
+    inputs.str(
+        "error",
+        label="Error",
+        view=types.Error(label=message),
+        invalid=True,
+        error_message=message,
+    )
+
+
+def _on_off(v):
+    return {True: "on", False: "off"}.get(v, v)
+
+
+def _tracked(ctx, operation):
+    """A progress callback shown by the operator and recorded for the panel
+    (call ``.done()`` when finished)."""
+
+    def cb(frac, label):
+        ctx.set_progress(progress=float(frac), label=label)
+
+    return wf.Progress(wf.SessionState(ctx.dataset), operation, cb)
+
+
+def _with_progress(ctx, operation, fn):
+    prog = _tracked(ctx, operation)
+    try:
+        return fn(prog)
+    finally:
+        prog.done()
+
+
+class FewShotOperator(foo.Operator):
+    """Common behaviour: Python ``__call__`` and error reporting."""
+
+    def __call__(self, sample_collection, selected=None, delegate=False, **params):
+        """Runs the operator from Python on a dataset or view.
+
+        Returns the operator's summary dict (or the delegated operation).
+        """
+        ctx = {"view": sample_collection.view(), "params": params}
+        if selected is not None:
+            ctx["selected"] = list(selected)
+        if delegate:
+            ctx["request_delegation"] = True
+        result = foo.execute_operator(self.uri, ctx=ctx)
+        return result.result
+
+    def _check(self, ctx, inputs, fn):
+        """Runs the form's checks; a user error marks the form invalid."""
+        try:
+            with wf.user_errors():
+                fn()
+        except wf.FewShotError as e:
+            _error_prop(inputs, str(e))
+            return False
+        return True
+
+    def execute(self, ctx):
+        # the one error boundary: any user error reaches the user as its message
+        with wf.user_errors():
+            return self.run(ctx)
+
+    def run(self, ctx):
+        raise NotImplementedError

@@ -1,0 +1,107 @@
+"""Review operators: show predictions, suggest samples, show the working
+subset, get the session."""
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from . import workflow as wf
+from .ops_base import FewShotOperator
+
+
+class ShowPredictions(FewShotOperator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="show_predictions",
+            label="Few-shot: show predictions",
+            description="Show samples with predictions, most likely positive first",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        self._check(ctx, inputs, lambda: wf.predictions_view(ctx.dataset, ctx.view))
+        return types.Property(inputs)
+
+    def run(self, ctx):
+        view = wf.predictions_view(ctx.dataset, ctx.view)
+        state = wf.SessionState(ctx.dataset)
+        if not ctx.delegated:
+            wf.remember_derived(state, "predictions", view, ctx.view)
+            ctx.ops.set_view(view=view)
+        cfg = wf.require_session(state)
+        return {
+            "num_samples": len(view),
+            "prediction_field": cfg["prediction_field"],
+            "sort_by": cfg["prediction_field"] + "." + wf.P_ATTR,
+            "view": view._serialize(),
+        }
+
+
+class SuggestSamples(FewShotOperator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="suggest_samples",
+            label="Few-shot: suggest samples to label next",
+            description="Show unlabeled samples worth labeling next: top-scored and most uncertain",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        inputs.int("num_samples", label="Number of samples", default=20)
+        inputs.float("top_fraction", label="Fraction that are top-scored (rest: most uncertain)",
+                     default=wf.DEFAULT_TOP_FRACTION)
+
+        def check():
+            wf.require_session(wf.SessionState(ctx.dataset))
+            wf.suggest_params(ctx.params)
+
+        self._check(ctx, inputs, check)
+        return types.Property(inputs, view=types.View(label="Suggest samples to label"))
+
+    def run(self, ctx):
+        view, result = wf.suggest_samples(ctx.dataset, ctx.view, ctx.params)
+        if not ctx.delegated:
+            wf.remember_derived(wf.SessionState(ctx.dataset), "suggestions", view, ctx.view)
+            ctx.ops.set_view(view)
+        return result
+
+
+class GetSession(FewShotOperator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="get_session",
+            label="Few-shot: get session",
+            description="The current few-shot session (settings, counts, history)",
+        )
+
+    def run(self, ctx):
+        return wf.get_session(ctx.dataset)
+
+
+class ShowSubset(FewShotOperator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="show_subset",
+            label="Few-shot: show working subset",
+            description="Show the working subset Train & Label scores (labeled samples and the random fill)",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        self._check(ctx, inputs, lambda: wf.subset_view(ctx.dataset, wf.resolve_base(wf.SessionState(ctx.dataset), ctx.view)[0]))
+        return types.Property(inputs)
+
+    def run(self, ctx):
+        state = wf.SessionState(ctx.dataset)
+        base = wf.resolve_base(state, ctx.view)[0]
+        view = wf.subset_view(ctx.dataset, base)
+        if not ctx.delegated:
+            wf.remember_derived(state, "working subset", view, base)
+            ctx.ops.set_view(view=view)
+        return {"num_samples": len(view)}

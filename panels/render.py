@@ -1,0 +1,185 @@
+"""What the Few-Shot panel draws: pure layout from the session and panel state.
+
+No workflow logic: every button triggers an operator (see ``fewshot_panel``)."""
+
+import fiftyone.operators.types as types
+
+from ..embeddings import zoo
+from ..operators import workflow as wf
+
+BIN = 0.05  # histogram bin width (the train summary's 20 bins)
+
+
+def fmt(v, spec="%.3f"):
+    return "n/a" if v is None else spec % v
+
+
+def histogram_traces(last):
+    """Plotly bars of the last train's P(positive) histogram (log y: the bar at 0
+    would dwarf the rest)."""
+    if not last or not last.get("histogram"):
+        return []
+    bins, counts = last["histogram"]["bins"], last["histogram"]["counts"]
+    centers = [round((a + b) / 2, 3) for a, b in zip(bins[:-1], bins[1:])]
+    return [{
+        "type": "bar", "x": centers, "y": counts, "name": "P(positive)",
+        "marker": {"color": ["#d62728" if c < 0.5 else "#2ca02c" for c in centers]},
+        "hovertemplate": "P %{x:.3f} \u00b1 0.025: %{y} samples<br>click: show them<extra></extra>",
+    }]
+
+
+def setup(panel, s, on_model_change, on_start, busy):
+    panel.md("#### Few-shot session\nPick an embedding model, then start.", name="title")
+    panel.enum("model", zoo.SUGGESTED_MODELS, label="Embedding model", default=zoo.OFFLINE_MODEL,
+               description="Any FiftyOne zoo model; only %s works without internet" % zoo.OFFLINE_MODEL,
+               view=types.AutocompleteView(), on_change=on_model_change)
+    panel.str("embedding_field", label="Embedding field",
+              default=zoo.default_embedding_field(s.model or zoo.OFFLINE_MODEL))
+    panel.str("prediction_field", label="Prediction field", default=wf.DEFAULT_PREDICTION_FIELD)
+    panel.int("subset_size", label="Working subset size (0 = the whole view)", default=0)
+    panel.bool("randomize_subset", label="Draw a new working subset at every Train", default=False)
+    panel.bool("delegate", label="Compute embeddings in the background (a delegated operation)",
+               default=False)
+    panel.btn("start", label="Start Session", variant="contained", on_click=on_start, disabled=busy)
+
+
+def status(panel, s, sess, in_modal):
+    target = "the open sample" if in_modal else "%d selected" % (s.num_selected or 0)
+    panel.md(
+        "#### Iteration %d\n**%d** positive · **%d** negative labels · %s  \n"
+        "model `%s` · embeddings `%s` · predictions `%s`"
+        % (sess.get("iteration") or 0, sess.get("num_positive") or 0, sess.get("num_negative") or 0,
+           target, sess.get("model") or "precomputed", sess.get("embedding_field"),
+           sess.get("prediction_field")),
+        name="status",
+    )
+    run = sess.get("run")
+    if run and run.get("status") == "running":
+        panel.view("run_status", types.Notice(label=run["message"]))
+    elif run and run.get("status") != "complete":
+        panel.view("run_status", types.Warning(label="Predictions are not all current",
+                                               description=run["message"]))
+
+
+def scope(panel, sess, now):
+    """What Train will score, and a warning when it differs from the last train."""
+    panel.md("**Train & Label scores:** %s" % now["text"], name="scope")
+    last = (sess.get("last_train") or {}).get("scope")
+    if last and (last.get("kind"), last.get("count")) != (now["kind"], now["count"]):
+        panel.view("scope_changed", types.Warning(
+            label="The scope changed",
+            description="The last train (iteration %d) scored %s. Samples outside the new scope "
+            "keep their predictions from earlier iterations." % (sess.get("iteration") or 0, last["text"])))
+
+
+def progress(panel, prog, busy, on_poll):
+    if prog:
+        f = prog.get("fraction") or 0.0
+        eta = prog.get("eta_seconds")
+        bar = "\u2588" * int(round(20 * f)) + "\u2591" * (20 - int(round(20 * f)))
+        panel.md("**%s** %s %d%%%s  \n%s" % (
+            prog["operation"].replace("_", " ").capitalize(), bar, int(100 * f),
+            " · about %d s left" % eta if eta is not None else "", prog.get("label") or ""), name="progress")
+    elif busy:
+        panel.md("_Running %s…_" % busy.replace("_", " "), name="busy")
+    if prog:  # re-render every second while a long operation runs
+        panel.view("poll", types.TimerView(interval=1000, on_interval=on_poll))
+
+
+def actions(panel, h, busy, has_subset):
+    labels = panel.h_stack("labels", gap=1)
+    for name, label in (("label_positive", "Label Positive"), ("label_negative", "Label Negative"),
+                        ("clear_labels", "Clear Labels")):
+        labels.btn(name, label=label, variant="outlined", on_click=getattr(h, "on_" + name), disabled=bool(busy))
+    row = panel.h_stack("actions", gap=1)
+    row.btn("train", label="Train & Label", variant="contained", on_click=h.on_train, disabled=bool(busy))
+    row.btn("show_predictions", label="Show Predictions", variant="outlined", on_click=h.on_show_predictions)
+    row.btn("suggest_samples", label="Suggest Samples", variant="outlined", on_click=h.on_suggest,
+            disabled=bool(busy))
+    if has_subset:
+        row.btn("show_subset", label="Show Working Subset", variant="outlined", on_click=h.on_show_subset)
+
+
+def readout_inputs(panel, s, truth_fields, on_truth_change):
+    row = panel.h_stack("truth", gap=1)
+    row.enum("ground_truth_field", [""] + truth_fields, label="Ground truth (optional quality readout)",
+             default="", view=types.DropdownView(), on_change=on_truth_change)
+    classes = s.class_choices or []
+    if classes:
+        row.enum("positive_class", classes, label="Positive class", view=types.DropdownView())
+
+
+def advanced(panel, s):
+    panel.bool("advanced", label="Advanced settings", default=False)
+    if not s.advanced:
+        return
+    calibrate = s.get("calibrate") if s.get("calibrate") is not None else True
+    row = panel.h_stack("settings", gap=1)
+    row.enum("mode", ["distance", "query"], label="Mode", default=s.mode or "distance")
+    row.float("beta", label="beta (positives)", default=s.beta if s.beta is not None else 1.0)
+    row.float("gamma", label="gamma (negatives)", default=s.gamma if s.gamma is not None else 1.0)
+    if not calibrate:
+        row.float("temperature", label="temperature", default=s.temperature if s.temperature is not None else 1.0)
+    opts = panel.h_stack("options", gap=1)
+    opts.bool("calibrate", label="Calibrated P (off: sigmoid(s/T))", default=calibrate)
+    opts.enum("whiten", ["auto", "on", "off"], label="Whiten by pool covariance",
+              default={True: "on", False: "off"}.get(s.whiten, s.whiten or "auto"))
+    opts.float("background_weight", label="Pool mean weight",
+               default=s.background_weight if s.background_weight is not None else 3.0)
+    sug = panel.h_stack("suggest", gap=1)
+    sug.int("num_suggest", label="Suggest how many", default=20)
+    sug.float("top_fraction", label="top-scored fraction (rest: uncertain)", default=wf.DEFAULT_TOP_FRACTION)
+    panel.bool("delegate", label="Run Train & Label in the background (delegated operation)", default=False)
+
+
+def last_train(panel, sess, last, on_hist_click):
+    if not last:
+        return
+    panel.md(
+        "**Last train** (iteration %d): %s scored, **%d predicted positive**, %d negative; %d skipped; %.2fs"
+        % (last.get("iteration", 0), format(last.get("num_scored", 0), ","), last.get("num_predicted_positive", 0),
+           last.get("num_predicted_negative", 0),
+           (last.get("num_skipped_missing_embedding") or 0) + (last.get("num_skipped_invalid_embedding") or 0),
+           last.get("seconds") or 0),
+        name="last_train_md",
+    )
+    if last.get("estimated_pool_positive_rate") is not None:
+        panel.md("Estimated positive rate of the scored pool: %.1f%%"
+                 % (100 * last["estimated_pool_positive_rate"]), name="prior_md")
+    quality_table(panel, sess)
+    panel.plot(
+        "histogram", on_click=on_hist_click,
+        layout={
+            "title": {"text": "P(positive) over the inference set (click a bar: show those samples)"},
+            "xaxis": {"title": {"text": "P(positive)"}, "range": [0, 1]},
+            "yaxis": {"title": {"text": "samples (log)"}, "type": "log"},
+            "shapes": [{"type": "line", "x0": 0.5, "x1": 0.5, "y0": 0, "y1": 1, "yref": "paper",
+                        "line": {"dash": "dash", "color": "#888"}}],
+            "annotations": [{"x": 0.5, "y": 1, "yref": "paper", "text": "decision: 0.5", "showarrow": False,
+                             "yanchor": "bottom"}],
+            "height": 280, "margin": {"l": 50, "r": 10, "t": 40, "b": 40}, "bargap": 0.05,
+        },
+        config={"displayModeBar": False},
+    )
+
+
+def quality_table(panel, sess):
+    rows = [h for h in (sess.get("history") or []) if h.get("quality")]
+    if not rows:
+        return
+    q0 = rows[-1]["quality"]
+    lines = ["**Quality vs `%s` = `%s`** (scored, unlabeled samples)" % (q0["ground_truth_field"], q0["positive_class"]),
+             "", "| iteration | labels +/- | AP | precision@k | F1 | samples predicted positive | truly positive |",
+             "|---|---|---|---|---|---|---|"]
+    for h in rows[-10:]:
+        q = h["quality"]
+        lines.append("| %d | %d / %d | %s | %s (k=%d) | %s | %d | %d |" % (
+            h["iteration"], h["num_positive_labels"], h["num_negative_labels"], fmt(q["average_precision"]),
+            fmt(q["precision_at_k"]), q["k"], fmt(q["f1"]), q["num_predicted_positive"], q["num_true_positive"]))
+    panel.md("\n".join(lines), name="quality_md")
+
+
+def footer(panel, h):
+    row = panel.h_stack("footer", gap=1)
+    row.btn("refresh", label="Refresh panel", variant="outlined", on_click=h.on_refresh)
+    row.btn("reset_session", label="Reset Session…", variant="outlined", on_click=h.on_reset)
