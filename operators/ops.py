@@ -71,7 +71,7 @@ class StartSession(_Delegable):
         if not ctx.delegated:  # labels and predictions visible on the tiles, in our colors
             ctx.ops.reload_dataset()
             ctx.ops.set_active_fields(wf.visible_fields(ctx.dataset, result["prediction_field"]))
-            ctx.ops.refresh_colors()
+            ctx.trigger("reset_color_scheme")  # the App takes the dataset's (now ours included)
         return result
 
 
@@ -106,7 +106,7 @@ class _LabelOperator(FewShotOperator):
         if not ctx.delegated:
             if ctx.selected and ctx.params.get("sample_ids") is None:
                 ctx.ops.clear_selected_samples()  # labeled: ready for the next pick
-            ctx.ops.reload_samples()
+            ctx.ops.reload_dataset()  # (reload_samples did not show a new label field on the tiles)
         return result
 
 

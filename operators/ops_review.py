@@ -24,10 +24,11 @@ class ShowPredictions(FewShotOperator):
         return types.Property(inputs)
 
     def run(self, ctx):
-        view = wf.predictions_view(ctx.dataset, ctx.view)
         state = wf.SessionState(ctx.dataset)
+        base = wf.resolve_base(state, ctx.view)[0] if ctx.params.get("base_view") else ctx.view
+        view = wf.predictions_view(ctx.dataset, base)
         if not ctx.delegated:
-            wf.remember_derived(state, "predictions", view, ctx.view)
+            wf.remember_derived(state, "predictions", view, base)
             ctx.ops.set_view(view=view)
         cfg = wf.require_session(state)
         return {
@@ -62,9 +63,11 @@ class SuggestSamples(FewShotOperator):
         return types.Property(inputs, view=types.View(label="Suggest samples to label"))
 
     def run(self, ctx):
-        view, result = wf.suggest_samples(ctx.dataset, ctx.view, ctx.params)
+        state = wf.SessionState(ctx.dataset)
+        base = wf.resolve_base(state, ctx.view)[0] if ctx.params.get("base_view") else ctx.view
+        view, result = wf.suggest_samples(ctx.dataset, base, ctx.params)
         if not ctx.delegated:
-            wf.remember_derived(wf.SessionState(ctx.dataset), "suggestions", view, ctx.view)
+            wf.remember_derived(state, "suggestions", view, base)
             ctx.ops.set_view(view)
         return result
 

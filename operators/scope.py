@@ -88,7 +88,8 @@ def describe(dataset, view, cfg, derived=None):
         kind, count = "working subset", min(size, n)
         text = "working subset - %s of %s" % (format(count, ","), format(n, ","))
     else:
-        kind, count = ("whole dataset" if not view._pipeline() else "current view"), n
+        whole = not view._pipeline() or n == len(dataset)
+        kind, count = ("whole dataset" if whole else "current view"), n
         text = "%s - %s" % (kind, format(n, ","))
     if derived:
         text += " (the view behind the %s in the grid)" % derived

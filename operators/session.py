@@ -175,7 +175,7 @@ def start_session(dataset, view, params, progress=None):
         cfg = dict(state.config or {}, **p)
         n_scope, computed, dim = _ensure_embeddings(dataset, view, state, cfg, p, progress)
         created = _declare_fields(dataset, p["prediction_field"])
-        colors = apply_colors(dataset, p["prediction_field"])
+        colors = apply_colors(dataset, p["prediction_field"]) + show_by_default(dataset, p["prediction_field"])
 
         def apply(cur):
             new = dict(cur or {}, **p)
@@ -207,10 +207,14 @@ GREEN, RED = "#2ca02c", "#d62728"
 def color_entries(pred):
     """FiftyOne color-scheme entries: positive green, negative red."""
     values = [{"value": "positive", "color": GREEN}, {"value": "negative", "color": RED}]
+
+    def flag(color):  # a label field shows "True" on its tiles
+        return {"fieldColor": color, "valueColors": [{"value": v, "color": color} for v in ("True", "true")]}
+
     return [
         {"path": pred, "fieldColor": GREEN, "colorByAttribute": "label", "valueColors": values},
-        {"path": P.LABEL_FIELDS["positive"], "fieldColor": GREEN},
-        {"path": P.LABEL_FIELDS["negative"], "fieldColor": RED},
+        dict(flag(GREEN), path=P.LABEL_FIELDS["positive"]),
+        dict(flag(RED), path=P.LABEL_FIELDS["negative"]),
     ]
 
 
@@ -233,10 +237,32 @@ def apply_colors(dataset, pred):
 
 def remove_colors(dataset, paths):
     scheme = dataset.app_config.color_scheme
-    if scheme is None or not scheme.fields:
-        return
-    scheme.fields = [f for f in scheme.fields if f.get("path") not in set(paths)]
+    if scheme is not None and scheme.fields:
+        scheme.fields = [f for f in scheme.fields if f.get("path") not in set(paths)]
+    active = dataset.app_config.active_fields
+    if active is not None and not active.exclude:
+        active.paths = [p for p in active.paths if p not in set(paths)]
     dataset.save()
+
+
+def show_by_default(dataset, pred):
+    """Makes the label and prediction fields active in the dataset's default
+    App sidebar (so tiles show them after every reload); returns the paths added."""
+    import fiftyone as fo
+
+    ours = [pred] + list(P.LABEL_FIELDS.values())
+    active = dataset.app_config.active_fields
+    if active is None:
+        active = fo.DatasetAppConfig.default_active_fields(dataset)
+    if active.exclude:
+        active.paths = [p for p in active.paths if p not in ours]
+        added = []
+    else:
+        added = [p for p in ours if p not in active.paths]
+        active.paths = list(active.paths) + added
+    dataset.app_config.active_fields = active
+    dataset.save()
+    return added
 
 
 def visible_fields(dataset, pred):

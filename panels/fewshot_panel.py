@@ -2,6 +2,8 @@
 triggers the plugin's operators. No workflow logic lives here; the layout is in
 :mod:`.render`."""
 
+import time
+
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
@@ -11,6 +13,7 @@ from ..operators.ops_base import PLUGIN
 from . import render
 
 URI = PLUGIN + "/"
+BUSY_SHOWN_FOR = 10  # seconds a clicked operation shows "Running ..." without progress
 
 # the inputs Train & Label sends, by the row (h_stack) that holds them
 TRAIN_INPUTS = {
@@ -82,7 +85,12 @@ class FewShotPanel(foo.Panel):
             "randomize_subset": bool(s.randomize_subset),
             "delegate": bool(s.delegate),
         }
-        self._run(ctx, "start_session", params)
+        self._run(ctx, "start_session", params, on_success=self.on_started)
+
+    def on_started(self, ctx):
+        # the dataset (with our colors in its scheme) has been reloaded by now
+        ctx.trigger("reset_color_scheme")
+        self.on_done(ctx)
 
     def on_train(self, ctx):
         s = ctx.panel.state
@@ -96,7 +104,7 @@ class FewShotPanel(foo.Panel):
 
     def on_suggest(self, ctx):
         s = ctx.panel.state
-        params = {"num_samples": _value(s, "suggest", "num_suggest") or 20}
+        params = {"num_samples": _value(s, "suggest", "num_suggest") or 20, "base_view": True}
         frac = _value(s, "suggest", "top_fraction")
         if frac is not None:
             params["top_fraction"] = frac
@@ -163,7 +171,7 @@ class FewShotPanel(foo.Panel):
         self._run(ctx, "clear_labels")
 
     def on_show_predictions(self, ctx):
-        self._run(ctx, "show_predictions")
+        self._run(ctx, "show_predictions", {"base_view": True})
 
     def on_show_subset(self, ctx):
         self._run(ctx, "show_subset")
@@ -187,6 +195,7 @@ class FewShotPanel(foo.Panel):
             return
         ctx.panel.state.error = None
         ctx.panel.state.busy = name
+        ctx.panel.state.busy_at = time.time()
         ctx.prompt(URI + name, params=params, on_success=on_success or self.on_done,
                    on_error=self.on_error, skip_prompt=True)
 
@@ -204,7 +213,10 @@ class FewShotPanel(foo.Panel):
         state = wf.SessionState(ctx.dataset)
         sess = wf.get_session(ctx.dataset)
         prog = wf.current_progress(state)
-        busy = s.busy or (prog or {}).get("operation")
+        if s.busy and time.time() - (s.busy_at or 0) > BUSY_SHOWN_FOR:
+            s.busy = None  # the App does not always deliver the success callback
+        # buttons are disabled by what runs (recorded in the store, any tab), not by a click
+        busy = (prog or {}).get("operation")
         for k, v in (sess.get("scorer") or wf.SCORER_DEFAULTS).items():
             if s.get(k) is None:
                 s.set(k, v)

@@ -90,7 +90,8 @@ def actions(panel, h, busy, has_subset):
     labels = panel.h_stack("labels", gap=1)
     for name, label in (("label_positive", "Label Positive"), ("label_negative", "Label Negative"),
                         ("clear_labels", "Clear Labels")):
-        labels.btn(name, label=label, variant="outlined", on_click=getattr(h, "on_" + name), disabled=bool(busy))
+        # labeling stays possible while a train runs (the train re-reads labels changed meanwhile)
+        labels.btn(name, label=label, variant="outlined", on_click=getattr(h, "on_" + name))
     row = panel.h_stack("actions", gap=1)
     row.btn("train", label="Train & Label", variant="contained", on_click=h.on_train, disabled=bool(busy))
     row.btn("show_predictions", label="Show Predictions", variant="outlined", on_click=h.on_show_predictions)

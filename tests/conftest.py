@@ -140,6 +140,21 @@ def synth(fo):
         ds.delete()
 
 
+@pytest.fixture(scope="session")
+def synth20k_base(fo):
+    """20,000 samples x 64-d: more than one read/write batch."""
+    ds = make_synth(fo, n=20_000, dim=64, seed=3)
+    yield ds
+    ds.delete()
+
+
+@pytest.fixture
+def ds20k(synth20k_base):
+    d = synth20k_base.clone()
+    yield d
+    d.delete()
+
+
 def cluster_ids(ds, c, n=None, exclude=False):
     ids, cl = ds.values(["id", "cluster"])
     out = [i for i, k in zip(ids, cl) if (k == c) != exclude]

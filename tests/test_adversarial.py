@@ -11,21 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import cluster_ids, make_synth, run
-
-
-@pytest.fixture(scope="module")
-def big(fo):
-    ds = make_synth(fo, n=20_000, dim=64, seed=7)
-    yield ds
-    ds.delete()
-
-
-@pytest.fixture
-def ds20k(big):
-    d = big.clone()
-    yield d
-    d.delete()
+from conftest import cluster_ids, run
 
 
 def labeled(ds, k=5):

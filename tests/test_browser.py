@@ -67,38 +67,71 @@ def app(base_dataset):
         fo.delete_dataset(name)
 
 
+def _open_panel(page):
+    for t in ("Dismiss", "Disable"):  # the App's popovers
+        if page.get_by_text(t, exact=True).count():
+            page.get_by_text(t, exact=True).first.click()
+    start = page.get_by_role("button", name="Start Session")
+    for attempt in range(3):  # on a loaded machine the + menu can open before the panels are listed
+        page.locator("[data-cy=new-panel-btn]").first.click()
+        page.get_by_text("Few-Shot", exact=True).last.click()
+        try:
+            start.wait_for(timeout=30_000)
+            return start
+        except Exception:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
+
+
+def _click_bar(page, p, then):
+    """Clicks the histogram's bar at P(positive) ``p`` (Plotly listens on its drag
+    layer, and clicks what it hovers) until ``then`` (a locator) shows."""
+    page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+    area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+    x, y = area["x"] + p * area["width"], area["y"] + area["height"] - 3
+    for attempt in range(4):
+        page.mouse.move(x - 3, y)
+        page.mouse.move(x, y)
+        page.wait_for_timeout(700)
+        page.mouse.click(x, y)
+        try:
+            then.wait_for(timeout=8_000)
+            return
+        except Exception:
+            if attempt == 3:
+                raise
+
+
+def _choose(page, label, option):
+    page.locator("xpath=//*[text()='%s']/following::*[@role='combobox'][1]" % label).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
 def test_whole_loop_by_clicking(app, fo, plugin):
     from playwright.sync_api import expect, sync_playwright
 
     ds, url = app
     os.makedirs(ARTIFACTS, exist_ok=True)
+    shot = lambda page, name: page.screenshot(path=os.path.join(ARTIFACTS, "browser-%s.png" % name))  # noqa: E731
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.set_default_timeout(30_000)
         expect.set_options(timeout=30_000)
         try:
+            # no vectors yet: starting computes them, and the panel shows the progress
+            ds.set_values("efficientnet_lite0_imagenet_embeddings", [None] * len(ds))
             page.goto(url)
             page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
-            dismiss = page.get_by_text("Dismiss", exact=True)
-            if dismiss.count():
-                dismiss.click()
-
-            # open the panel from the "+" menu (on a loaded machine the menu can
-            # open before the plugin's panels are listed: try again)
-            start = page.get_by_role("button", name="Start Session")
-            for attempt in range(3):
-                page.locator("[data-cy=new-panel-btn]").first.click()
-                page.get_by_text("Few-Shot", exact=True).last.click()
-                try:
-                    start.wait_for(timeout=30_000)
-                    break
-                except Exception:
-                    if attempt == 2:
-                        raise
-                    page.keyboard.press("Escape")
+            start = _open_panel(page)
+            page.wait_for_timeout(1000)
             start.click()
-            expect(page.get_by_role("heading", name="Iteration 0")).to_be_visible(timeout=90_000)
+            expect(page.get_by_text("Computed").first).to_be_visible(timeout=90_000)
+            expect(page.get_by_text("left").first).to_be_visible()  # the ETA
+            shot(page, "1-progress")
+            expect(page.get_by_role("heading", name="Iteration 0")).to_be_visible(timeout=120_000)
+            expect(page.get_by_text("whole dataset - 120")).to_be_visible()
 
             tiles = page.locator("[data-cy=looker]")
 
@@ -117,12 +150,16 @@ def test_whole_loop_by_clicking(app, fo, plugin):
                     t.hover()
                     t.locator("[data-cy=looker-checkbox-]").click()
 
+            page.wait_for_timeout(2000)
             pos = pick("Trouser", 3)
             toggle(pos)
             expect(page.get_by_text("3 selected")).to_be_visible()
             page.get_by_role("button", name="Label Positive").click()
             expect(page.get_by_text("3 positive")).to_be_visible()
-            toggle(pos)  # unselect
+            expect(page.get_by_text("0 selected")).to_be_visible()  # the selection is cleared
+            # the label shows on the tiles at once (the label fields are active)
+            expect(pos[0].get_by_text("True")).to_be_visible()
+            shot(page, "2-labeled")
             neg = pick("Trouser", 3, other=True)
             toggle(neg)
             page.get_by_role("button", name="Label Negative").click()
@@ -131,10 +168,8 @@ def test_whole_loop_by_clicking(app, fo, plugin):
             page.get_by_role("button", name="Train & Label").click()
             expect(page.get_by_role("heading", name="Iteration 1")).to_be_visible(timeout=90_000)
             expect(page.get_by_text("Last train")).to_be_visible()
-            # the operator's success callback cleared the panel's busy state
-            expect(page.get_by_text("Running train and label")).to_have_count(0)
             expect(page.locator(".js-plotly-plot").first).to_be_visible()
-            page.screenshot(path=os.path.join(ARTIFACTS, "browser-after-train.png"))
+            shot(page, "3-after-train")
 
             # the dataset holds what the panel shows
             ds.reload()
@@ -158,46 +193,65 @@ def test_whole_loop_by_clicking(app, fo, plugin):
             page.reload()
             expect(page.get_by_text("Predictions are not all current")).to_be_visible(timeout=60_000)
             expect(page.get_by_text("Iteration 1 interrupted after 120 of 120")).to_be_visible()
-            page.screenshot(path=os.path.join(ARTIFACTS, "browser-interrupted.png"))
+            shot(page, "4-interrupted")
 
-            # review: most likely positive first
+            # the histogram: click the bar at P 0.8-0.85 -> the grid shows those samples only
+            _click_bar(page, 0.825, page.get_by_text("the view behind the histogram bar"))
+            expect(page.get_by_text("120 samples", exact=True)).to_have_count(0)
+            assert tiles.count() < 20
+            shot(page, "5-histogram-bar")
+
+            # review: unlabeled samples first, most likely positive first
             page.get_by_role("button", name="Show Predictions").click()
             expect(tiles.first.locator("[data-cy=tag-ground_truth]")).to_have_text("Trouser")
 
-            # the quality readout: name the ground truth, train again, see the table
-            after = "xpath=//*[text()='%s']/following::input[1]"
-            page.locator(after % "Ground truth field (optional readout)").fill("ground_truth")
-            page.locator(after % "Positive class").fill("Trouser")
-            page.wait_for_timeout(1500)  # the panel's state takes the typed values
+            # the readout from dropdowns; Train scores the base view, not the grid's
+            _choose(page, "Ground truth (optional quality readout)", "ground_truth")
+            _choose(page, "Positive class", "Trouser")
+            page.wait_for_timeout(1000)
             page.get_by_role("button", name="Train & Label").click()
             expect(page.get_by_role("heading", name="Iteration 2")).to_be_visible(timeout=90_000)
             expect(page.get_by_text("Quality vs")).to_be_visible()
             expect(page.get_by_text("Predictions are not all current")).to_have_count(0)
-            q = plugin.operators.workflow.get_session(ds)["last_train"]["quality"]
-            assert q["positive_class"] == "Trouser"
-            expect(page.get_by_text("%.3f" % q["average_precision"]).first).to_be_visible()
+            last = plugin.operators.workflow.get_session(ds)["last_train"]
+            assert last["quality"]["positive_class"] == "Trouser" and last["num_in_scope"] == len(ds)
+            expect(page.get_by_text("%.3f" % last["quality"]["average_precision"]).first).to_be_visible()
+            shot(page, "6-readout")
 
-            # label-next suggestions: the grid shows unlabeled samples, top-scored first
+            # suggestions -> label one -> Train still scores the whole dataset
             page.get_by_role("button", name="Suggest Samples").click()
-            expect(tiles.first.locator("[data-cy=tag-ground_truth]")).to_have_text("Trouser")
             expect(tiles).to_have_count(20, timeout=30_000)
-            page.screenshot(path=os.path.join(ARTIFACTS, "browser-after-suggest.png"))
+            expect(page.get_by_text("likely positive")).to_be_visible()
+            expect(page.get_by_text("the view behind the suggestions")).to_be_visible()
+            toggle([tiles.first])
+            page.get_by_role("button", name="Label Positive").click()
+            expect(page.get_by_text("4 positive")).to_be_visible()
+            page.get_by_role("button", name="Train & Label").click()
+            expect(page.get_by_role("heading", name="Iteration 3")).to_be_visible(timeout=90_000)
+            assert plugin.operators.workflow.get_session(ds)["last_train"]["num_in_scope"] == len(ds)
+            shot(page, "7-suggest-label-train")
 
             # the panel survives a reload (state lives in the execution store)
             page.reload()
-            expect(page.get_by_role("heading", name="Iteration 2")).to_be_visible(timeout=60_000)
-            expect(page.get_by_text("3 positive")).to_be_visible()
+            expect(page.get_by_role("heading", name="Iteration 3")).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("4 positive")).to_be_visible()
 
             # an error shows the operator's message, not a traceback
             page.get_by_role("button", name="Label Positive").click()
             expect(page.get_by_text("No samples selected")).to_be_visible()
 
-            page.get_by_role("button", name="Reset Session").click()
-            expect(page.get_by_role("button", name="Start Session")).to_be_visible()
-            page.screenshot(path=os.path.join(ARTIFACTS, "browser-after-reset.png"))
+            # reset asks first, lists what it deletes, and keeps the labels as tags
+            page.get_by_role("button", name="Reset Session…").click()
+            expect(page.get_by_text("Keep my labels as sample tags")).to_be_visible()
+            expect(page.get_by_text("fewshot_positive").first).to_be_visible()
+            shot(page, "8-reset-form")
+            page.get_by_role("button", name="Execute").click()
+            expect(page.get_by_role("button", name="Start Session")).to_be_visible(timeout=60_000)
+            shot(page, "9-after-reset")
             ds.reload()
             assert not ds.has_field("fewshot_prediction") and not ds.has_field("fewshot_positive")
-            assert ds.has_field("efficientnet_lite0_imagenet_embeddings")
+            assert ds.exists("efficientnet_lite0_imagenet_embeddings").count() == len(ds)
+            assert ds.count_sample_tags() == {"fewshot:positive": 4, "fewshot:negative": 3}
         except Exception:
             page.screenshot(path=os.path.join(ARTIFACTS, "browser-failure.png"))
             raise

@@ -10,23 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from conftest import make_synth, run
+from conftest import run
 from mongod import Mongod, client_env, run_client, start_client
-
-
-@pytest.fixture(scope="module")
-def big(fo):
-    """20,000 samples x 64-d: more than one read/write batch."""
-    ds = make_synth(fo, n=20_000, dim=64, seed=3)
-    yield ds
-    ds.delete()
-
-
-@pytest.fixture
-def ds20k(big):
-    d = big.clone()
-    yield d
-    d.delete()
 
 
 def label(ds, npos=10, nneg=10):
