@@ -37,6 +37,32 @@ def check_reply(reply, what):
                          % (what, reply["writeConcernError"].get("errmsg")))
 
 
+RETRY_FOR = 30.0  # seconds a write is retried while the server is unreachable (an election takes ~10 s)
+
+
+def _send_with_retries(coll, updates):
+    """One raw ``update`` command, retried with backoff while the connection
+    fails (pymongo never retries a raw command). Safe: every statement is
+    conditional on the sample's ``last_modified_at``, so a statement applied
+    before the failure does not apply twice (its re-send matches nothing)."""
+    import time
+
+    from pymongo.errors import AutoReconnect, ConnectionFailure
+
+    waited, delay = 0.0, 0.25
+    while True:
+        try:
+            return coll.database.command("update", coll.name, updates=updates, ordered=False)
+        except (AutoReconnect, ConnectionFailure) as e:
+            if waited >= RETRY_FOR:
+                raise WriteError(
+                    "The database was unreachable for %d s while predictions were written (%s); "
+                    "Train again" % (int(waited), str(e).splitlines()[0][:120])) from None
+            time.sleep(delay)
+            waited += delay
+            delay = min(2 * delay, 4.0)
+
+
 class PredictionWriter(object):
     """Streams conditional prediction writes (see the module doc).
 
@@ -68,9 +94,7 @@ class PredictionWriter(object):
             if self._errors:
                 continue
             try:
-                reply = self.coll.database.command(
-                    "update", self.coll.name, updates=[RawBSONDocument(r) for r in records], ordered=False
-                )
+                reply = _send_with_retries(self.coll, [RawBSONDocument(r) for r in records])
                 check_reply(reply, "Writing predictions")
                 with self._lock:  # applied (the condition held): modified
                     self.matched += int(reply.get("nModified", 0))

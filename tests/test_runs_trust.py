@@ -222,3 +222,29 @@ def test_a_write_concern_error_fails_the_run_visibly(mongod, tmp_path):
     ok = run_client("ds = fo.load_dataset(%r)\nr = op('train_and_label', ds)\n"
                     "out = {'s': op('get_session', ds)['run']['status'], 'runs': sorted({v[0] for v in predictions(ds).values()}), 'r': r['run_id']}" % name, env)
     assert ok["s"] == "complete" and ok["runs"] == [ok["r"]]
+
+
+def test_dropped_connections_during_the_write_are_retried(mongod, tmp_path):
+    """The server drops the connection on two prediction writes (what a failover
+    does): the writes are retried and the run completes, every sample written once."""
+    env = client_env(mongod.uri, cache_dir=str(tmp_path / "cache"))
+    name = "fewshot-drop"
+    run_client(
+        "ds = synth(%r, 25_000, seed=8)\n"
+        "op('start_session', ds, embedding_field='emb')\n"
+        "ids, cl = ds.limit(3000).values(['id', 'cluster'])\n"
+        "op('label_positive', ds, sample_ids=[i for i, c in zip(ids, cl) if c == 1][:5])\n"
+        "op('label_negative', ds, sample_ids=[i for i, c in zip(ids, cl) if c != 1][:5])\n"
+        "out = 1" % name, env,
+    )
+    db = mongod.client()["fiftyone"]
+    ns = "fiftyone." + [c for c in db.list_collection_names()
+                        if c.startswith("samples.") and db[c].count_documents({}) == 25_000][0]
+    mongod.fail_point({"times": 2}, failCommands=["update"], namespace=ns, closeConnection=True)
+    try:
+        r = run_client("ds = fo.load_dataset(%r)\nr = op('train_and_label', ds)\n"
+                       "out = {'r': r, 's': op('get_session', ds)['run'], "
+                       "'runs': sorted({v[0] for v in predictions(ds).values()}), 'n': len(predictions(ds))}" % name, env)
+    finally:
+        mongod.fail_point("off")
+    assert r["s"]["status"] == "complete" and r["runs"] == [r["r"]["run_id"]] and r["n"] == 25_000
