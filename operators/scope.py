@@ -57,23 +57,25 @@ def scope_ids(state, view, cfg, labeled, redraw=False):
 DERIVED_KEY = "derived_view"
 
 
-def _stages(view):
-    # stage UUIDs differ between the view we set and the one the App sends back
-    return [{k: v for k, v in d.items() if k != "_uuid"} for d in view._serialize()]
+def _fingerprint(view):
+    # the MongoDB pipeline, not the stages: the App sends a view back with other
+    # stage UUIDs and re-encoded arguments (seen: a histogram-bar view derived from
+    # the predictions view was not recognized by its stages)
+    return hashlib.sha1(json.dumps(view._pipeline(), sort_keys=True, default=str).encode()).hexdigest()
 
 
 def remember_derived(state, kind, view, base):
     """Records that the plugin set ``view`` (``kind``: "suggestions",
     "predictions", ...) in the App, derived from ``base``."""
     base, _ = resolve_base(state, base)  # derived from a derived view: keep the first base
-    state.store.set(DERIVED_KEY, {"kind": kind, "view": _stages(view), "base": base._serialize()})
+    state.store.set(DERIVED_KEY, {"kind": kind, "view": _fingerprint(view), "base": base._serialize()})
 
 
 def resolve_base(state, view):
     """``(view, kind)``: the view a plugin-set ``view`` was derived from and what
     it was, else ``(view, None)``."""
     rec = state.store.get(DERIVED_KEY)
-    if rec and rec.get("view") == _stages(view):
+    if rec and view._pipeline() and rec.get("view") == _fingerprint(view):
         from fiftyone.core.view import DatasetView  # rebuilds a view from its stages
 
         return DatasetView._build(view._root_dataset, rec["base"]), rec["kind"]

@@ -49,6 +49,8 @@ class FewShotPanel(foo.Panel):
         self._sync(ctx)
 
     def on_change_view(self, ctx):
+        if wf.resolve_base(wf.SessionState(ctx.dataset), ctx.view)[1] != "suggestions":
+            ctx.panel.state.suggest_info = None  # it describes a grid that is gone
         self._sync(ctx)
 
     def on_change_selected(self, ctx):
@@ -88,8 +90,7 @@ class FewShotPanel(foo.Panel):
         self._run(ctx, "start_session", params, on_success=self.on_started)
 
     def on_started(self, ctx):
-        # the dataset (with our colors in its scheme) has been reloaded by now
-        ctx.trigger("reset_color_scheme")
+        ctx.panel.state.suggest_info = None
         self.on_done(ctx)
 
     def on_train(self, ctx):
@@ -100,7 +101,11 @@ class FewShotPanel(foo.Panel):
                 v = _value(s, group, k)
                 if v not in (None, ""):
                     params[k] = v
-        self._run(ctx, "train_and_label", params)
+        self._run(ctx, "train_and_label", params, on_success=self.on_trained)
+
+    def on_trained(self, ctx):
+        ctx.panel.state.suggest_info = None  # the suggestions came from the previous model
+        self.on_done(ctx)
 
     def on_suggest(self, ctx):
         s = ctx.panel.state

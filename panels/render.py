@@ -108,6 +108,7 @@ def readout_inputs(panel, s, truth_fields, on_truth_change):
     classes = s.class_choices or []
     if classes:
         row.enum("positive_class", classes, label="Positive class", view=types.DropdownView())
+        panel.md("_Measured at the next Train & Label, on the scored unlabeled samples._", name="truth_hint")
 
 
 def advanced(panel, s):
@@ -117,8 +118,10 @@ def advanced(panel, s):
     calibrate = s.get("calibrate") if s.get("calibrate") is not None else True
     row = panel.h_stack("settings", gap=1)
     row.enum("mode", ["distance", "query"], label="Mode", default=s.mode or "distance")
-    row.float("beta", label="beta (positives)", default=s.beta if s.beta is not None else 1.0)
-    row.float("gamma", label="gamma (negatives)", default=s.gamma if s.gamma is not None else 1.0)
+    row.float("beta", label="beta (positives)", default=s.beta if s.beta is not None else 1.0,
+              description="weight of the distance to the positive prototype")
+    row.float("gamma", label="gamma (negatives)", default=s.gamma if s.gamma is not None else 1.0,
+              description="weight of the distance to the negative prototype")
     if not calibrate:
         row.float("temperature", label="temperature", default=s.temperature if s.temperature is not None else 1.0)
     opts = panel.h_stack("options", gap=1)
@@ -126,7 +129,8 @@ def advanced(panel, s):
     opts.enum("whiten", ["auto", "on", "off"], label="Whiten by pool covariance",
               default={True: "on", False: "off"}.get(s.whiten, s.whiten or "auto"))
     opts.float("background_weight", label="Pool mean weight",
-               default=s.background_weight if s.background_weight is not None else 3.0)
+               default=s.background_weight if s.background_weight is not None else 3.0,
+               description="how much the unlabeled pool's mean counts in the negative prototype (0: labels only)")
     sug = panel.h_stack("suggest", gap=1)
     sug.int("num_suggest", label="Suggest how many", default=20)
     sug.float("top_fraction", label="top-scored fraction (rest: uncertain)", default=wf.DEFAULT_TOP_FRACTION)

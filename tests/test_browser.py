@@ -195,15 +195,17 @@ def test_whole_loop_by_clicking(app, fo, plugin):
             expect(page.get_by_text("Iteration 1 interrupted after 120 of 120")).to_be_visible()
             shot(page, "4-interrupted")
 
-            # the histogram: click the bar at P 0.8-0.85 -> the grid shows those samples only
+            # review: unlabeled samples first, most likely positive first
+            page.get_by_role("button", name="Show Predictions").click()
+            expect(tiles.first.locator("[data-cy=tag-ground_truth]")).to_have_text("Trouser")
+            expect(page.get_by_text("the view behind the predictions")).to_be_visible()
+
+            # the histogram (over the predictions view the plugin set): click the bar at P 0.8-0.85
+            # -> the grid shows those samples only, and Train still scores the whole dataset
             _click_bar(page, 0.825, page.get_by_text("the view behind the histogram bar"))
             expect(page.get_by_text("120 samples", exact=True)).to_have_count(0)
             assert tiles.count() < 20
             shot(page, "5-histogram-bar")
-
-            # review: unlabeled samples first, most likely positive first
-            page.get_by_role("button", name="Show Predictions").click()
-            expect(tiles.first.locator("[data-cy=tag-ground_truth]")).to_have_text("Trouser")
 
             # the readout from dropdowns; Train scores the base view, not the grid's
             _choose(page, "Ground truth (optional quality readout)", "ground_truth")

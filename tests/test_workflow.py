@@ -252,3 +252,23 @@ def test_delegated_execution(ds, fo):
     for o in svc.get_queued_operations(dataset_name=ds.name):
         svc.execute_operation(o)
     assert ds.exists("fewshot_prediction").count() == len(ds)
+
+
+def test_views_the_plugin_set_score_their_base_view_when_asked(ds, fo):
+    """The panel's Train (base_view) on the suggestions or predictions view it set
+    scores the view they came from; plain calls score the view given."""
+    start(ds)
+    run("label_positive", ds, selected=class_ids(ds, "Bag", 2))
+    run("label_negative", ds, selected=class_ids(ds, "Bag", 2, exclude=True))
+    run("train_and_label", ds)
+    base = ds.match(fo.ViewField("ground_truth.label").is_in(["Bag", "Sneaker", "Trouser"]))
+    for op, kw in (("show_predictions", {}), ("suggest_samples", {"num_samples": 5})):
+        r = run(op, ds, view=base, **kw)
+        shown = fo.DatasetView._build(ds, r["view"]) if "view" in r else ds.select(r["ids"], ordered=True)
+        sent_back = fo.DatasetView._build(ds, shown._serialize())  # as the App sends it back
+        t = run("train_and_label", ds, view=sent_back, base_view=True)
+        assert t["num_in_scope"] == len(base) + 2 and t["scope"]["derived_from"] in ("predictions", "suggestions")
+        plain = run("train_and_label", ds, view=sent_back)
+        assert plain["scope"]["derived_from"] is None
+        if op == "suggest_samples":
+            assert plain["num_in_scope"] == 5 + 4  # the suggestions and the labeled samples
