@@ -67,7 +67,9 @@ class SuggestSamples(FewShotOperator):
         base = wf.resolve_base(state, ctx.view)[0] if ctx.params.get("base_view") else ctx.view
         view, result = wf.suggest_samples(ctx.dataset, base, ctx.params)
         if not ctx.delegated:
-            wf.remember_derived(state, "suggestions", view, base)
+            note = ("Suggestions in the grid: the first %d are likely positive (confirm them), the next %d "
+                    "are the most uncertain." % (result["num_top_scored"], result["num_boundary"]))
+            wf.remember_derived(state, "suggestions", view, base, note=note)
             ctx.ops.set_view(view)
         return result
 

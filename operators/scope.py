@@ -64,18 +64,28 @@ def _fingerprint(view):
     return hashlib.sha1(json.dumps(view._pipeline(), sort_keys=True, default=str).encode()).hexdigest()
 
 
-def remember_derived(state, kind, view, base):
+def remember_derived(state, kind, view, base, note=None):
     """Records that the plugin set ``view`` (``kind``: "suggestions",
-    "predictions", ...) in the App, derived from ``base``."""
+    "predictions", ...) in the App, derived from ``base`` (``note``: what the
+    panel says about it while the App shows it)."""
     base, _ = resolve_base(state, base)  # derived from a derived view: keep the first base
-    state.store.set(DERIVED_KEY, {"kind": kind, "view": _fingerprint(view), "base": base._serialize()})
+    state.store.set(DERIVED_KEY, {"kind": kind, "view": _fingerprint(view), "base": base._serialize(),
+                                  "note": note})
+
+
+def derived_record(state, view):
+    """The record of the plugin-set view the App shows, or None."""
+    rec = state.store.get(DERIVED_KEY)
+    if rec and view._pipeline() and rec.get("view") == _fingerprint(view):
+        return rec
+    return None
 
 
 def resolve_base(state, view):
     """``(view, kind)``: the view a plugin-set ``view`` was derived from and what
     it was, else ``(view, None)``."""
-    rec = state.store.get(DERIVED_KEY)
-    if rec and view._pipeline() and rec.get("view") == _fingerprint(view):
+    rec = derived_record(state, view)
+    if rec:
         from fiftyone.core.view import DatasetView  # rebuilds a view from its stages
 
         return DatasetView._build(view._root_dataset, rec["base"]), rec["kind"]

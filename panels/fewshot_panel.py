@@ -49,8 +49,6 @@ class FewShotPanel(foo.Panel):
         self._sync(ctx)
 
     def on_change_view(self, ctx):
-        if wf.resolve_base(wf.SessionState(ctx.dataset), ctx.view)[1] != "suggestions":
-            ctx.panel.state.suggest_info = None  # it describes a grid that is gone
         self._sync(ctx)
 
     def on_change_selected(self, ctx):
@@ -90,7 +88,6 @@ class FewShotPanel(foo.Panel):
         self._run(ctx, "start_session", params, on_success=self.on_started)
 
     def on_started(self, ctx):
-        ctx.panel.state.suggest_info = None
         self.on_done(ctx)
 
     def on_train(self, ctx):
@@ -101,11 +98,7 @@ class FewShotPanel(foo.Panel):
                 v = _value(s, group, k)
                 if v not in (None, ""):
                     params[k] = v
-        self._run(ctx, "train_and_label", params, on_success=self.on_trained)
-
-    def on_trained(self, ctx):
-        ctx.panel.state.suggest_info = None  # the suggestions came from the previous model
-        self.on_done(ctx)
+        self._run(ctx, "train_and_label", params)
 
     def on_suggest(self, ctx):
         s = ctx.panel.state
@@ -113,15 +106,7 @@ class FewShotPanel(foo.Panel):
         frac = _value(s, "suggest", "top_fraction")
         if frac is not None:
             params["top_fraction"] = frac
-        self._run(ctx, "suggest_samples", params, on_success=self.on_suggested)
-
-    def on_suggested(self, ctx):
-        r = ctx.params.get("result") or {}
-        if r.get("num_suggested"):
-            ctx.panel.state.suggest_info = (
-                "Suggestions in the grid: the first %d are likely positive (confirm them), the next %d "
-                "are the most uncertain." % (r.get("num_top_scored", 0), r.get("num_boundary", 0)))
-        self.on_done(ctx)
+        self._run(ctx, "suggest_samples", params)
 
     def on_hist_click(self, ctx):
         x = ctx.params.get("x")
@@ -163,7 +148,6 @@ class FewShotPanel(foo.Panel):
         for k in ("truth.ground_truth_field", "truth.positive_class", "ground_truth_field", "positive_class"):
             s.set(k, None)
         s.class_choices = []
-        s.suggest_info = None
         self.on_done(ctx)
 
     def on_label_positive(self, ctx):
@@ -240,8 +224,9 @@ class FewShotPanel(foo.Panel):
         base, derived = wf.resolve_base(state, ctx.view)
         render.scope(panel, sess, wf.describe_scope(ctx.dataset, base, sess, derived))
         render.actions(panel, self, busy, has_subset=bool(sess.get("subset_size")))
-        if s.suggest_info:
-            panel.md(s.suggest_info, name="suggest_info")
+        rec = wf.derived_record(state, ctx.view)  # shown while the App shows that view
+        if rec and rec.get("note"):
+            panel.md(rec["note"], name="suggest_info")
         render.readout_inputs(panel, s, wf.truth_fields(ctx.dataset, sess["prediction_field"]),
                               self.on_truth_change)
         render.advanced(panel, s)
