@@ -81,9 +81,6 @@ class Matrix(object):
         self.base = None  # the base version the rows of X come from (None: not on disk)
         self.from_cache = False
 
-    def __len__(self):
-        return len(self.ids)
-
     def rows(self, ids):
         """Row index of each ``S12`` id (-1 if not in the matrix)."""
         if not len(self.ids):

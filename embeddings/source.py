@@ -28,19 +28,13 @@ REREAD_LIMIT = 0.25  # re-read rows one by one up to this share of the dataset
 
 
 class EmbeddingSource(object):
-    """The vectors of ``field`` for one click. Use as a context manager."""
+    """The vectors of ``field`` for one click."""
 
     def __init__(self, dataset, field, progress=None):
         self.dataset, self.field, self.progress = dataset, field, progress
         self.m = None
         self.from_cache = False
         self.num_reread = 0  # rows re-read into a cached matrix
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
     def matrix(self):
         """The current :class:`~.cache.Matrix` of every sample."""

@@ -35,6 +35,13 @@ def to_str(ids):
     return [bytes(b).ljust(12, b"\0").hex() for b in ids]
 
 
+def object_ids(ids):
+    """``S12`` array -> ``ObjectId`` list (for queries)."""
+    from bson import ObjectId
+
+    return [ObjectId(bytes(b).ljust(12, b"\0")) for b in ids]
+
+
 def crc32(data, value=0):
     return _zlib.crc32(data, value)
 

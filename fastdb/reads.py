@@ -152,9 +152,7 @@ def read_vectors(dataset, field, ids, dim=None):
     out); raises :class:`codec.DimensionError` for a vector that is not ``dim``-d."""
     out = []
     for s in range(0, len(ids), 50_000):
-        from bson import ObjectId
-
-        match = {"_id": {"$in": [ObjectId(bytes(i).ljust(12, b"\0")) for i in ids[s : s + 50_000]]}}
+        match = {"_id": {"$in": codec.object_ids(ids[s : s + 50_000])}}
         out.append(_coll(dataset).aggregate_raw_batches(_vector_pipeline(field, match), batchSize=1000))
     return _collect((b for batches in out for b in batches), len(ids), None, dim)
 
@@ -212,11 +210,9 @@ def changed_after(dataset, ms):
 def label_flags(dataset, ids, pos_field, neg_field):
     """``(ids, is_pos, is_neg)`` of the given samples, each document read once
     (both fields from one read)."""
-    from bson import ObjectId
-
     out_ids, out_p, out_n = [], [], []
     for s in range(0, len(ids), 50_000):
-        q = {"_id": {"$in": [ObjectId(bytes(i).ljust(12, b"\0")) for i in ids[s : s + 50_000]]}}
+        q = {"_id": {"$in": codec.object_ids(ids[s : s + 50_000])}}
         for d in _coll(dataset).find(q, {"_id": 1, pos_field: 1, neg_field: 1}):
             out_ids.append(d["_id"].binary)
             out_p.append(d.get(pos_field) is True)

@@ -138,12 +138,6 @@ class PredictionWriter(object):
         return False
 
 
-def _oids(ids):
-    from bson import ObjectId
-
-    return [ObjectId(bytes(i).ljust(12, b"\0")) for i in ids]
-
-
 def not_written(dataset, field, ids, run_id):
     """IDs among ``ids`` whose prediction is not ``run_id``'s (existing samples)."""
     from . import reads
@@ -151,7 +145,7 @@ def not_written(dataset, field, ids, run_id):
     out = []
     for s in range(0, len(ids), 50_000):
         out.append(reads.ids_matching(
-            dataset, {"_id": {"$in": _oids(ids[s : s + 50_000])}, field + ".run_id": {"$ne": run_id}}
+            dataset, {"_id": {"$in": codec.object_ids(ids[s : s + 50_000])}, field + ".run_id": {"$ne": run_id}}
         ))
     return np.concatenate(out) if out else np.zeros(0, codec.ID_DTYPE)
 
@@ -163,7 +157,7 @@ def remove_predictions(dataset, field, ids, now):
     n = 0
     for s in range(0, len(ids), 50_000):
         r = dataset._sample_collection.update_many(
-            {"_id": {"$in": _oids(ids[s : s + 50_000])}, field: {"$exists": True}},
+            {"_id": {"$in": codec.object_ids(ids[s : s + 50_000])}, field: {"$exists": True}},
             {"$unset": {field: ""}, "$set": {"last_modified_at": DatetimeMS(int(now))}},
         )
         n += r.modified_count
@@ -187,7 +181,7 @@ def set_label_flags(dataset, ids, values):
     upd["last_modified_at"] = DatetimeMS(now)
     n = 0
     for s in range(0, len(ids), 50_000):
-        r = dataset._sample_collection.update_many({"_id": {"$in": _oids(ids[s : s + 50_000])}}, {"$set": upd})
+        r = dataset._sample_collection.update_many({"_id": {"$in": codec.object_ids(ids[s : s + 50_000])}}, {"$set": upd})
         n += r.matched_count
     return n, now
 
@@ -203,6 +197,6 @@ def unset_fields(dataset, names, ids=None, written_at=None):
     n = 0
     for s in range(0, len(ids) if ids is not None else 1, 50_000):
         if ids is not None:
-            q["_id"] = {"$in": _oids(ids[s : s + 50_000])}
+            q["_id"] = {"$in": codec.object_ids(ids[s : s + 50_000])}
         n += dataset._sample_collection.update_many(q, {"$unset": {k: "" for k in names}}).modified_count
     return n

@@ -16,7 +16,7 @@ import numpy as np
 from .. import fastdb
 from .errors import FewShotError
 from .params import LABEL_FIELDS
-from .state import SessionState
+from .state import SessionState, require_session
 
 POSITIVE, NEGATIVE = "positive", "negative"
 
@@ -76,9 +76,9 @@ def target_ids(view, selected, params, current=None):
     ids = list(dict.fromkeys(i.lower() for i in ids))
     if not ids:
         raise FewShotError("No samples selected: select samples in the grid first")
-    outside = _not_in(view, ids)
+    outside = not_in_view(view, ids)
     if outside:
-        gone = _not_in(view._root_dataset, outside)
+        gone = not_in_view(view._root_dataset, outside)
         if gone:
             raise FewShotError(
                 "%d selected ID(s) are not samples of dataset '%s' (deleted? or the grid shows "
@@ -90,7 +90,7 @@ def target_ids(view, selected, params, current=None):
     return ids
 
 
-def _not_in(view, ids):
+def not_in_view(view, ids):
     """The IDs (strings) among ``ids`` that are not samples of ``view`` (in
     chunks: a 1.5M-ID select would exceed MongoDB's 16 MB command limit)."""
     out = []
@@ -104,11 +104,7 @@ def _not_in(view, ids):
 def set_labels(dataset, view, selected, params, label, current=None):
     """Labels the target samples ``label`` (POSITIVE/NEGATIVE/None = clear)."""
     state = SessionState(dataset)
-    cfg = state.config
-    if cfg is None:
-        raise FewShotError(
-            "No few-shot session on dataset '%s'; start one first (start_session)" % dataset.name
-        )
+    cfg = require_session(state)
     ids = fastdb.to_bytes(target_ids(view, selected, params, current))
     pos0, neg0 = _current(dataset, ids)
     _, written_at = fastdb.set_label_flags(dataset, ids, {

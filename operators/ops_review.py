@@ -25,7 +25,7 @@ class ShowPredictions(FewShotOperator):
 
     def run(self, ctx):
         state = wf.SessionState(ctx.dataset)
-        base = wf.resolve_base(state, ctx.view)[0] if ctx.params.get("base_view") else ctx.view
+        base = wf.view_to_score(state, ctx.view, ctx.params)[0]
         view = wf.predictions_view(ctx.dataset, base)
         if not ctx.delegated:
             wf.remember_derived(state, "predictions", view, base)
@@ -64,7 +64,7 @@ class SuggestSamples(FewShotOperator):
 
     def run(self, ctx):
         state = wf.SessionState(ctx.dataset)
-        base = wf.resolve_base(state, ctx.view)[0] if ctx.params.get("base_view") else ctx.view
+        base = wf.view_to_score(state, ctx.view, ctx.params)[0]
         view, result = wf.suggest_samples(ctx.dataset, base, ctx.params)
         if not ctx.delegated:
             note = ("Suggestions in the grid: the first %d are likely positive (confirm them), the next %d "

@@ -92,6 +92,14 @@ def resolve_base(state, view):
     return view, None
 
 
+def view_to_score(state, view, params):
+    """``(view, derived kind)``: with the ``base_view`` param (the panel), a view
+    the plugin set is replaced by the view it came from; else ``view`` as given."""
+    if (params or {}).get("base_view"):
+        return resolve_base(state, view)
+    return view, None
+
+
 def describe(dataset, view, cfg, derived=None):
     """What Train scores, in words and counts."""
     n = len(view)

@@ -13,7 +13,7 @@ from ..scoring import MODEL_DEFAULTS as SCORER_DEFAULTS
 from . import labels, params as P, runs
 from .errors import FewShotError
 from .scope import scope_ids
-from .state import SESSION_KEY, Lease, SessionState
+from .state import SESSION_KEY, Lease, SessionState, require_session  # noqa: F401 (re-exported)
 
 ROLE_KEY = "fewshot_role"  # marks fields this plugin created, in field.info
 P_ATTR = "p_positive"  # attribute on each prediction: P(positive), for sorting
@@ -96,9 +96,9 @@ def _missing_in_scope(dataset, view, state, cfg, redraw):
         return fastdb.to_str(ids[np.isin(ids, lacking)]), len(ids)
     # the view: MongoDB names the few samples that lack a vector; labeled samples
     # outside the view are in scope too
-    outside = labeled[~np.isin(labeled, fastdb.view_ids(view.select(fastdb.to_str(labeled))))]
+    outside = labels.not_in_view(view, fastdb.to_str(labeled))
     missing = fastdb.to_str(fastdb.view_ids(view.exists(field, False) if has else view))
-    missing += efields.missing_ids(dataset, fastdb.to_str(outside), field) if len(outside) else []
+    missing += efields.missing_ids(dataset, outside, field) if outside else []
     return missing, len(view) + len(outside)
 
 
@@ -271,15 +271,6 @@ def visible_fields(dataset, pred):
 
     labels = [n for n, f in dataset.get_field_schema(embedded_doc_type=fo.Label).items() if n != pred]
     return [pred] + list(P.LABEL_FIELDS.values()) + labels
-
-
-def require_session(state):
-    cfg = state.config
-    if cfg is None:
-        raise FewShotError(
-            "No few-shot session on dataset '%s'; start one first (start_session)" % state.dataset.name
-        )
-    return cfg
 
 
 def get_session(dataset):

@@ -60,11 +60,7 @@ class SessionState(object):
         """Applies ``fn(config) -> new config`` atomically (compare-and-set,
         retried); ``fn`` may raise to abort. Returns the new config."""
         for _ in range(100):
-            cur = self.config
-            if cur is None and not create:
-                raise FewShotError(
-                    "No few-shot session on dataset '%s'; start one first (start_session)" % self.dataset.name
-                )
+            cur = self.config if create else require_session(self)
             new = fn(copy.deepcopy(cur))
             ok = (self.store.set_if_absent(SESSION_KEY, new) if cur is None
                   else self.store.compare_and_set(SESSION_KEY, cur, new))
@@ -105,6 +101,16 @@ class SessionState(object):
         """Deletes everything this session stored (the session key first)."""
         self.store.delete(SESSION_KEY)
         self.store.clear()
+
+
+def require_session(state):
+    """The session config; raises if there is no session."""
+    cfg = state.config
+    if cfg is None:
+        raise FewShotError(
+            "No few-shot session on dataset '%s'; start one first (start_session)" % state.dataset.name
+        )
+    return cfg
 
 
 # -- the lease: one start/train/reset at a time ------------------------------------

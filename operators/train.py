@@ -1,8 +1,8 @@
 """Train & Label: fit the scorer on the labels, score the inference set, write
 predictions. A short orchestrator over named steps::
 
-    check_train -> [lease] prepare_run -> gather_vectors -> fit_model
-                -> runs.begin -> score_and_write -> commit -> record_iteration
+    [lease] prepare_run (check_train) -> gather_vectors -> fit_model
+            -> runs.begin -> score_and_write -> commit -> record_iteration
 
 Everything that can be checked is checked before ``runs.begin`` (params,
 labels, scope, every vector's dimension and validity); from then on the run is
@@ -20,7 +20,7 @@ from ..scoring import FewShotModel
 from . import labels, readout, runs
 from .errors import FewShotError
 from .params import scorer_params
-from .scope import describe, resolve_base, scope_ids
+from .scope import describe, scope_ids, view_to_score
 from .session import P_ATTR, check_output_field, compute_embeddings, declare_run_attrs, require_session
 from .state import Lease, SessionState
 
@@ -50,24 +50,21 @@ def train_and_label(dataset, view, params, progress=None):
     t0 = time.time()
     params = params or {}
     state = SessionState(dataset)
-    derived = None
-    if params.get("base_view"):  # the panel: a view the plugin set scores its base
-        view, derived = resolve_base(state, view)
-    check_train(dataset, view, params, state)
+    view, derived = view_to_score(state, view, params)
     with Lease(state, "train") as lease:
-        run = prepare_run(dataset, view, params, state)
+        run = prepare_run(dataset, view, params, state)  # checks the params (the form did too)
         run.scope = describe(dataset, view, run.cfg, derived)
-        with EmbeddingSource(dataset, run.field, _sub(progress, 0.05, 0.3)) as src:
-            vec = gather_vectors(run, src, progress)
-            model = fit_model(run, vec)
-            rec = runs.begin(state, run.id, run.iteration, lease.token, int(vec.write.sum()), run.settings)
-            try:
-                out = score_and_write(run, vec, src, model, lease, progress)
-            except Exception as e:
-                if not lease.lost:
-                    runs.fail(state, rec, e)
-                raise
-            src.commit(out.committed_rows, out.committed_lma)
+        src = EmbeddingSource(dataset, run.field, _sub(progress, 0.05, 0.3))
+        vec = gather_vectors(run, src, progress)
+        model = fit_model(run, vec)
+        rec = runs.begin(state, run.id, run.iteration, lease.token, int(vec.write.sum()), run.settings)
+        try:
+            out = score_and_write(run, vec, src, model, lease, progress)
+        except Exception as e:
+            if not lease.lost:
+                runs.fail(state, rec, e)
+            raise
+        src.commit(out.committed_rows, out.committed_lma)
         lease.check()
         summary = record_iteration(run, rec, model, vec, out, src, t0)
     if progress is not None:
@@ -108,9 +105,7 @@ def gather_vectors(run, src, progress=None):
     rows = np.arange(len(ids)) if run.ids is None else m.rows(ids)
     alive = rows >= 0  # samples deleted since the scope was read are dropped
     ids, rows = ids[alive], rows[alive]
-    lab = np.zeros(len(ids), np.int8)
-    lab[np.isin(ids, run.pos)] = 1
-    lab[np.isin(ids, run.neg)] = -1
+    lab = _label_of(ids, run.pos, run.neg)
     missing = ~m.present[rows]
     computed = 0
     if missing.any() and run.cfg.get("model") is not None:
@@ -131,10 +126,29 @@ def gather_vectors(run, src, progress=None):
             "Field '%s' now holds %d-d embeddings, the session was started with %d-d ones; start the "
             "session again" % (run.field, m.dim, run.cfg["dim"])
         )
-    scored = (lab == 0) & valid
-    return SimpleNamespace(m=m, ids=ids, lab=lab, rows=rows, scored=scored, write=scored | (lab != 0),
-                           skip_missing=(lab == 0) & ~present, skip_invalid=(lab == 0) & present & ~valid,
-                           computed=computed)
+    n = len(ids)
+    vec = SimpleNamespace(m=m, ids=ids, lab=lab, rows=rows, computed=computed, scored=np.zeros(n, bool),
+                          write=np.zeros(n, bool), skip_missing=np.zeros(n, bool), skip_invalid=np.zeros(n, bool))
+    _classify(vec, np.arange(n))
+    return vec
+
+
+def _label_of(ids, pos, neg):
+    """+1 / -1 / 0 for each of ``ids`` (labeled positive, negative, unlabeled)."""
+    lab = np.zeros(len(ids), np.int8)
+    lab[np.isin(ids, pos)] = 1
+    lab[np.isin(ids, neg)] = -1
+    return lab
+
+
+def _classify(vec, at):
+    """What happens to rows ``at``: scored, written, or skipped (why)."""
+    r, unl = vec.rows[at], vec.lab[at] == 0
+    present, valid = vec.m.present[r], vec.m.valid[r]
+    vec.scored[at] = unl & valid
+    vec.write[at] = vec.scored[at] | ~unl
+    vec.skip_missing[at] = unl & ~present
+    vec.skip_invalid[at] = unl & present & ~valid
 
 
 def _pool_sample(n):
@@ -173,14 +187,18 @@ def score_and_write(run, vec, src, model, lease, progress=None):
     for attempt in range(RETRIES + 1):
         lease.check()  # a train that stalled and was replaced writes nothing more
         writer = _write(run, vec, model, todo, raw, probs, lease, _sub(progress, 0.4, 0.95) if attempt == 0 else None)
-        edited = np.union1d(_edited(run, vec, todo, writer), _relabeled(run, vec))
+        # labels changed since this run read them: the vector may have been read after
+        # the label write, so the write's condition held
+        pos, neg = labels.read_labels(run.dataset)
+        relabeled = vec.ids[_label_of(vec.ids, pos, neg) != vec.lab]
+        edited = np.union1d(_edited(run, vec, todo, writer), relabeled)
         ok = todo[~np.isin(vec.ids[todo], edited)]
         committed_rows.append(vec.rows[ok])
         committed_lma.append(np.full(len(ok), writer.now, np.int64))
         num_written += writer.matched
         if not len(edited) or attempt == RETRIES:
             break
-        todo = _reread(run, vec, src, edited)
+        todo = _reread(vec, src, edited, pos, neg)
     now = writer.now + 1
     skipped = vec.skip_missing | vec.skip_invalid
     removed = fastdb.remove_predictions(run.dataset, run.pred_field, vec.ids[skipped], now)
@@ -215,28 +233,12 @@ def _edited(run, vec, todo, writer):
     return fastdb.not_written(run.dataset, run.pred_field, vec.ids[todo], run.id)
 
 
-def _relabeled(run, vec):
-    """IDs in scope whose label changed since this run read the labels (their
-    vector may have been read after the label write: the write condition held)."""
-    pos, neg = labels.read_labels(run.dataset)
-    now = np.zeros(len(vec.ids), np.int8)
-    now[np.isin(vec.ids, pos)] = 1
-    now[np.isin(vec.ids, neg)] = -1
-    return vec.ids[now != vec.lab]
-
-
-def _reread(run, vec, src, edited):
-    """Re-reads edited samples' vectors and labels; returns their positions."""
+def _reread(vec, src, edited, pos, neg):
+    """Re-reads edited samples' vectors, takes their labels as now; returns their positions."""
     src.refresh(edited)
-    pos, neg = labels.read_labels(run.dataset)
     at = np.searchsorted(vec.ids, edited)
-    vec.lab[at] = np.where(np.isin(edited, pos), 1, np.where(np.isin(edited, neg), -1, 0))
-    r = vec.rows[at]
-    ok = vec.m.present[r] & vec.m.valid[r]
-    vec.scored[at] = (vec.lab[at] == 0) & ok
-    vec.write[at] = vec.scored[at] | (vec.lab[at] != 0)
-    vec.skip_missing[at] = (vec.lab[at] == 0) & ~vec.m.present[r]
-    vec.skip_invalid[at] = (vec.lab[at] == 0) & vec.m.present[r] & ~vec.m.valid[r]
+    vec.lab[at] = _label_of(edited, pos, neg)
+    _classify(vec, at)
     return at[vec.write[at]]
 
 

@@ -129,22 +129,27 @@ def mongod():
     m.stop()
 
 
+def labeled_client_dataset(mongod, env, name, n, seed, k, train=False):
+    """In a client process: ``n`` samples in the private mongod, a session, ``k``
+    positive and ``k`` negative labels (and a first train). Returns the samples'
+    collection and the train's result."""
+    out = run_client(
+        "ds = synth(%r, %d, seed=%d)\n"
+        "op('start_session', ds, embedding_field='emb')\n"
+        "ids, cl = ds.limit(3000).values(['id', 'cluster'])\n"
+        "op('label_positive', ds, sample_ids=[i for i, c in zip(ids, cl) if c == 1][:%d])\n"
+        "op('label_negative', ds, sample_ids=[i for i, c in zip(ids, cl) if c != 1][:%d])\n"
+        "out = {'coll': ds._sample_collection_name, 'train': op('train_and_label', ds) if %r else None}"
+        % (name, n, seed, k, k, train), env,
+    )
+    return mongod.client()["fiftyone"][out["coll"]], out["train"]
+
+
 def test_a_train_killed_mid_write_is_shown_interrupted_and_the_next_repairs_it(mongod, tmp_path):
     env = client_env(mongod.uri, cache_dir=str(tmp_path / "cache"))
     name = "fewshot-kill"
-    first = run_client(
-        "ds = synth(%r, 30_000, seed=5)\n"
-        "op('start_session', ds, embedding_field='emb')\n"
-        "ids, cl = ds.limit(3000).values(['id', 'cluster'])\n"
-        "op('label_positive', ds, sample_ids=[i for i, c in zip(ids, cl) if c == 1][:10])\n"
-        "op('label_negative', ds, sample_ids=[i for i, c in zip(ids, cl) if c != 1][:10])\n"
-        "out = op('train_and_label', ds)\n" % name,
-        env,
-    )
-    coll = mongod.client()["fiftyone"]
-    samples = [c for c in coll.list_collection_names() if c.startswith("samples.")]
-    assert len(samples) == 1
-    ns = "fiftyone." + samples[0]
+    samples, first = labeled_client_dataset(mongod, env, name, 30_000, 5, 10, train=True)
+    ns = "fiftyone." + samples.name
     # the second batch of prediction updates, and every later one, stalls and then fails
     mongod.fail_point({"skip": 1}, failCommands=["update"], namespace=ns,
                       blockConnection=True, blockTimeMS=60_000, errorCode=91)
@@ -152,7 +157,7 @@ def test_a_train_killed_mid_write_is_shown_interrupted_and_the_next_repairs_it(m
         p = start_client("ds = fo.load_dataset(%r)\nout = op('train_and_label', ds, mode='query')" % name, env)
         deadline = time.time() + 120
         while True:
-            n = coll[samples[0]].count_documents(
+            n = samples.count_documents(
                 {"fewshot_prediction.run_id": {"$nin": [first["run_id"], None]}})
             if n > 0:
                 break
@@ -194,16 +199,8 @@ def test_a_write_concern_error_fails_the_run_visibly(mongod, tmp_path):
     fails with a clear message (it used to report success) and the next repairs."""
     env = client_env(mongod.uri, cache_dir=str(tmp_path / "cache"))
     name = "fewshot-wce"
-    run_client(
-        "ds = synth(%r, 3000, seed=6)\n"
-        "op('start_session', ds, embedding_field='emb')\n"
-        "ids, cl = ds.values(['id', 'cluster'])\n"
-        "op('label_positive', ds, sample_ids=[i for i, c in zip(ids, cl) if c == 1][:5])\n"
-        "op('label_negative', ds, sample_ids=[i for i, c in zip(ids, cl) if c != 1][:5])\n"
-        "out = 1" % name, env,
-    )
-    coll = [c for c in mongod.client()["fiftyone"].list_collection_names() if c.startswith("samples.")]
-    ns = "fiftyone." + [c for c in coll if mongod.client()["fiftyone"][c].count_documents({}) == 3000][0]
+    samples, _ = labeled_client_dataset(mongod, env, name, 3000, 6, 5)
+    ns = "fiftyone." + samples.name
     mongod.fail_point("alwaysOn", failCommands=["update"], namespace=ns,
                       writeConcernError={"code": 64, "errmsg": "waiting for replication timed out"})
     try:
@@ -229,17 +226,8 @@ def test_dropped_connections_during_the_write_are_retried(mongod, tmp_path):
     does): the writes are retried and the run completes, every sample written once."""
     env = client_env(mongod.uri, cache_dir=str(tmp_path / "cache"))
     name = "fewshot-drop"
-    run_client(
-        "ds = synth(%r, 25_000, seed=8)\n"
-        "op('start_session', ds, embedding_field='emb')\n"
-        "ids, cl = ds.limit(3000).values(['id', 'cluster'])\n"
-        "op('label_positive', ds, sample_ids=[i for i, c in zip(ids, cl) if c == 1][:5])\n"
-        "op('label_negative', ds, sample_ids=[i for i, c in zip(ids, cl) if c != 1][:5])\n"
-        "out = 1" % name, env,
-    )
-    db = mongod.client()["fiftyone"]
-    ns = "fiftyone." + [c for c in db.list_collection_names()
-                        if c.startswith("samples.") and db[c].count_documents({}) == 25_000][0]
+    samples, _ = labeled_client_dataset(mongod, env, name, 25_000, 8, 5)
+    ns = "fiftyone." + samples.name
     mongod.fail_point({"times": 2}, failCommands=["update"], namespace=ns, closeConnection=True)
     try:
         r = run_client("ds = fo.load_dataset(%r)\nr = op('train_and_label', ds)\n"
