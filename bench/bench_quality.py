@@ -1,109 +1,149 @@
-"""Quality of the written labels and confidences (the protocol of the
-calibration issue), on real Fashion-MNIST test images embedded by the plugin's
-offline EfficientNet-Lite0 zoo entry (cached under bench/.cache/).
+"""Quality of the written labels and confidences at controlled concept priors
+(the quality issue's protocol), on two real image domains embedded by the
+plugin's offline EfficientNet-Lite0 zoo entry (cached under bench/.cache/):
+Fashion-MNIST test (10k) and scikit-learn's digits (1,797).
 
-One-vs-rest per class, k random positives + k random negatives, 20 seeds per
-class, scored over the unlabeled rest. Prints mean AP, F1 of the written
-"positive" label, ECE (10 bins) of P(positive) and the predicted/true positive
-ratio, per k, for each scorer configuration.
+Concepts (``concepts.py``): 1% and 3% (one class subsampled), 10% (one vs
+rest), 30-70% (unions of classes), 90% (all but one class). Labels:
 
-    python bench/bench_quality.py [--ks 1 5 10 20] [--seeds 20]
+- ``random``: k random positives + k random negatives;
+- ``suggest``: 2 + 2 random, then 3 rounds of labeling the 10 samples
+  ``suggest_samples`` proposes (the plugin's own loop, answered from the truth).
+
+Scored over the unlabeled rest of the pool. Per prior bucket: mean AP, F1 of
+the written "positive" label (P >= 0.5), ECE (10 bins), predicted/true
+positives and estimated/true prior, for the seed scorer, FiftyOne's
+Similarity Search ranking (``normalize(2 mean(pos) - mean(neg))``, AP only)
+and ours (``train_and_label`` defaults), all in the same run; then the
+issue's targets, checked.
+
+    python bench/bench_quality.py [--ks 1 5 10 20] [--trials 10] [--data fashion-mnist digits]
 """
 
 import argparse
-import os
-import sys
+import time
 
 import numpy as np
 
 import common  # noqa: F401  (environment)
+import concepts
+import digits_embeddings
 import fmnist_embeddings
+import quality_lib as q
 
-sys.path.insert(0, common.REPO)
-from scoring import MODEL_DEFAULTS, FewShotModel, RocchioScorer, l2_normalize  # noqa: E402
+from scoring import l2_normalize  # noqa: E402
 
-
-def average_precision(scores, truth):
-    order = np.argsort(-scores, kind="stable")
-    t = truth[order]
-    if not t.any():
-        return 0.0
-    precision = np.cumsum(t) / np.arange(1, len(t) + 1)
-    return float((precision * t).sum() / t.sum())
+DATA = {"fashion-mnist": fmnist_embeddings.load, "digits": digits_embeddings.load}
+# "before": the previous defaults (pool background and whitening whatever the prior)
+SCORERS = {"seed": q.seed, "query": q.query, "before": q.model(background_weight=3.0),
+           "ours": q.model()}
 
 
-def f1(pred, truth):
-    tp = (pred & truth).sum()
-    return float(2 * tp / max(pred.sum() + truth.sum(), 1))
+def run_cell(name, y, X, bucket, labels, k, trials):
+    """Mean metrics per scorer over the bucket's trials."""
+    rows = {s: [] for s in SCORERS}
+    for _, pool_rows, truth, rng in concepts.trials(name, y, bucket, trials):
+        if labels == "random" and (k > truth.sum() // 2 or k > (~truth).sum() // 2):
+            return None
+        pool = q.Pool(X[pool_rows], truth)
+        pos, neg = (q.random_labels(pool, k, rng) if labels == "random"
+                    else q.suggested_labels(pool, rng))
+        for s, fn in SCORERS.items():
+            rows[s].append(q.evaluate(pool, pos, neg, fn))
+    return {s: np.nanmean(np.array(r, float), axis=0) if len(r) else None for s, r in rows.items()}
 
 
-def ece(p, truth, bins=10):
-    b = np.minimum((p * bins).astype(int), bins - 1)
-    total = 0.0
-    for i in range(bins):
-        m = b == i
-        if m.any():
-            total += m.mean() * abs(p[m].mean() - truth[m].mean())
-    return float(total)
+def fmt(v, spec="%.3f"):
+    return "n/a" if v is None or not np.isfinite(v) else spec % v
 
 
-def reference(Xp, Xn, XU):
-    """The reference defaults: distance mode, beta = gamma = 1, T = 1, P >= 0.5."""
-    s = RocchioScorer("distance").fit(Xp, Xn)
-    p = s.predict_proba(XU, normalized=True)
-    return s.raw_scores(XU, normalized=True), p, p >= 0.5
+def check(results):
+    """The issue's targets for ``ours`` at k >= 5 (and the suggestion loop)."""
+    fails, gains = [], {}
+    for (data, labels, k, b), r in results.items():
+        if labels == "random" and k < 5:
+            continue
+        s, qq, o = r["seed"], r["query"], r["ours"]
+        where = "%s %s k=%s prior %g" % (data, labels, k, b)
+        if o[1] < s[1]:
+            fails.append("%s: F1 %.3f < seed %.3f" % (where, o[1], s[1]))
+        if o[0] < max(s[0], qq[0]) - 0.005:
+            fails.append("%s: AP %.3f < best baseline %.3f - 0.005" % (where, o[0], max(s[0], qq[0])))
+        if o[2] > 0.08:
+            fails.append("%s: ECE %.3f > 0.08" % (where, o[2]))
+        if not (1 / 1.5 <= o[4] <= 1.5):
+            fails.append("%s: estimated/true prior %.2f" % (where, o[4]))
+        if labels == "random" and k == 10:
+            gains.setdefault(data, []).append(o[0] - qq[0])
+    for data, g in gains.items():
+        m = float(np.mean(g))
+        print("- %s, k = 10: ours AP - query AP, mean over buckets: %+.3f (target >= +0.05)"
+              % (data, m))
+        if m < 0.05:
+            fails.append("%s: mean AP gain over the query %+.3f < 0.05" % (data, m))
+    return fails
 
 
-def model(**settings):
-    """What ``train_and_label`` writes with these settings (P >= 0.5 = positive)."""
-
-    def fn(Xp, Xn, XU):
-        raw, p = FewShotModel(**settings).fit_score(Xp, Xn, XU)
-        return raw, p, p >= 0.5
-
-    return fn
-
-
-CONFIGS = {
-    "reference (distance, T=1, P>=0.5)": reference,
-    "ours: train_and_label defaults": model(),
-    "ours, whitening always on": model(whiten=True),
-    "ours, whitening off": model(whiten=False),
-    "ours, calibration off (seed sigmoid)": model(calibrate=False),
-}
-
-
-def evaluate(X, y, k, fn, seeds):
-    rows = []
-    for c in range(int(y.max()) + 1):
-        for seed in range(seeds):
-            rng = np.random.default_rng(100_003 * c + seed)
-            pos = rng.choice(np.where(y == c)[0], k, replace=False)
-            neg = rng.choice(np.where(y != c)[0], k, replace=False)
-            unl = np.ones(len(y), bool)
-            unl[pos] = unl[neg] = False
-            truth = y[unl] == c
-            score, p, pred = fn(X[pos], X[neg], X[unl])
-            rows.append((average_precision(score, truth), f1(pred, truth), ece(p, truth),
-                         pred.sum() / truth.sum()))
-    return np.mean(rows, axis=0)
+def noise(args, k=10):
+    """1 of k = 10 positives flipped: AP drop and the possibly-mislabeled flag."""
+    print("| data | prior | AP clean | AP with 1 of %d positives flipped | drop | worst drop "
+          "| flipped one flagged | false flags (of %d clean labels) |" % (k, 2 * k - 1))
+    print("|---|---|---|---|---|---|---|---|")
+    for data in args.data:
+        X, y, _ = DATA[data]()
+        X = l2_normalize(X)
+        for b in args.buckets:
+            rows = []
+            for _, pool_rows, truth, rng in concepts.trials(data, y, b, args.trials):
+                if k > truth.sum() // 2:
+                    break
+                rows.append(q.noise_trial(q.Pool(X[pool_rows], truth), k, rng))
+            if rows:
+                r = np.array(rows)
+                d = r[:, 0] - r[:, 1]
+                print("| %s | %g%% | %.3f | %.3f | %+.3f | %+.3f | %.0f%% | %.2f |" % (
+                    data, b * 100, r[:, 0].mean(), r[:, 1].mean(), d.mean(), d.max(),
+                    100 * r[:, 2].mean(), r[:, 3].mean()), flush=True)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 5, 10, 20])
-    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--trials", type=int, default=10, help="trials per bucket and k")
+    ap.add_argument("--data", nargs="+", default=list(DATA))
+    ap.add_argument("--buckets", type=float, nargs="+", default=list(concepts.BUCKETS))
+    ap.add_argument("--labels", nargs="+", default=["random", "suggest"])
+    ap.add_argument("--noise", action="store_true", help="only the flipped-label measurement")
     args = ap.parse_args()
-    X, y, classes = fmnist_embeddings.load()
-    X = l2_normalize(X)
-    print("Fashion-MNIST test, %d images, Lite0 %d-d; %d seeds x %d classes per k\n"
-          % (len(y), X.shape[1], args.seeds, len(classes)))
-    print("| scorer | k | mean AP | F1(positive) | ECE | predicted/true positives |")
-    print("|---|---|---|---|---|---|")
-    for name, fn in CONFIGS.items():
-        for k in args.ks:
-            m = evaluate(X, y, k, fn, args.seeds)
-            print("| %s | %d | %.3f | %.3f | %.3f | %.2fx |" % (name, k, *m))
+    if args.noise:
+        return noise(args)
+    t0 = time.time()
+    results = {}
+    print("| data | labels | k | prior | seed AP | seed F1 | seed ECE | query AP | before AP | before F1 "
+          "| before ECE | ours AP | ours F1 | ours ECE | ours pred/true | ours est/true prior |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for data in args.data:
+        X, y, _ = DATA[data]()
+        X = l2_normalize(X)
+        for labels in args.labels:
+            for k in (args.ks if labels == "random" else ["2+2+3x10"]):
+                for b in args.buckets:
+                    r = run_cell(data, y, X, b, labels, k, args.trials)
+                    if r is None:
+                        continue
+                    results[(data, labels, k, b)] = r
+                    s, qq, bf, o = r["seed"], r["query"], r["before"], r["ours"]
+                    print("| %s | %s | %s | %g%% | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %sx | %sx |" % (
+                        data, labels, k, b * 100, fmt(s[0]), fmt(s[1]), fmt(s[2]), fmt(qq[0]),
+                        fmt(bf[0]), fmt(bf[1]), fmt(bf[2]),
+                        fmt(o[0]), fmt(o[1]), fmt(o[2]), fmt(o[3], "%.2f"), fmt(o[4], "%.2f")),
+                        flush=True)
+    print()
+    fails = check(results)
+    print("\n%d target(s) missed%s" % (len(fails), ":" if fails else ""))
+    for f in fails:
+        print("- " + f)
+    print("\n(%.0f s)" % (time.time() - t0))
 
 
 if __name__ == "__main__":

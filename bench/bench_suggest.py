@@ -49,8 +49,16 @@ def main():
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--fractions", type=float, nargs="+", default=[0.2, 0.5, 1.0, 0.0],
                     help="top-scored fractions of the suggestions to compare")
+    ap.add_argument("--data", nargs="+", default=["fashion-mnist", "digits"])
     args = ap.parse_args()
-    X, y, classes = fmnist_embeddings.load()
+    for data in args.data:
+        run(args, data)
+
+
+def run(args, data):
+    import digits_embeddings
+
+    X, y, classes = {"fashion-mnist": fmnist_embeddings.load, "digits": digits_embeddings.load}[data]()
     X = l2_normalize(X)
 
     def suggested(frac):
@@ -80,8 +88,8 @@ def main():
                 else:
                     pick_fn = pick
                 results[name].append(loop(X, truth, pool, held, start, pick_fn))
-    print("Fashion-MNIST test, %d classes x %d seeds; start 1+1 labels, then %d rounds x %d labels\n"
-          % (len(classes), args.seeds, ROUNDS, PER_ROUND))
+    print("\n%s, %d classes x %d seeds; start 1+1 labels, then %d rounds x %d labels\n"
+          % (data, len(classes), args.seeds, ROUNDS, PER_ROUND))
     print("| strategy | positives found in the %d labels | vs random | held-out AP after |"
           % (ROUNDS * PER_ROUND))
     print("|---|---|---|---|")

@@ -21,15 +21,32 @@ def load(n=10_000):
         d = np.load(PATH)
         if len(d["y"]) >= n:
             return d["X"][:n], d["y"][:n], list(d["classes"])
+    import fmnist
+
+    rows = fmnist.write_pngs(os.path.join(common.CACHE, "fmnist-png"), n)
+    X, labels = embed("fewshot-bench-fmnist", rows)
+    y = np.array([fmnist.CLASSES.index(l) for l in labels])
+    os.makedirs(common.CACHE, exist_ok=True)
+    np.savez(PATH, X=X, y=y, classes=np.array(fmnist.CLASSES))
+    return X, y, fmnist.CLASSES
+
+
+def embed(name, rows):
+    """Embeds ``[(path, label)]`` through the plugin (a persistent dataset
+    ``name``); returns ``(X, labels)`` in the order of the dataset."""
     plugin = common.load_plugin()
     import importlib
 
-    import fmnist
+    import fiftyone as fo
 
     fields = importlib.import_module(plugin.__name__ + ".embeddings.fields")
     zoo = plugin.embeddings.zoo
-    ds = fmnist.make_dataset("fewshot-bench-fmnist", os.path.join(common.CACHE, "fmnist-png"), n,
-                             overwrite=False)
+    if fo.dataset_exists(name):
+        ds = fo.load_dataset(name)
+    else:
+        ds = fo.Dataset(name)
+        ds.add_samples([fo.Sample(filepath=p, ground_truth=fo.Classification(label=c))
+                        for p, c in rows])
     ds.persistent = True
     field = zoo.default_embedding_field(MODEL)
     todo = fields.missing_ids(ds, ds.values("id"), field)
@@ -38,11 +55,7 @@ def load(n=10_000):
         fields.compute_missing(ds, todo, field, zoo.load_model(MODEL), MODEL,
                                progress=lambda f, l: print("  " + l, flush=True))
     X, labels = ds.values([field, "ground_truth.label"])
-    X = np.stack(X).astype(np.float32)
-    y = np.array([fmnist.CLASSES.index(l) for l in labels])
-    os.makedirs(common.CACHE, exist_ok=True)
-    np.savez(PATH, X=X, y=y, classes=np.array(fmnist.CLASSES))
-    return X, y, fmnist.CLASSES
+    return np.stack(X).astype(np.float32), labels
 
 
 if __name__ == "__main__":

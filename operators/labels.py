@@ -44,6 +44,27 @@ def read_labels(dataset):
     return np.sort(pos), np.sort(neg)
 
 
+MAX_SUSPECTS = 100  # possibly mislabeled samples kept per side in a run's summary
+
+
+def possibly_mislabeled(dataset, summary):
+    """The last train's possibly mislabeled samples that still carry the label
+    it flagged (a sample re-labeled or cleared since is no longer a suspect):
+    ``{"positive": [ids], "negative": [ids], "count": n}``, or None."""
+    flagged = (summary or {}).get("possibly_mislabeled")
+    if not flagged:
+        return None
+    ids = fastdb.to_bytes(list(flagged["positive"]) + list(flagged["negative"]))
+    pos, neg = _current(dataset, np.unique(ids)) if len(ids) else (ids, ids)
+
+    def still(strs, have):
+        return [i for i, ok in zip(strs, np.isin(fastdb.to_bytes(strs), have)) if ok]
+
+    out = {"positive": still(flagged["positive"], pos), "negative": still(flagged["negative"], neg)}
+    out["count"] = len(out["positive"]) + len(out["negative"])
+    return out
+
+
 def label_counts(dataset):
     return {
         "num_positive": fastdb.count(dataset, {LABEL_FIELDS[POSITIVE]: True}),

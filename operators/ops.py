@@ -13,7 +13,7 @@ from ..embeddings import zoo
 from . import workflow as wf
 from .labels import NEGATIVE, POSITIVE
 from .ops_base import PLUGIN, FewShotOperator, _on_off, _with_progress  # noqa: F401
-from .ops_review import GetSession, ShowPredictions, ShowSubset, SuggestSamples
+from .ops_review import GetSession, ShowMislabeled, ShowPredictions, ShowSubset, SuggestSamples
 
 
 class _Delegable(FewShotOperator):
@@ -150,10 +150,12 @@ class TrainAndLabel(_Delegable):
         inputs.bool("calibrate", label="Calibrated probabilities (off: plain sigmoid(s / T))",
                     default=prev.get("calibrate", True))
         inputs.enum("whiten", ["auto", "on", "off"],
-                    label="Whiten distances by the pool covariance (auto: from 5 positive labels)",
+                    label="Whiten distances by the pool covariance "
+                          "(auto: for a rare concept, from 5 positive labels)",
                     default=_on_off(prev.get("whiten", "auto")))
-        inputs.float("background_weight", label="Pool mean weight in the negative prototype",
-                     default=prev.get("background_weight", 3.0), min=0)
+        inputs.str("background_weight", label="Pool mean weight in the negative prototype "
+                   "(auto: 3 for a rare concept, 0 for a common one; or a number >= 0)",
+                   default=str(prev.get("background_weight", "auto")))
         inputs.bool("resample_subset", label="Re-draw the working subset", default=False)
         inputs.bool("base_view", label="If the grid shows suggestions or predictions the plugin set, "
                     "score the view they were drawn from", default=False)
@@ -216,6 +218,7 @@ OPERATORS = [
     ShowPredictions,
     SuggestSamples,
     ShowSubset,
+    ShowMislabeled,
     GetSession,
     ResetSession,
 ]

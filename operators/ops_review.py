@@ -87,6 +87,30 @@ class GetSession(FewShotOperator):
         return wf.get_session(ctx.dataset)
 
 
+class ShowMislabeled(FewShotOperator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="show_possibly_mislabeled",
+            label="Few-shot: show possibly mislabeled",
+            description="Show the labeled samples whose leave-one-out score strongly disagrees with their label",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        self._check(ctx, inputs, lambda: wf.mislabeled_view(ctx.dataset))
+        return types.Property(inputs)
+
+    def run(self, ctx):
+        view = wf.mislabeled_view(ctx.dataset)
+        if not ctx.delegated:
+            state = wf.SessionState(ctx.dataset)
+            wf.remember_derived(state, "possibly mislabeled", view, wf.resolve_base(state, ctx.view)[0])
+            ctx.ops.set_view(view=view)
+        return {"num_samples": len(view), "ids": view.values("id")}
+
+
 class ShowSubset(FewShotOperator):
     @property
     def config(self):

@@ -49,6 +49,21 @@ def predictions_view(dataset, view):
     return view.exists(field).sort_by([(labeled, 1), (F(field + "." + P_ATTR), -1)])
 
 
+def mislabeled_view(dataset):
+    """The labeled samples the last train flagged as possibly mislabeled (that
+    still carry that label), positives first."""
+    from .labels import possibly_mislabeled
+    from .session import get_session
+
+    sess = get_session(dataset)
+    if not sess.get("active"):
+        require_session(SessionState(dataset))
+    found = sess.get("possibly_mislabeled")
+    if not found or not found["count"]:
+        raise FewShotError("No labels look mislabeled in the last train")
+    return dataset.select(found["positive"] + found["negative"], ordered=True)
+
+
 def subset_view(dataset, view):
     """The working subset (its random fill and the labeled samples) as a view."""
     import numpy as np

@@ -282,6 +282,7 @@ def get_session(dataset):
     out = dict(cfg, active=True, dataset=dataset.name, subset=state.get_meta("subset").get("count"),
                last_train=(cfg.get("history") or [None])[-1])
     out.update(labels.label_counts(dataset))
+    out["possibly_mislabeled"] = labels.possibly_mislabeled(dataset, out["last_train"])
     out["run"] = runs.describe(dataset, state, cfg)
     return out
 

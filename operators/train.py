@@ -168,9 +168,24 @@ def fit_model(run, vec):
     S = m.block(vec.rows[sample]) if len(sample) else np.concatenate([P, N])
     model = FewShotModel(**run.settings)
     model.fit(P, N, S)
+    model.suspect_ids = None
     if len(sample):
         model.fit_calibration(model.raw_scores(S))
+        model.suspect_ids = _suspects(model, vec.ids[vec.lab > 0], vec.ids[vec.lab < 0])
     return model
+
+
+def _suspects(model, pos_ids, neg_ids):
+    """Labeled samples whose leave-one-out score strongly disagrees with their
+    label (:meth:`.FewShotModel.suspects`), as ID strings (at most
+    ``labels.MAX_SUSPECTS`` per side, with the full counts)."""
+    found = model.suspects()
+    if found is None:
+        return None
+    sp, sn = found
+    m = labels.MAX_SUSPECTS
+    return {"positive": fastdb.to_str(pos_ids[sp][:m]), "negative": fastdb.to_str(neg_ids[sn][:m]),
+            "num_positive": int(len(sp)), "num_negative": int(len(sn))}
 
 
 def score_and_write(run, vec, src, model, lease, progress=None):
@@ -262,6 +277,8 @@ def record_iteration(run, rec, model, vec, out, src, t0):
         "embeddings_from_cache": bool(src.from_cache), "num_embeddings_reread": int(src.num_reread),
         "subset_redrawn": run.redrawn,
         "settings": run.settings,
+        "scorer": model.describe(),
+        "possibly_mislabeled": model.suspect_ids,
         "calibration": cal.to_dict() if cal else None,
         "estimated_pool_positive_rate": round(cal.prior, 4) if cal else None,
         "quality": readout.readout(run.dataset, vec.ids[sc], out.raw[sc], p, run.rp),

@@ -165,6 +165,9 @@ class FewShotPanel(foo.Panel):
     def on_show_subset(self, ctx):
         self._run(ctx, "show_subset")
 
+    def on_show_mislabeled(self, ctx):
+        self._run(ctx, "show_possibly_mislabeled")
+
     # -- helpers -----------------------------------------------------------------
 
     def _run(self, ctx, name, params=None, on_success=None):
@@ -230,5 +233,6 @@ class FewShotPanel(foo.Panel):
         render.readout_inputs(panel, s, wf.truth_fields(ctx.dataset, sess["prediction_field"]),
                               self.on_truth_change)
         render.advanced(panel, s)
+        render.mislabeled(panel, sess.get("possibly_mislabeled"), self.on_show_mislabeled)
         render.last_train(panel, sess, sess.get("last_train"), self.on_hist_click)
         render.footer(panel, self)

@@ -128,13 +128,25 @@ def advanced(panel, s):
     opts.bool("calibrate", label="Calibrated P (off: sigmoid(s/T))", default=calibrate)
     opts.enum("whiten", ["auto", "on", "off"], label="Whiten by pool covariance",
               default={True: "on", False: "off"}.get(s.whiten, s.whiten or "auto"))
-    opts.float("background_weight", label="Pool mean weight",
-               default=s.background_weight if s.background_weight is not None else 3.0,
-               description="how much the unlabeled pool's mean counts in the negative prototype (0: labels only)")
+    opts.str("background_weight", label="Pool mean weight",
+             default=str(s.background_weight if s.background_weight is not None else "auto"),
+             description="how much the unlabeled pool's mean counts in the negative prototype "
+                         "(0: labels only; auto: 3 for a rare concept, 0 for a common one)")
     sug = panel.h_stack("suggest", gap=1)
     sug.int("num_suggest", label="Suggest how many", default=20)
     sug.float("top_fraction", label="top-scored fraction (rest: uncertain)", default=wf.DEFAULT_TOP_FRACTION)
     panel.bool("delegate", label="Run Train & Label in the background (delegated operation)", default=False)
+
+
+def mislabeled(panel, found, on_show):
+    """A warning when the last train flagged labels as possibly wrong."""
+    if not found or not found.get("count"):
+        return
+    panel.md("**%d label(s) look wrong**: %d positive, %d negative whose leave-one-out score strongly "
+             "disagrees with the label (one wrong example misleads the scorer most). Check them; "
+             "re-label or clear the wrong ones and train again."
+             % (found["count"], len(found["positive"]), len(found["negative"])), name="mislabeled_md")
+    panel.btn("show_mislabeled", label="Show Possibly Mislabeled", variant="outlined", on_click=on_show)
 
 
 def last_train(panel, sess, last, on_hist_click):

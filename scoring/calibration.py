@@ -41,13 +41,15 @@ MIN_POOL = 500
 LABEL_WEIGHT = 2.0  # x k^2: weight of each labeled score relative to a pool score
 
 
-def loo_scores(scorer, pos, neg, max_items=MAX_LOO, seed=0):
+def loo_scores(scorer, pos, neg, max_items=MAX_LOO, seed=0, with_index=False):
     """Leave-one-out raw scores of the labeled rows (unit-norm ``pos``/``neg``).
 
     Each labeled vector is scored by the scorer's prototypes refitted without it
     (same background and weights). Returns ``(pos_scores, neg_scores)``; a side
     with a single label has no leave-one-out score for positives, while a single
     negative is scored against the background-only prototype when there is one.
+    ``with_index``: also the rows each score belongs to,
+    ``(pos_scores, neg_scores, pos_rows, neg_rows)``.
     """
     pos = np.asarray(pos, dtype=np.float32)
     neg = np.asarray(neg, dtype=np.float32)
@@ -56,13 +58,14 @@ def loo_scores(scorer, pos, neg, max_items=MAX_LOO, seed=0):
     rng = np.random.default_rng(seed)
     bg = scorer.background
     w = scorer.background_weight
-    out = []
+    out, rows = [], [np.zeros(0, np.int64), np.zeros(0, np.int64)]
     try:
         # positives: the positive prototype without the item
         lp = []
         if kp > 1:
             idx = np.arange(kp) if kp <= max_items else rng.choice(kp, max_items, replace=False)
             psum = p0.astype(np.float64) * kp
+            rows[0] = np.asarray(idx, np.int64)
             for i in idx:
                 scorer.set_prototypes((psum - pos[i]) / (kp - 1), n0)
                 lp.append(float(scorer.raw_scores(pos[i : i + 1], normalized=True)[0]))
@@ -75,6 +78,7 @@ def loo_scores(scorer, pos, neg, max_items=MAX_LOO, seed=0):
                 nsum = n0.astype(np.float64) * kn * (1.0 + w) - w * kn * bg.mean
             else:
                 nsum = n0.astype(np.float64) * kn
+            rows[1] = np.asarray(idx, np.int64)
             for i in idx:
                 rest = nsum - neg[i]
                 if bg is not None:
@@ -88,6 +92,8 @@ def loo_scores(scorer, pos, neg, max_items=MAX_LOO, seed=0):
         out.append(np.asarray(ln))
     finally:
         scorer.set_prototypes(p0, n0)
+    if with_index:
+        return out[0], out[1], rows[0], rows[1]
     return out[0], out[1]
 
 

@@ -11,11 +11,22 @@ measured better than the seed scorer at every k):
 - ``calibrate`` (True): P(positive) from :mod:`.calibration`; False gives the
   plain seed ``sigmoid(s / temperature)``;
 - ``whiten`` ("auto") and ``shrinkage`` (100): the whitened metric of
-  :mod:`.background`; "auto" whitens from ``WHITEN_MIN_LABELS`` positive labels
-  on (the benchmark: +0.013 to +0.032 AP over no whitening at k = 5..20, but
-  -0.030 at k = 1), True/False force it;
-- ``background_weight`` (3): how many times its labels' count the pool mean
-  counts in the negative prototype (0 = labeled negatives only).
+  :mod:`.background`; "auto" whitens a rare concept from ``WHITEN_MIN_LABELS``
+  positive labels on (the benchmark: +0.013 to +0.032 AP over no whitening at
+  k = 5..20, but -0.030 at k = 1), True/False force it;
+- ``background_weight`` ("auto"): how many times its labels' count the pool
+  mean counts in the negative prototype (0 = labeled negatives only); "auto"
+  is ``RARE_BACKGROUND_WEIGHT`` for a rare concept, 0 for a common one.
+
+**Rare or common** ("auto" settings). The pool mean is a good stand-in for
+"not the concept" only when the concept is rare, and the pool covariance's top
+directions are the concept's own when it is common: at a 30-90% prior both
+cost AP against the seed scorer (``bench/bench_quality.py``). A probe model
+(labeled prototypes only, whitened as above) is fitted and calibrated on the
+pool sample first; its estimated pool positive rate decides: below
+``COMMON_PRIOR`` the concept is rare (pool background + whitening), else
+common (labeled prototypes, no whitening). The labels decide, never ground
+truth; ``choice`` records it.
 
 ``REFERENCE`` are the seed settings (no background, no calibration).
 """
@@ -31,9 +42,13 @@ MODEL_DEFAULTS = dict(
     calibrate=True,
     whiten="auto",
     shrinkage=DEFAULT_SHRINKAGE,
-    background_weight=DEFAULT_BACKGROUND_WEIGHT,
+    background_weight="auto",
 )
 WHITEN_MIN_LABELS = 5
+RARE_BACKGROUND_WEIGHT = DEFAULT_BACKGROUND_WEIGHT
+COMMON_PRIOR = 0.25
+SUSPECT_THRESHOLD = 0.05  # leave-one-out P(label) that flags it (bench_quality.py --noise)
+SUSPECT_Z = 3.0
 REFERENCE = dict(MODEL_DEFAULTS, calibrate=False, whiten=False, background_weight=0.0)
 
 
@@ -58,12 +73,17 @@ def check_model_settings(**kw):
     out["calibrate"] = _as_bool(s["calibrate"], "calibrate")
     out["whiten"] = "auto" if s["whiten"] == "auto" else _as_bool(s["whiten"], "whiten (or auto)")
     for name in ("shrinkage", "background_weight"):
+        auto = name == "background_weight"
+        if auto and isinstance(s[name], str) and s[name].strip().lower() in ("auto", ""):
+            out[name] = "auto"
+            continue
+        what = "auto or a finite number >= 0" if auto else "a finite number >= 0"
         try:
             v = float(s[name])
         except (TypeError, ValueError):
-            raise ScoringError("%s must be a number" % name)
+            raise ScoringError("%s must be %s" % (name, what))
         if not np.isfinite(v) or v < 0:
-            raise ScoringError("%s must be a finite number >= 0" % name)
+            raise ScoringError("%s must be %s" % (name, what))
         out[name] = v
     if out["whiten"] is not False and out["shrinkage"] <= 0:
         raise ScoringError("shrinkage must be > 0 when whitening")
@@ -79,25 +99,70 @@ class FewShotModel(object):
         self.scorer = RocchioScorer(s["mode"], s["beta"], s["gamma"], s["temperature"])
         self.calibration = None
         self._pos = self._neg = None
+        self.choice = None  # "rare" / "common" once an "auto" setting was decided
+        self.probe_prior = None
+
+    def _auto(self):
+        return "auto" in (self.settings["whiten"], self.settings["background_weight"])
 
     def whitens(self, num_pos):
         w = self.settings["whiten"]
-        return num_pos >= WHITEN_MIN_LABELS if w == "auto" else w
+        if w != "auto":
+            return w
+        return num_pos >= WHITEN_MIN_LABELS and self.choice != "common"
 
-    def fit(self, pos, neg, pool_sample=None, seed=0):
+    def background_weight(self):
+        w = self.settings["background_weight"]
+        if w != "auto":
+            return w
+        return 0.0 if self.choice == "common" else RARE_BACKGROUND_WEIGHT
+
+    def uses_background(self, num_pos):
+        return bool(self.whitens(num_pos) or self.background_weight() > 0)
+
+    def _decide(self, pos, neg, pool_sample, seed, background):
+        """Rare or common, from a probe model's estimated prior (module docstring)."""
+        probe = FewShotModel(**dict(self.settings, background_weight=0.0, calibrate=True,
+                                    whiten=self.whitens(len(pos))))
+        probe.fit(pos, neg, pool_sample, seed=seed, background=background)
+        probe.fit_calibration(probe.raw_scores(pool_sample), seed=seed)
+        self.probe_prior = probe.calibration.prior
+        self.choice = "rare" if self.probe_prior < COMMON_PRIOR else "common"
+
+    def fit(self, pos, neg, pool_sample=None, seed=0, background=None):
         """``pool_sample``: unit-norm rows of the unlabeled pool (needed when the
-        background is used; a random sample of it is enough)."""
+        background is used; a random sample of it is enough). ``background``: a
+        :class:`.background.Background` already fitted on that pool with this
+        model's whitening, or a function of ``whiten`` that returns one (the
+        benchmark reuses them per pool)."""
         s = self.settings
-        bg = None
-        whiten = self.whitens(len(pos))
-        if whiten or s["background_weight"] > 0:
+        self.choice = None
+        if self._auto():
             if pool_sample is None or len(pool_sample) == 0:
                 raise ScoringError("The background needs a sample of the unlabeled pool")
-            bg = Background.fit(pool_sample, shrinkage=s["shrinkage"], whiten=whiten, seed=seed)
-        self.scorer.fit(pos, neg, background=bg, background_weight=s["background_weight"])
+            self._decide(pos, neg, pool_sample, seed, background)
+        bg = None
+        whiten = self.whitens(len(pos))
+        if self.uses_background(len(pos)):
+            if pool_sample is None or len(pool_sample) == 0:
+                raise ScoringError("The background needs a sample of the unlabeled pool")
+            bg = background(whiten) if callable(background) else background
+            bg = bg or Background.fit(pool_sample, shrinkage=s["shrinkage"], whiten=whiten, seed=seed)
+        self.scorer.fit(pos, neg, background=bg, background_weight=self.background_weight())
         self._pos, self._neg = np.asarray(pos, np.float32), np.asarray(neg, np.float32)
         self.calibration = None
         return self
+
+    def describe(self):
+        """What this fit used: the rare/common decision and the effective settings."""
+        cal = self.calibration
+        return {
+            "concept": self.choice,
+            "probe_prior": None if self.probe_prior is None else round(float(self.probe_prior), 4),
+            "whitened": bool(self.scorer.background is not None and self.scorer.background.whitened),
+            "background_weight": float(self.scorer.background_weight),
+            "calibration": cal.method if cal is not None else None,
+        }
 
     def raw_scores(self, X):
         return self.scorer.raw_scores(X, normalized=True)
@@ -106,10 +171,39 @@ class FewShotModel(object):
         """Fits the calibration from the raw scores of the pool (no-op when off)."""
         if not self.settings["calibrate"]:
             return None
-        lp, ln = calibration.loo_scores(self.scorer, self._pos, self._neg, seed=seed)
+        lp, ln, ip, in_ = calibration.loo_scores(self.scorer, self._pos, self._neg, seed=seed,
+                                                 with_index=True)
         own = self.raw_scores(self._pos)
         self.calibration = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed)
+        self._loo = (ip, lp, in_, ln)
         return self.calibration
+
+    def suspects(self, threshold=SUSPECT_THRESHOLD, outlier_z=SUSPECT_Z):
+        """Labeled samples whose leave-one-out score strongly disagrees with
+        their label: ``(positive rows, negative rows)`` into the ``pos`` and
+        ``neg`` given to :meth:`fit`, or None without calibration.
+
+        A positive is flagged when its leave-one-out P(positive) is below
+        ``threshold``, or below 0.5 while its score is more than ``outlier_z``
+        standard deviations below the other positives' (the calibration is
+        timid with few labels); negatives mirror it. One wrong support example
+        misleads a prototype scorer most (``shared/notes/few-shot-scoring.md``);
+        ``bench/bench_quality.py --noise`` measures the flags."""
+        if self.calibration is None:
+            return None
+        ip, lp, in_, ln = self._loo
+        out = []
+        for rows, s, sign in ((ip, lp, 1.0), (in_, ln, -1.0)):
+            p = self.calibration.predict_proba(s) if len(s) else np.zeros(0)
+            agree = p if sign > 0 else 1.0 - p  # P(the label is right)
+            flag = agree < threshold
+            if len(s) > 2:
+                m = len(s) - 1
+                mean = (s.sum() - s) / m  # of the others
+                sd = np.sqrt(np.maximum(((s * s).sum() - s * s) / m - mean * mean, 1e-12))
+                flag |= (agree < 0.5) & (sign * (s - mean) / sd < -outlier_z)
+            out.append(rows[flag])
+        return out[0], out[1]
 
     def proba(self, raw):
         if self.calibration is not None:

@@ -106,3 +106,27 @@ def test_quality_readout_bad_input(trained, kw, msg):
     with pytest.raises(ExecutionError, match=msg):
         run("train_and_label", trained, **kw)
     assert not trained.has_field("fewshot_prediction") or trained.exists("fewshot_prediction").count() == 0
+
+
+def test_a_wrong_label_is_flagged_until_it_is_fixed(ds):
+    """One sandal labeled positive among trousers: the train flags it (its
+    leave-one-out score disagrees with the label), get_session and the
+    show_possibly_mislabeled view list it, and re-labeling it clears the flag."""
+    run("start_session", ds, embedding_field=EMB)
+    trousers = class_ids(ds, "Trouser", 6)
+    wrong = class_ids(ds, "Sandal", 1)[0]
+    neg = [i for i in class_ids(ds, "Trouser", exclude=True) if i != wrong][:8]
+    run("label_positive", ds, selected=trousers + [wrong])
+    run("label_negative", ds, selected=neg)
+    r = run("train_and_label", ds)
+    assert r["possibly_mislabeled"]["positive"] == [wrong], r["possibly_mislabeled"]
+    assert r["scorer"]["calibration"] in ("mixture", "platt")
+    sess = run("get_session", ds)
+    assert sess["possibly_mislabeled"]["positive"] == [wrong] and sess["possibly_mislabeled"]["count"] >= 1
+    view = run("show_possibly_mislabeled", ds)
+    assert view["ids"][0] == wrong and set(view["ids"]) <= set(trousers + [wrong] + neg)
+    # the user fixes it: the flag goes at once (before the next train)
+    run("label_negative", ds, selected=[wrong])
+    assert wrong not in run("get_session", ds)["possibly_mislabeled"]["positive"]
+    r = run("train_and_label", ds)
+    assert wrong not in (r["possibly_mislabeled"] or {}).get("positive", [])

@@ -133,7 +133,7 @@ def test_operator_call_from_python(ds, fo):
     r = foo.get_operator(URI + "train_and_label")(ds, mode="query", beta=1.0, gamma=0.5)
     assert r["settings"] == {"mode": "query", "beta": 1.0, "gamma": 0.5, "temperature": 1.0,
                              "calibrate": True, "whiten": "auto", "shrinkage": 100.0,
-                             "background_weight": 3.0}
+                             "background_weight": "auto"}
     # settings persist as the defaults of the next click
     assert foo.get_operator(URI + "train_and_label")(ds)["settings"]["mode"] == "query"
 

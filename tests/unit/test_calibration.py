@@ -116,8 +116,11 @@ def test_default_model_beats_seed_sigmoid_on_clusters():
 
 def test_model_settings_validation():
     assert check_model_settings(calibrate="false")["calibrate"] is False
+    assert check_model_settings(background_weight=" Auto ")["background_weight"] == "auto"
+    assert check_model_settings(background_weight="1.5")["background_weight"] == 1.5
     for kw, msg in (({"whiten": "maybe"}, "whiten"), ({"shrinkage": -1}, "shrinkage"),
                     ({"background_weight": float("nan")}, "background_weight"),
+                    ({"background_weight": "sometimes"}, "auto or a finite number"),
                     ({"colour": 1}, "Unknown"), ({"mode": "cosine"}, "mode")):
         with pytest.raises(ScoringError, match=msg):
             check_model_settings(**kw)

@@ -1,0 +1,77 @@
+"""The "auto" scorer settings decide from the labels whether a concept is rare
+or common (scoring/model.py), so a common concept is never scored worse than
+the seed scorer because of the pool background (pure numpy)."""
+
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from scoring import REFERENCE, FewShotModel, l2_normalize  # noqa: E402
+from scoring.model import COMMON_PRIOR, RARE_BACKGROUND_WEIGHT  # noqa: E402
+
+
+def union_concept(rate, n=4000, d=32, members=3, seed=0):
+    """A concept made of ``members`` of 8 clusters, ``rate`` of the pool."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(8, d))
+    y = rng.random(n) < rate
+    c = np.where(y, rng.integers(0, members, n), rng.integers(members, 8, n))
+    return l2_normalize(centers[c] + 1.1 * rng.normal(size=(n, d))), y
+
+
+def ap(scores, truth):
+    t = truth[np.argsort(-scores, kind="stable")]
+    return float((np.cumsum(t) / np.arange(1, len(t) + 1) * t).sum() / t.sum())
+
+
+def split(y, k, seed):
+    rng = np.random.default_rng(seed)
+    pos = rng.choice(np.flatnonzero(y), k, replace=False)
+    neg = rng.choice(np.flatnonzero(~y), k, replace=False)
+    return pos, neg, np.setdiff1d(np.arange(len(y)), np.r_[pos, neg])
+
+
+def fitted(X, pos, neg, rest, **settings):
+    m = FewShotModel(**settings)
+    raw, p = m.fit_score(X[pos], X[neg], X[rest])
+    return m, raw, p
+
+
+def test_auto_calls_a_rare_concept_rare_and_a_common_one_common():
+    for rate, want in ((0.04, "rare"), (0.7, "common")):
+        X, y = union_concept(rate, seed=1)
+        pos, neg, rest = split(y, 10, 0)
+        m, _, _ = fitted(X, pos, neg, rest)
+        assert m.choice == want, (rate, m.probe_prior)
+        assert (m.probe_prior < COMMON_PRIOR) == (want == "rare")
+        settings = m.describe()
+        assert settings["concept"] == want
+        assert settings["background_weight"] == (RARE_BACKGROUND_WEIGHT if want == "rare" else 0.0)
+        assert settings["whitened"] == (want == "rare")
+
+
+def test_a_common_concept_ranks_at_least_as_well_as_the_seed_scorer():
+    """With the rare-concept settings forced (the old defaults) a 70% union
+    ranks worse than the seed scorer; the auto settings do not."""
+    gaps_auto, gaps_forced = [], []
+    for seed in range(4):
+        X, y = union_concept(0.7, seed=seed)
+        pos, neg, rest = split(y, 10, seed)
+        t = y[rest]
+        _, seed_raw, _ = fitted(X, pos, neg, rest, **REFERENCE)
+        _, raw, _ = fitted(X, pos, neg, rest)
+        _, forced, _ = fitted(X, pos, neg, rest, whiten=True, background_weight=RARE_BACKGROUND_WEIGHT)
+        gaps_auto.append(ap(raw, t) - ap(seed_raw, t))
+        gaps_forced.append(ap(forced, t) - ap(seed_raw, t))
+    assert np.mean(gaps_auto) >= -0.002, gaps_auto
+    assert np.mean(gaps_forced) < np.mean(gaps_auto) - 0.01, (gaps_forced, gaps_auto)
+
+
+def test_explicit_settings_are_not_overridden():
+    X, y = union_concept(0.7, seed=2)
+    pos, neg, rest = split(y, 10, 0)
+    m, _, _ = fitted(X, pos, neg, rest, whiten=True, background_weight=1.5)
+    assert m.choice is None and m.describe()["background_weight"] == 1.5 and m.describe()["whitened"]
