@@ -153,9 +153,12 @@ class TrainAndLabel(_Delegable):
                     label="Whiten distances by the pool covariance "
                           "(auto: for a rare concept, from 5 positive labels)",
                     default=_on_off(prev.get("whiten", "auto")))
-        inputs.str("background_weight", label="Pool mean weight in the negative prototype "
-                   "(auto: 3 for a rare concept, 0 for a common one; or a number >= 0)",
-                   default=str(prev.get("background_weight", "auto")))
+        # "auto" or a number: a str-only input would refuse background_weight=3 from Python
+        inputs.define_property(
+            "background_weight", types.OneOf([types.String(), types.Number(min=0)]),
+            label="Pool mean weight in the negative prototype "
+                  "(auto: 3 for a rare concept, 0 for a common one; or a number >= 0)",
+            default=str(prev.get("background_weight", "auto")), view=types.FieldView())
         inputs.bool("resample_subset", label="Re-draw the working subset", default=False)
         inputs.bool("base_view", label="If the grid shows suggestions or predictions the plugin set, "
                     "score the view they were drawn from", default=False)

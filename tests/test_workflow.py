@@ -272,3 +272,18 @@ def test_views_the_plugin_set_score_their_base_view_when_asked(ds, fo):
         assert plain["scope"]["derived_from"] is None
         if op == "suggest_samples":
             assert plain["num_in_scope"] == 5 + 4  # the suggestions and the labeled samples
+
+
+def test_background_weight_takes_auto_or_a_number(ds):
+    """From Python (validated by FiftyOne's operator executor): "auto", a number
+    and a numeric string are accepted; what the run used is in its summary."""
+    start(ds)
+    run("label_positive", ds, selected=class_ids(ds, "Bag", 3))
+    run("label_negative", ds, selected=class_ids(ds, "Bag", 6, exclude=True))
+    r = run("train_and_label", ds, background_weight=1.5, whiten="off")
+    assert r["settings"]["background_weight"] == 1.5 and r["scorer"]["background_weight"] == 1.5
+    assert r["scorer"]["concept"] is None and r["scorer"]["whitened"] is False
+    r = run("train_and_label", ds, background_weight="auto", whiten="auto")
+    assert r["settings"]["background_weight"] == "auto" and r["scorer"]["concept"] in ("rare", "common")
+    assert r["scorer"]["background_weight"] == (3.0 if r["scorer"]["concept"] == "rare" else 0.0)
+    assert run("train_and_label", ds, background_weight="2")["scorer"]["background_weight"] == 2.0
