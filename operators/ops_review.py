@@ -52,8 +52,10 @@ class SuggestSamples(FewShotOperator):
     def resolve_input(self, ctx):
         inputs = types.Object()
         inputs.int("num_samples", label="Number of samples", default=20)
-        inputs.float("top_fraction", label="Fraction that are top-scored (rest: most uncertain)",
+        inputs.float("top_fraction", label="Fraction that are top-scored (likely positives)",
                      default=wf.DEFAULT_TOP_FRACTION)
+        inputs.float("random_fraction", label="Fraction drawn at random (keeps the labels a fair "
+                     "sample; rest: most uncertain)", default=wf.DEFAULT_RANDOM_FRACTION)
 
         def check():
             wf.require_session(wf.SessionState(ctx.dataset))
@@ -68,7 +70,8 @@ class SuggestSamples(FewShotOperator):
         view, result = wf.suggest_samples(ctx.dataset, base, ctx.params)
         if not ctx.delegated:
             note = ("Suggestions in the grid: the first %d are likely positive (confirm them), the next %d "
-                    "are the most uncertain." % (result["num_top_scored"], result["num_boundary"]))
+                    "are the most uncertain" % (result["num_top_scored"], result["num_boundary"]))
+            note += (", the last %d are random." % result["num_random"]) if result["num_random"] else "."
             wf.remember_derived(state, "suggestions", view, base, note=note)
             ctx.ops.set_view(view)
         return result

@@ -10,6 +10,7 @@ LABEL_FIELDS = {"positive": "fewshot_positive", "negative": "fewshot_negative"}
 # measured by bench/bench_suggest.py: 0.2 finds ~6x the positives of random labels
 # and gives a better held-out AP than random (0.5 found more but lost AP)
 DEFAULT_TOP_FRACTION = 0.2
+DEFAULT_RANDOM_FRACTION = 0.0  # random share of suggestions: 0.2-0.3 did not help (bench_suggest.py)
 
 
 def whole_number(value, what, default, minimum=None):
@@ -82,14 +83,22 @@ def scorer_params(params, previous=None):
 def suggest_params(params):
     params = params or {}
     num = whole_number(params.get("num_samples"), "Number of samples to suggest", 20, minimum=1)
-    frac = params.get("top_fraction")
+    frac = _fraction(params, "top_fraction", "Top-scored fraction", DEFAULT_TOP_FRACTION)
+    rand = _fraction(params, "random_fraction", "Random fraction", DEFAULT_RANDOM_FRACTION)
+    if frac + rand > 1.0 + 1e-9:
+        raise FewShotError("Top-scored and random fractions add up to more than 1")
+    return {"num_samples": num, "top_fraction": frac, "random_fraction": rand}
+
+
+def _fraction(params, key, what, default):
+    v = params.get(key)
     try:
-        frac = DEFAULT_TOP_FRACTION if frac is None else float(frac)
+        v = default if v is None else float(v)
     except (TypeError, ValueError):
-        raise FewShotError("Top-scored fraction must be a number between 0 and 1")
-    if not 0.0 <= frac <= 1.0:
-        raise FewShotError("Top-scored fraction must be between 0 and 1")
-    return {"num_samples": num, "top_fraction": frac}
+        raise FewShotError("%s must be a number between 0 and 1" % what)
+    if not 0.0 <= v <= 1.0:
+        raise FewShotError("%s must be between 0 and 1" % what)
+    return v
 
 
 def precision_k(params):

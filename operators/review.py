@@ -29,11 +29,14 @@ def suggest_samples(dataset, view, params):
     if not keep:
         raise FewShotError("No unlabeled samples with predictions in the current view")
     ids = [ids[i] for i in keep]
-    idx, n_top = suggest(np.asarray([probs[i] for i in keep]), p["num_samples"], p["top_fraction"])
+    n_rand = int(min(round(p["num_samples"] * p["random_fraction"]), len(keep)))
+    idx, n_top = suggest(np.asarray([probs[i] for i in keep]), p["num_samples"], p["top_fraction"],
+                         random_fraction=p["random_fraction"], seed=int(cfg.get("iteration") or 0))
     chosen = [ids[i] for i in idx]
     n_top = int(min(n_top, len(chosen)))
+    n_rand = min(n_rand, len(chosen) - n_top)
     summary = {"num_suggested": len(chosen), "num_top_scored": n_top,
-               "num_boundary": len(chosen) - n_top, "ids": chosen}
+               "num_boundary": len(chosen) - n_top - n_rand, "num_random": n_rand, "ids": chosen}
     return dataset.select(chosen, ordered=True), summary
 
 

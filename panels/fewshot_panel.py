@@ -103,6 +103,9 @@ class FewShotPanel(foo.Panel):
     def on_suggest(self, ctx):
         s = ctx.panel.state
         params = {"num_samples": _value(s, "suggest", "num_suggest") or 20, "base_view": True}
+        rand = _value(s, "suggest", "random_fraction")
+        if rand is not None:
+            params["random_fraction"] = rand
         frac = _value(s, "suggest", "top_fraction")
         if frac is not None:
             params["top_fraction"] = frac

@@ -134,7 +134,8 @@ def advanced(panel, s):
                          "(0: labels only; auto: 3 for a rare concept, 0 for a common one)")
     sug = panel.h_stack("suggest", gap=1)
     sug.int("num_suggest", label="Suggest how many", default=20)
-    sug.float("top_fraction", label="top-scored fraction (rest: uncertain)", default=wf.DEFAULT_TOP_FRACTION)
+    sug.float("top_fraction", label="top-scored fraction", default=wf.DEFAULT_TOP_FRACTION)
+    sug.float("random_fraction", label="random fraction (rest: uncertain)", default=wf.DEFAULT_RANDOM_FRACTION)
     panel.bool("delegate", label="Run Train & Label in the background (delegated operation)", default=False)
 
 

@@ -26,7 +26,7 @@ def test_suggestions_mix_top_scored_and_uncertain_unlabeled(trained, fo):
     ds = trained
     run("train_and_label", ds)
     labeled = set(class_ids(ds, "Trouser", 3) + class_ids(ds, "Trouser", 3, exclude=True))
-    r = run("suggest_samples", ds, num_samples=8, top_fraction=0.25)  # (default 0.2)
+    r = run("suggest_samples", ds, num_samples=8, top_fraction=0.25, random_fraction=0)
     assert r["num_suggested"] == 8 and r["num_top_scored"] == 2 and r["num_boundary"] == 6
     ids = r["ids"]
     assert len(set(ids)) == 8 and not labeled & set(ids)
@@ -36,6 +36,12 @@ def test_suggestions_mix_top_scored_and_uncertain_unlabeled(trained, fo):
     rest = [i for i in p if i not in ids[:2]]
     closest = sorted(rest, key=lambda i: abs(p[i] - 0.5))[:6]
     assert sorted(abs(p[i] - 0.5) for i in ids[2:]) == sorted(abs(p[i] - 0.5) for i in closest)
+
+    # a random share: unlabeled, not top-scored, no repeats
+    r = run("suggest_samples", ds, num_samples=10, random_fraction=0.3)
+    assert (r["num_top_scored"], r["num_boundary"], r["num_random"]) == (2, 5, 3)
+    assert len(set(r["ids"])) == 10 and not labeled & set(r["ids"])
+    assert not set(r["ids"][7:]) & set(ranked[:2])
 
     # respects the current view: only its samples are suggested
     view = ds.match(fo.ViewField("ground_truth.label") != "Trouser")
@@ -48,7 +54,8 @@ def test_suggest_bad_input(trained):
 
     run("train_and_label", trained)
     for kw, msg in (({"num_samples": 0}, ">= 1"), ({"top_fraction": 2}, "between 0 and 1"),
-                    ({"num_samples": "many"}, "num_samples")):
+                    ({"num_samples": "many"}, "num_samples"), ({"random_fraction": -0.1}, "Random fraction"),
+                    ({"top_fraction": 0.8, "random_fraction": 0.5}, "more than 1")):
         with pytest.raises(ExecutionError, match=msg):
             run("suggest_samples", trained, **kw)
 

@@ -138,3 +138,17 @@ def test_suggest_mixes_top_and_boundary():
     assert sorted(idx) == list(range(8)) and len(set(idx)) == 8
     with pytest.raises(ValueError):
         suggest(p, 3, top_fraction=1.5)
+
+
+def test_suggest_random_share_is_drawn_from_the_rest():
+    p = np.linspace(0, 1, 200)
+    idx, n_top = suggest(p, 20, top_fraction=0.2, random_fraction=0.5, seed=1)
+    assert n_top == 4 and len(set(idx)) == 20
+    top, boundary, rand = idx[:4], idx[4:10], idx[10:]
+    assert sorted(top) == [196, 197, 198, 199]
+    assert all(abs(p[i] - 0.5) <= 0.02 for i in boundary)
+    assert not set(rand) & set(top) | set(rand) & set(boundary)
+    assert np.ptp(p[rand]) > 0.3  # spread over the pool, not one band
+    assert list(suggest(p, 20, 0.2, 0.5, seed=1)[0]) == list(idx)  # repeatable per seed
+    with pytest.raises(ValueError):
+        suggest(p, 3, random_fraction=2)

@@ -40,7 +40,8 @@ def test_scorer_and_suggest_params():
     assert s["mode"] == "query" and s["beta"] == 2.0
     with pytest.raises(FewShotError, match="temperature"):
         P.scorer_params({"temperature": 0})
-    assert P.suggest_params({}) == {"num_samples": 20, "top_fraction": P.DEFAULT_TOP_FRACTION}
+    assert P.suggest_params({}) == {"num_samples": 20, "top_fraction": P.DEFAULT_TOP_FRACTION,
+                                    "random_fraction": P.DEFAULT_RANDOM_FRACTION}
     with pytest.raises(FewShotError):
         P.suggest_params({"top_fraction": 2})
     with pytest.raises(FewShotError):
