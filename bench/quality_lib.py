@@ -10,7 +10,7 @@ sys.path.insert(0, common.REPO)
 from scoring import FewShotModel, RocchioScorer, suggest  # noqa: E402
 from scoring.background import Background  # noqa: E402
 
-DEFAULT_TOP_FRACTION = 0.2  # what suggest_samples uses (operators/params.py)
+DEFAULT_TOP_FRACTION = 0.1  # what suggest_samples uses (operators/params.py)
 
 
 def average_precision(scores, truth):

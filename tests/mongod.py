@@ -108,3 +108,80 @@ def run_client(code, env, timeout=300):
     if p.returncode != 0:
         raise AssertionError("client failed (%d):\n%s\n%s" % (p.returncode, out[-3000:], err[-5000:]))
     return json.loads(out.strip().splitlines()[-1])
+
+
+class ReplicaSet(object):
+    """A throwaway 3-member replica set (``rs0``) of the same binary on free
+    loopback ports, elections sped up (``electionTimeoutMillis`` 2000)."""
+
+    def __init__(self, members=3):
+        self.dir = tempfile.mkdtemp(prefix="fewshot-rs-")
+        self.ports = [free_port() for _ in range(members)]
+        self.procs = {}
+        for p in self.ports:
+            d = os.path.join(self.dir, str(p))
+            os.makedirs(d)
+            self.procs[p] = subprocess.Popen(
+                [mongod_binary(), "--replSet", "rs0", "--dbpath", d, "--port", str(p),
+                 "--bind_ip", "127.0.0.1", "--setParameter", "enableTestCommands=1",
+                 "--logpath", os.path.join(d, "mongod.log")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+        self.uri = "mongodb://%s/?replicaSet=rs0&serverSelectionTimeoutMS=3000" % ",".join(
+            "127.0.0.1:%d" % p for p in self.ports)
+        self._initiate()
+
+    def _node(self, port):
+        import pymongo
+
+        return pymongo.MongoClient("mongodb://127.0.0.1:%d/?directConnection=true" % port)
+
+    def _initiate(self):
+        deadline = time.time() + 60
+        while True:
+            try:
+                self._node(self.ports[0]).admin.command("replSetInitiate", {
+                    "_id": "rs0", "settings": {"electionTimeoutMillis": 2000},
+                    "members": [{"_id": i, "host": "127.0.0.1:%d" % p} for i, p in enumerate(self.ports)]})
+                break
+            except Exception:
+                if time.time() > deadline:
+                    raise RuntimeError("replica set did not start (see %s)" % self.dir)
+                time.sleep(0.3)
+        self.primary(timeout=60)
+
+    def client(self):
+        import pymongo
+
+        return pymongo.MongoClient(self.uri)
+
+    def primary(self, timeout=30):
+        """The port of the current primary (waits for one)."""
+        deadline = time.time() + timeout
+        while True:
+            for p in self.ports:
+                if self.procs[p].poll() is None:
+                    try:
+                        if self._node(p).admin.command("hello").get("isWritablePrimary"):
+                            return p
+                    except Exception:
+                        pass
+            if time.time() > deadline:
+                raise RuntimeError("no primary")
+            time.sleep(0.2)
+
+    def fail_point(self, port, mode, **data):
+        cmd = {"configureFailPoint": "failCommand", "mode": mode}
+        if data:
+            cmd["data"] = data
+        self._node(port).admin.command(cmd)
+
+    def kill(self, port):
+        self.procs[port].send_signal(signal.SIGKILL)
+        self.procs[port].wait()
+
+    def stop(self):
+        for p in self.ports:
+            if self.procs[p].poll() is None:
+                self.kill(p)
+        shutil.rmtree(self.dir, ignore_errors=True)

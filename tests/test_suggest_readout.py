@@ -38,7 +38,7 @@ def test_suggestions_mix_top_scored_and_uncertain_unlabeled(trained, fo):
     assert sorted(abs(p[i] - 0.5) for i in ids[2:]) == sorted(abs(p[i] - 0.5) for i in closest)
 
     # a random share: unlabeled, not top-scored, no repeats
-    r = run("suggest_samples", ds, num_samples=10, random_fraction=0.3)
+    r = run("suggest_samples", ds, num_samples=10, top_fraction=0.2, random_fraction=0.3)
     assert (r["num_top_scored"], r["num_boundary"], r["num_random"]) == (2, 5, 3)
     assert len(set(r["ids"])) == 10 and not labeled & set(r["ids"])
     assert not set(r["ids"][7:]) & set(ranked[:2])
