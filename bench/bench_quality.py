@@ -35,8 +35,7 @@ from scoring import l2_normalize  # noqa: E402
 
 DATA = {"fashion-mnist": fmnist_embeddings.load, "digits": digits_embeddings.load}
 # "before": the previous defaults (pool background and whitening whatever the prior)
-SCORERS = {"seed": q.seed, "query": q.query, "before": q.model(background_weight=3.0),
-           "ours": q.model()}
+SCORERS = {"seed": q.seed, "query": q.query, "before": q.before, "ours": q.model()}
 
 
 def run_cell(name, y, X, bucket, labels, k, trials):

@@ -9,6 +9,7 @@ import common
 sys.path.insert(0, common.REPO)
 from scoring import FewShotModel, RocchioScorer, suggest  # noqa: E402
 from scoring.background import Background  # noqa: E402
+from scoring.model import WHITEN_MIN_LABELS  # noqa: E402
 
 DEFAULT_TOP_FRACTION = 0.1  # what suggest_samples uses (operators/params.py)
 
@@ -77,6 +78,12 @@ def model(**settings):
         return raw, p, (m.calibration.prior if m.calibration is not None else None)
 
     return fn
+
+
+def before(pool, pos, neg, unl):
+    """The previous defaults: pool background (3) and whitening from 5 positive
+    labels whatever the prior, mixture prior by EM (explicit settings)."""
+    return model(background_weight=3.0, whiten=len(pos) >= WHITEN_MIN_LABELS)(pool, pos, neg, unl)
 
 
 # --- label strategies: -> (pos, neg) positions in the pool

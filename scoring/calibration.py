@@ -27,6 +27,10 @@ When the pool is too small to estimate its positive rate (fewer than
 in the pool), Platt scaling on the leave-one-out scores is used instead
 (slope and bias, Platt's smoothed targets, a weak pull of the slope toward 1).
 
+``prior`` fixes the mixing weight instead (the model passes a shape-free
+estimate for a rare concept, where the EM weight runs high: see
+:func:`.model.quantile_prior`).
+
 Written labels are "positive" iff P >= 0.5. ``bench/bench_quality.py``
 measures F1, ECE and the predicted/true positive ratio against the seed sigmoid.
 """
@@ -105,6 +109,7 @@ class Calibration(object):
     """A fitted score -> P(positive) map (see the module docstring)."""
 
     method = "mixture"
+    prior_method = "em"
 
     def __init__(self, center, scale, prior, m1, s1, m0, s0):
         self.center, self.scale = float(center), float(scale)
@@ -132,7 +137,7 @@ class Calibration(object):
 
     def to_dict(self):
         return {
-            "method": self.method,
+            "method": self.method, "prior_method": self.prior_method,
             "prior": self.prior, "center": self.center, "scale": self.scale,
             "m1": self.m1, "s1": self.s1, "m0": self.m0, "s0": self.s0,
         }
@@ -142,6 +147,7 @@ class PlattCalibration(Calibration):
     """``sigmoid(a * z + b)`` on standardized scores."""
 
     method = "platt"
+    prior_method = "platt"
 
     def __init__(self, center, scale, a, b, prior):
         self.center, self.scale = float(center), float(scale)
@@ -176,7 +182,7 @@ def platt(z, t, reg=1.0):
     return a, b
 
 
-def fit(pool_scores, loo_pos, loo_neg, own_pos=None, seed=0):
+def fit(pool_scores, loo_pos, loo_neg, own_pos=None, seed=0, prior=None):
     """Fits a :class:`Calibration`.
 
     Args:
@@ -184,6 +190,7 @@ def fit(pool_scores, loo_pos, loo_neg, own_pos=None, seed=0):
         loo_pos, loo_neg: leave-one-out raw scores of the labeled samples
         own_pos: raw scores of the positives by the full prototypes (used when
             there is a single positive)
+        prior: the pool's positive rate, fixed instead of estimated by EM
     """
     s = np.asarray(pool_scores, dtype=np.float64)
     if len(s) > MAX_POOL:
@@ -203,7 +210,7 @@ def fit(pool_scores, loo_pos, loo_neg, own_pos=None, seed=0):
 
     m1 = float(lp.mean())
     s1 = max(float(lp.std()), 0.3) if len(lp) > 1 else 0.5
-    m0, s0, pi = float(np.median(z)), float(z.std()) or 1.0, 0.1
+    m0, s0, pi = float(np.median(z)), float(z.std()) or 1.0, 0.1 if prior is None else float(prior)
     zl = np.concatenate([lp, ln])
     rl = np.concatenate([np.ones(len(lp)), np.zeros(len(ln))])
     Z = np.concatenate([z, zl])
@@ -212,7 +219,8 @@ def fit(pool_scores, loo_pos, loo_neg, own_pos=None, seed=0):
         l1 = pi * _normal(z, m1, s1)
         l0 = (1.0 - pi) * _normal(z, m0, s0)
         r = l1 / np.maximum(l1 + l0, 1e-300)
-        pi = float(np.clip(r.mean(), 1.0 / len(z), 1.0 - 1.0 / len(z)))
+        if prior is None:
+            pi = float(np.clip(r.mean(), 1.0 / len(z), 1.0 - 1.0 / len(z)))
         a1 = W * np.concatenate([r, rl])
         a0 = W - a1
         m1 = float((a1 * Z).sum() / a1.sum())

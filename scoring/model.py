@@ -92,6 +92,15 @@ def check_model_settings(**kw):
     return out
 
 
+def quantile_prior(pool_scores, loo_pos):
+    """A shape-free estimate of the pool's positive rate: half the positives
+    score above their (leave-one-out) median, so about twice the pool's share
+    above it is positive. None with fewer than 2 leave-one-out positives."""
+    if len(loo_pos) < 2:
+        return None
+    return min(1.0, 2.0 * float(np.mean(np.asarray(pool_scores) >= np.median(loo_pos))))
+
+
 class FewShotModel(object):
     """Fit on labeled unit-norm vectors and a sample of the pool; score; calibrate."""
 
@@ -130,11 +139,9 @@ class FewShotModel(object):
         raw = probe.raw_scores(pool_sample)
         probe.fit_calibration(raw, seed=seed)
         est = [probe.calibration.prior]
-        lp = probe._loo[1]
-        if len(lp) >= 2:
-            # half the positives score above their median: 2x the pool's share above it
-            # (no shape assumed; the mixture's prior is biased where a class is not Gaussian)
-            est.append(min(1.0, 2.0 * float(np.mean(raw >= np.median(lp)))))
+        q = quantile_prior(raw, probe._loo[1])
+        if q is not None:
+            est.append(q)
         self.probe_prior = float(np.mean(est))
         self.choice = "rare" if self.probe_prior < COMMON_PRIOR else "common"
 
@@ -199,7 +206,14 @@ class FewShotModel(object):
         lp, ln, ip, in_ = calibration.loo_scores(self.scorer, self._pos, self._neg, seed=seed,
                                                  with_index=True)
         own = self.raw_scores(self._pos)
-        self.calibration = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed)
+        cal = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed)
+        q = quantile_prior(pool_scores, lp)
+        if self.choice == "rare" and q is not None and cal.method == "mixture" and q < cal.prior:
+            # a rare concept's mixture prior runs high (the negatives' tail is not
+            # Gaussian): the lower, shape-free estimate is fixed instead
+            cal = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed, prior=max(q, 1e-4))
+            cal.prior_method = "quantile"
+        self.calibration = cal
         self._loo = (ip, lp, in_, ln)
         return self.calibration
 
