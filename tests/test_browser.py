@@ -67,11 +67,13 @@ def app(base_dataset):
         fo.delete_dataset(name)
 
 
-def _open_panel(page):
+def _open_panel(page, start=None):
+    """Opens the Few-Shot panel; returns ``start`` (a locator it shows, by
+    default the Start Session button)."""
     for t in ("Dismiss", "Disable"):  # the App's popovers
         if page.get_by_text(t, exact=True).count():
             page.get_by_text(t, exact=True).first.click()
-    start = page.get_by_role("button", name="Start Session")
+    start = start or page.get_by_role("button", name="Start Session")
     for attempt in range(3):  # on a loaded machine the + menu can open before the panels are listed
         page.locator("[data-cy=new-panel-btn]").first.click()
         page.get_by_text("Few-Shot", exact=True).last.click()
@@ -256,6 +258,42 @@ def test_whole_loop_by_clicking(app, fo, plugin):
             assert ds.count_sample_tags() == {"fewshot:positive": 4, "fewshot:negative": 3}
         except Exception:
             page.screenshot(path=os.path.join(ARTIFACTS, "browser-failure.png"))
+            raise
+        finally:
+            browser.close()
+
+
+def test_a_possibly_mislabeled_label_is_shown_and_reviewable(app, fo, plugin):
+    """A sandal labeled positive among trousers: the panel warns and its button
+    shows just that sample in the grid."""
+    import re
+
+    from conftest import EMB, class_ids, run
+    from playwright.sync_api import expect, sync_playwright
+
+    ds, url = app
+    run("start_session", ds, embedding_field=EMB)
+    wrong = class_ids(ds, "Sandal", 1)[0]
+    run("label_positive", ds, selected=class_ids(ds, "Trouser", 6) + [wrong])
+    run("label_negative", ds, selected=[i for i in class_ids(ds, "Trouser", exclude=True) if i != wrong][:8])
+    assert run("train_and_label", ds)["possibly_mislabeled"]["positive"] == [wrong]
+    shot = lambda page, name: page.screenshot(path=os.path.join(ARTIFACTS, "browser-%s.png" % name))  # noqa: E731
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.set_default_timeout(30_000)
+        expect.set_options(timeout=30_000)
+        try:
+            page.goto(url)
+            page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
+            _open_panel(page, page.get_by_role("heading", name="Iteration 1"))
+            expect(page.get_by_text("1 label(s) look wrong")).to_be_visible()
+            shot(page, "10-possibly-mislabeled")
+            page.get_by_role("button", name="Show Possibly Mislabeled").click()
+            expect(page.get_by_text(re.compile(r"^1 samples?$"))).to_be_visible(timeout=60_000)
+            shot(page, "11-possibly-mislabeled-view")
+        except Exception:
+            page.screenshot(path=os.path.join(ARTIFACTS, "browser-failure-mislabeled.png"))
             raise
         finally:
             browser.close()
