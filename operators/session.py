@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import fastdb
 from ..embeddings import cache as ecache
+from ..embeddings import warm as ewarm
 from ..embeddings import fields as efields
 from ..embeddings import zoo
 from ..scoring import MODEL_DEFAULTS as SCORER_DEFAULTS
@@ -194,6 +195,9 @@ def start_session(dataset, view, params, progress=None):
             return new
 
         cfg = state.update(apply, create=True)
+    if (params or {}).get("warm_cache", True):
+        # the first Train & Label then reads the cache like a repeat click
+        ewarm.start(dataset, p["embedding_field"])
     out = {k: p[k] for k in ("model", "embedding_field", "prediction_field", "subset_size", "randomize_subset")}
     out.update(dim=dim, num_in_scope=n_scope, num_computed=computed, iteration=cfg["iteration"],
                seconds=round(time.time() - t0, 3))

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from .. import fastdb
+from ..embeddings import warm
 from ..embeddings.source import EmbeddingSource
 from ..scoring import FewShotModel
 from . import labels, readout, runs
@@ -54,6 +55,7 @@ def train_and_label(dataset, view, params, progress=None):
     with Lease(state, "train") as lease:
         run = prepare_run(dataset, view, params, state)  # checks the params (the form did too)
         run.scope = describe(dataset, view, run.cfg, derived)
+        warm.wait(dataset, run.field)  # a warm-up start_session began in this process
         src = EmbeddingSource(dataset, run.field, _sub(progress, 0.05, 0.3))
         vec = gather_vectors(run, src, progress)
         model = fit_model(run, vec)

@@ -15,7 +15,7 @@ from conftest import cluster_ids, run
 
 
 def labeled(ds, k=5):
-    run("start_session", ds, embedding_field="emb")
+    run("start_session", ds, embedding_field="emb", warm_cache=False)  # trains read MongoDB first
     ids, cl = ds.limit(3000).values(["id", "cluster"])
     run("label_positive", ds, sample_ids=[i for i, c in zip(ids, cl) if c == 1][:k])
     run("label_negative", ds, sample_ids=[i for i, c in zip(ids, cl) if c != 1][:k])
@@ -193,7 +193,8 @@ def test_an_empty_vector_is_refused_from_the_cache_as_from_mongodb(synth):
 
 def test_values_that_are_not_vectors_get_a_message(synth):
     ds = synth
-    run("start_session", ds, embedding_field="emb")
+    # a cold read (the raw update below bypasses last_modified_at, which a warm cache trusts)
+    run("start_session", ds, embedding_field="emb", warm_cache=False)
     run("label_positive", ds, sample_ids=cluster_ids(ds, 1, 3))
     run("label_negative", ds, sample_ids=cluster_ids(ds, 1, 3, exclude=True))
     from bson import ObjectId

@@ -11,7 +11,7 @@ from conftest import EMB, class_ids, run
 
 @pytest.fixture
 def trained(ds):
-    run("start_session", ds, embedding_field=EMB)
+    run("start_session", ds, embedding_field=EMB, warm_cache=False)  # the first click reads MongoDB
     run("label_positive", ds, selected=class_ids(ds, "Sneaker", 3))
     run("label_negative", ds, selected=class_ids(ds, "Sneaker", 3, exclude=True))
     first = run("train_and_label", ds)
@@ -168,3 +168,21 @@ def test_reset_removes_the_plugins_cache_files(trained, plugin):
     run("reset_session", ds)
     assert not os.path.exists(d)
     assert ds.has_field(EMB)
+
+
+def test_the_first_click_after_start_reads_the_warmed_cache_and_writes_the_same(ds):
+    """start_session warms the cache while the user labels: the first click reads
+    it (only the labeled rows re-read) and writes what a cold first click writes."""
+    cold = ds.clone()
+    try:
+        for d, warm in ((ds, True), (cold, False)):
+            run("start_session", d, embedding_field=EMB, warm_cache=warm)
+            run("label_positive", d, selected=class_ids(d, "Sneaker", 3))
+            run("label_negative", d, selected=class_ids(d, "Sneaker", 3, exclude=True))
+        r = run("train_and_label", ds)
+        assert r["embeddings_from_cache"] is True and r["num_embeddings_reread"] == 6
+        assert run("train_and_label", cold)["embeddings_from_cache"] is False
+        a, b = preds(ds), preds(cold)
+        assert sorted(a.values()) == sorted(b.values()) and len(a) == len(ds)
+    finally:
+        cold.delete()
