@@ -47,9 +47,11 @@ def _warm(dataset, field):
         pass
 
 
-def wait(dataset, field):
-    """Waits for a warm-up of ``field`` started in this process, if any."""
+def wait(dataset, field=None):
+    """Waits for a warm-up of ``field`` (of any field: None) of ``dataset``
+    started in this process, if any."""
+    coll = dataset._sample_collection_name
     with _lock:
-        t = _warming.get(_key(dataset, field))
-    if t is not None:
+        threads = [t for (c, f), t in _warming.items() if c == coll and field in (None, f)]
+    for t in threads:
         t.join()

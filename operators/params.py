@@ -85,6 +85,8 @@ def suggest_params(params):
     num = whole_number(params.get("num_samples"), "Number of samples to suggest", 20, minimum=1)
     frac = _fraction(params, "top_fraction", "Top-scored fraction", DEFAULT_TOP_FRACTION)
     rand = _fraction(params, "random_fraction", "Random fraction", DEFAULT_RANDOM_FRACTION)
+    if params.get("top_fraction") is None:
+        frac = min(frac, 1.0 - rand)  # only the random share was asked for
     if frac + rand > 1.0 + 1e-9:
         raise FewShotError("Top-scored and random fractions add up to more than 1")
     return {"num_samples": num, "top_fraction": frac, "random_fraction": rand}

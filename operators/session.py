@@ -336,5 +336,6 @@ def reset_session(dataset, keep_labels=False):
         deleted = _delete_own_fields(dataset, cfg.get("created_fields", []))
         remove_colors(dataset, cfg.get("color_paths") or [])
         state.clear()
+    ewarm.wait(dataset)  # a warm-up still running would save the cache after the clear
     ecache.clear(dataset)  # the plugin's own embedding cache files (rebuilt on demand)
     return {"deleted_fields": deleted, "iteration": cfg.get("iteration", 0), "kept_labels_as_tags": kept}

@@ -164,8 +164,13 @@ class PlattCalibration(Calibration):
         return d
 
 
-def platt(z, t, reg=1.0):
-    """Platt scaling with smoothed targets; the slope is pulled toward 1."""
+def platt(z, t, reg=1.0, max_step=2.0):
+    """Platt scaling with smoothed targets; the slope is pulled toward 1.
+
+    Newton steps are capped at ``max_step``: with separable labels every
+    sigmoid saturates, the intercept's curvature vanishes and an uncapped step
+    threw it to +-1e9 (every sample P = 1 or 0); the smoothed targets keep the
+    optimum finite, so capped steps reach it."""
     z, t = np.asarray(z, np.float64), np.asarray(t, np.float64)
     npos, nneg = t.sum(), (1 - t).sum()
     tt = np.where(t == 1, (npos + 1) / (npos + 2), 1 / (nneg + 2))
@@ -174,8 +179,11 @@ def platt(z, t, reg=1.0):
         p = 1.0 / (1.0 + np.exp(-np.clip(a * z + b, -500, 500)))
         w = p * (1 - p)
         g = np.array([((p - tt) * z).sum() + reg * (a - 1.0), (p - tt).sum()])
-        H = np.array([[(w * z * z).sum() + reg, (w * z).sum()], [(w * z).sum(), w.sum() + 1e-9]])
+        H = np.array([[(w * z * z).sum() + reg, (w * z).sum()], [(w * z).sum(), w.sum() + 1e-6]])
         step = np.linalg.solve(H, g)
+        big = np.abs(step).max()
+        if big > max_step:
+            step = step * (max_step / big)
         a, b = a - step[0], b - step[1]
         if np.abs(step).max() < 1e-9:
             break

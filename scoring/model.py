@@ -73,13 +73,16 @@ def check_model_settings(**kw):
         raise ScoringError("Unknown scorer setting(s): %s" % ", ".join(sorted(unknown)))
     out = check_settings(s["mode"], s["beta"], s["gamma"], s["temperature"])
     out["calibrate"] = _as_bool(s["calibrate"], "calibrate")
-    out["whiten"] = "auto" if s["whiten"] == "auto" else _as_bool(s["whiten"], "whiten (or auto)")
+    w = s["whiten"]
+    out["whiten"] = "auto" if isinstance(w, str) and w.strip().lower() == "auto" else _as_bool(w, "whiten (or auto)")
     for name in ("shrinkage", "background_weight"):
         auto = name == "background_weight"
         if auto and isinstance(s[name], str) and s[name].strip().lower() in ("auto", ""):
             out[name] = "auto"
             continue
         what = "auto or a finite number >= 0" if auto else "a finite number >= 0"
+        if isinstance(s[name], (bool, np.bool_)):
+            raise ScoringError("%s must be %s" % (name, what))
         try:
             v = float(s[name])
         except (TypeError, ValueError):

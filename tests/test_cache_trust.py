@@ -154,3 +154,34 @@ def test_a_killed_cache_save_leaves_no_temporary_files(synth, fo, cache_dir, plu
         assert run("train_and_label", ds)["embeddings_from_cache"] is True
     finally:
         ds.persistent = False
+
+
+def test_a_reset_during_the_warm_up_leaves_no_cache_behind(synth, plugin, monkeypatch):
+    """start_session's warm-up still reading when the session is reset: the
+    reset waits for it, so no cache is saved after the reset cleared it."""
+    import os
+    import time as _time
+
+    import importlib
+
+    fastdb = importlib.import_module(plugin.fastdb.__name__)  # the module itself, to patch it
+    cache = plugin.embeddings.cache
+    real = fastdb.scan_vectors
+
+    def slow(*a, **kw):
+        out = real(*a, **kw)
+        slow.calls += 1
+        _time.sleep(2.0)  # a big dataset: still reading when the user resets
+        return out
+
+    slow.calls = 0
+
+    monkeypatch.setattr(fastdb, "scan_vectors", slow)
+    session = plugin.operators.session  # called directly: the patched module instance
+    session.start_session(synth, synth.view(), {"embedding_field": "emb"})
+    _time.sleep(0.3)
+    session.reset_session(synth)
+    plugin.embeddings.warm.wait(synth)
+    _time.sleep(0.5)  # a background save would land by now
+    assert slow.calls == 1
+    assert not os.path.exists(cache.dataset_dir(synth))

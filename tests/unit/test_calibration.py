@@ -118,6 +118,9 @@ def test_model_settings_validation():
     assert check_model_settings(calibrate="false")["calibrate"] is False
     assert check_model_settings(background_weight=" Auto ")["background_weight"] == "auto"
     assert check_model_settings(background_weight="1.5")["background_weight"] == 1.5
+    assert check_model_settings(whiten=" AUTO")["whiten"] == "auto"
+    with pytest.raises(ScoringError, match="background_weight"):
+        check_model_settings(background_weight=True)
     for kw, msg in (({"whiten": "maybe"}, "whiten"), ({"shrinkage": -1}, "shrinkage"),
                     ({"background_weight": float("nan")}, "background_weight"),
                     ({"background_weight": "sometimes"}, "auto or a finite number"),
@@ -152,3 +155,24 @@ def test_suggest_random_share_is_drawn_from_the_rest():
     assert list(suggest(p, 20, 0.2, 0.5, seed=1)[0]) == list(idx)  # repeatable per seed
     with pytest.raises(ValueError):
         suggest(p, 3, random_fraction=2)
+
+
+def test_platt_stays_finite_on_separable_labels():
+    """Labels far from every pool sample (the mixture finds no positives and
+    Platt takes over): uncapped Newton steps threw the intercept to ~1e9, every
+    pool sample got P = 1 and every correct negative was flagged mislabeled."""
+    rng = np.random.default_rng(0)
+    S = l2_normalize(rng.normal(size=(500, 16)))
+    P = l2_normalize(S[:1] + 0.01 * rng.normal(size=(5, 16)))
+    N = l2_normalize(S[1:2] + 0.01 * rng.normal(size=(5, 16)))
+    m = FewShotModel()
+    m.fit(P, N, S[100:])
+    raw = m.raw_scores(S[100:])
+    m.fit_calibration(raw)
+    assert m.calibration.method == "platt" and abs(m.calibration.b) < 50
+    p = m.proba(raw)
+    assert 0.0 < p.mean() < 0.99 and p.min() < 0.5
+    sp, sn = m.suspects()
+    assert len(sp) == 0 and len(sn) == 0
+    a, b = calibration.platt(np.r_[np.full(5, 40.0), np.full(5, -40.0)], np.r_[np.ones(5), np.zeros(5)])
+    assert np.isfinite(a) and abs(b) < 50

@@ -44,6 +44,9 @@ def test_scorer_and_suggest_params():
                                     "random_fraction": P.DEFAULT_RANDOM_FRACTION}
     with pytest.raises(FewShotError):
         P.suggest_params({"top_fraction": 2})
+    assert P.suggest_params({"random_fraction": 1.0})["top_fraction"] == 0.0  # top left at its default
+    with pytest.raises(FewShotError, match="more than 1"):
+        P.suggest_params({"random_fraction": 1.0, "top_fraction": 0.1})
     with pytest.raises(FewShotError):
         P.suggest_params({"num_samples": 0})
     assert P.precision_k({}) == 100
