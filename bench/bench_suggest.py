@@ -52,7 +52,7 @@ def suggested(pool, top, rand):
         m = fit(pool, lab)
         raw = m.raw_scores(pool.X[unl])
         m.fit_calibration(raw)
-        idx, _ = suggest(m.proba(raw), PER_ROUND, top_fraction=top, random_fraction=rand, seed=r)
+        idx, _, _ = suggest(m.proba(raw), PER_ROUND, top_fraction=top, random_fraction=rand, seed=r)
         return unl[idx]
 
     return pick

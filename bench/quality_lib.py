@@ -104,7 +104,7 @@ def suggested_labels(pool, rng, fit=None, start=2, rounds=3, per_round=10,
         lab = np.concatenate([pos, neg])
         unl = np.setdiff1d(np.arange(len(pool.truth)), lab)
         _, p, _ = fit(pool, pos, neg, unl)
-        idx, _ = suggest(p, per_round, top_fraction=top_fraction)
+        idx, _, _ = suggest(p, per_round, top_fraction=top_fraction)
         chosen = unl[idx]
         pos = np.concatenate([pos, chosen[pool.truth[chosen]]])
         neg = np.concatenate([neg, chosen[~pool.truth[chosen]]])

@@ -20,6 +20,15 @@ def _error_prop(inputs, message):
     )
 
 
+def show_derived(ctx, state, kind, view, base, note=None):
+    """Sets the App's view to ``view``, remembered as ``kind`` derived from
+    ``base`` (the panel's Train then scores ``base``); nothing when delegated."""
+    if ctx.delegated:
+        return
+    wf.remember_derived(state, kind, view, base, note=note)
+    ctx.ops.set_view(view=view)
+
+
 def _on_off(v):
     return {True: "on", False: "off"}.get(v, v)
 

@@ -5,7 +5,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from . import workflow as wf
-from .ops_base import FewShotOperator
+from .ops_base import FewShotOperator, show_derived
 
 
 class ShowPredictions(FewShotOperator):
@@ -27,9 +27,7 @@ class ShowPredictions(FewShotOperator):
         state = wf.SessionState(ctx.dataset)
         base = wf.view_to_score(state, ctx.view, ctx.params)[0]
         view = wf.predictions_view(ctx.dataset, base)
-        if not ctx.delegated:
-            wf.remember_derived(state, "predictions", view, base)
-            ctx.ops.set_view(view=view)
+        show_derived(ctx, state, "predictions", view, base)
         cfg = wf.require_session(state)
         return {
             "num_samples": len(view),
@@ -68,12 +66,10 @@ class SuggestSamples(FewShotOperator):
         state = wf.SessionState(ctx.dataset)
         base = wf.view_to_score(state, ctx.view, ctx.params)[0]
         view, result = wf.suggest_samples(ctx.dataset, base, ctx.params)
-        if not ctx.delegated:
-            note = ("Suggestions in the grid: the first %d are likely positive (confirm them), the next %d "
-                    "are the most uncertain" % (result["num_top_scored"], result["num_boundary"]))
-            note += (", the last %d are random." % result["num_random"]) if result["num_random"] else "."
-            wf.remember_derived(state, "suggestions", view, base, note=note)
-            ctx.ops.set_view(view)
+        note = ("Suggestions in the grid: the first %d are likely positive (confirm them), the next %d "
+                "are the most uncertain" % (result["num_top_scored"], result["num_boundary"]))
+        note += (", the last %d are random." % result["num_random"]) if result["num_random"] else "."
+        show_derived(ctx, state, "suggestions", view, base, note=note)
         return result
 
 
@@ -107,10 +103,8 @@ class ShowMislabeled(FewShotOperator):
 
     def run(self, ctx):
         view = wf.mislabeled_view(ctx.dataset)
-        if not ctx.delegated:
-            state = wf.SessionState(ctx.dataset)
-            wf.remember_derived(state, "possibly mislabeled", view, wf.resolve_base(state, ctx.view)[0])
-            ctx.ops.set_view(view=view)
+        state = wf.SessionState(ctx.dataset)
+        show_derived(ctx, state, "possibly mislabeled", view, wf.resolve_base(state, ctx.view)[0])
         return {"num_samples": len(view), "ids": view.values("id")}
 
 
@@ -133,7 +127,5 @@ class ShowSubset(FewShotOperator):
         state = wf.SessionState(ctx.dataset)
         base = wf.resolve_base(state, ctx.view)[0]
         view = wf.subset_view(ctx.dataset, base)
-        if not ctx.delegated:
-            wf.remember_derived(state, "working subset", view, base)
-            ctx.ops.set_view(view=view)
+        show_derived(ctx, state, "working subset", view, base)
         return {"num_samples": len(view)}

@@ -4,8 +4,9 @@ import numpy as np
 
 from ..scoring import suggest
 from .errors import FewShotError
+from .labels import possibly_mislabeled
 from .params import LABEL_FIELDS, suggest_params
-from .session import P_ATTR, require_session
+from .session import P_ATTR, last_train, require_session
 from .state import SessionState
 
 
@@ -29,12 +30,9 @@ def suggest_samples(dataset, view, params):
     if not keep:
         raise FewShotError("No unlabeled samples with predictions in the current view")
     ids = [ids[i] for i in keep]
-    n_rand = int(min(round(p["num_samples"] * p["random_fraction"]), len(keep)))
-    idx, n_top = suggest(np.asarray([probs[i] for i in keep]), p["num_samples"], p["top_fraction"],
-                         random_fraction=p["random_fraction"], seed=int(cfg.get("iteration") or 0))
+    idx, n_top, n_rand = suggest(np.asarray([probs[i] for i in keep]), p["num_samples"], p["top_fraction"],
+                                 random_fraction=p["random_fraction"], seed=int(cfg.get("iteration") or 0))
     chosen = [ids[i] for i in idx]
-    n_top = int(min(n_top, len(chosen)))
-    n_rand = min(n_rand, len(chosen) - n_top)
     summary = {"num_suggested": len(chosen), "num_top_scored": n_top,
                "num_boundary": len(chosen) - n_top - n_rand, "num_random": n_rand, "ids": chosen}
     return dataset.select(chosen, ordered=True), summary
@@ -55,13 +53,8 @@ def predictions_view(dataset, view):
 def mislabeled_view(dataset):
     """The labeled samples the last train flagged as possibly mislabeled (that
     still carry that label), positives first."""
-    from .labels import possibly_mislabeled
-    from .session import get_session
-
-    sess = get_session(dataset)
-    if not sess.get("active"):
-        require_session(SessionState(dataset))
-    found = sess.get("possibly_mislabeled")
+    cfg = require_session(SessionState(dataset))
+    found = possibly_mislabeled(dataset, last_train(cfg))
     if not found or not found["count"]:
         raise FewShotError("No labels look mislabeled in the last train")
     return dataset.select(found["positive"] + found["negative"], ordered=True)

@@ -277,6 +277,11 @@ def visible_fields(dataset, pred):
     return [pred] + list(P.LABEL_FIELDS.values()) + labels
 
 
+def last_train(cfg):
+    """The summary of the session's last train (None before the first)."""
+    return (cfg.get("history") or [None])[-1]
+
+
 def get_session(dataset):
     """The session as a JSON-able dict (``{"active": False}`` if none)."""
     state = SessionState(dataset)
@@ -284,7 +289,7 @@ def get_session(dataset):
     if cfg is None:
         return {"active": False, "dataset": dataset.name}
     out = dict(cfg, active=True, dataset=dataset.name, subset=state.get_meta("subset").get("count"),
-               last_train=(cfg.get("history") or [None])[-1])
+               last_train=last_train(cfg))
     out.update(labels.label_counts(dataset))
     out["possibly_mislabeled"] = labels.possibly_mislabeled(dataset, out["last_train"])
     out["run"] = runs.describe(dataset, state, cfg)

@@ -9,7 +9,7 @@ import fiftyone.operators.types as types
 
 from ..embeddings import zoo
 from ..operators import workflow as wf
-from ..operators.ops_base import PLUGIN
+from ..operators.ops_base import PLUGIN, show_derived
 from . import render
 
 URI = PLUGIN + "/"
@@ -124,8 +124,7 @@ class FewShotPanel(foo.Panel):
         base, _ = wf.resolve_base(state, ctx.view)
         upper = (F(path) < hi) if hi < 1 else (F(path) <= 1)
         view = base.match((F(path) >= lo) & upper).sort_by(F(path), reverse=True)
-        wf.remember_derived(state, "histogram bar", view, base)
-        ctx.ops.set_view(view=view)
+        show_derived(ctx, state, "histogram bar", view, base)
 
     def on_done(self, ctx):
         ctx.panel.state.error = None

@@ -154,20 +154,16 @@ class FewShotModel(object):
         :class:`.background.Background` already fitted on that pool with this
         model's whitening, or a function of ``whiten`` that returns one (the
         benchmark reuses them per pool)."""
-        s = self.settings
         self.choice = None
+        # undecided "auto" settings count as the rare concept's, which use the pool
+        if (self._auto() or self.uses_background(len(pos))) and (pool_sample is None or len(pool_sample) == 0):
+            raise ScoringError("The background needs a sample of the unlabeled pool")
         if not callable(background):
             background = self._memo(background, pool_sample, seed)
         if self._auto():
-            if pool_sample is None or len(pool_sample) == 0:
-                raise ScoringError("The background needs a sample of the unlabeled pool")
             self._decide(pos, neg, pool_sample, seed, background)
-        bg = None
         whiten = self.whitens(len(pos))
-        if self.uses_background(len(pos)):
-            if pool_sample is None or len(pool_sample) == 0:
-                raise ScoringError("The background needs a sample of the unlabeled pool")
-            bg = background(whiten)
+        bg = background(whiten) if self.uses_background(len(pos)) else None
         self.scorer.fit(pos, neg, background=bg, background_weight=self.background_weight())
         self._pos, self._neg = np.asarray(pos, np.float32), np.asarray(neg, np.float32)
         self.calibration = None

@@ -19,7 +19,7 @@ def suggest(probs, num, top_fraction=0.5, random_fraction=0.0, seed=0):
     ``round(num * random_fraction)`` (at most what is left) are drawn at random
     among the others (``seed``); the rest are the closest to 0.5 among those not
     already taken. Returned top first, then boundary, then random, without
-    repeats. Returns ``(indices, number of top-scored)``.
+    repeats. Returns ``(indices, number of top-scored, number of random)``.
     """
     probs = np.asarray(probs, dtype=np.float64)
     num = int(min(max(num, 0), len(probs)))
@@ -34,4 +34,4 @@ def suggest(probs, num, top_fraction=0.5, random_fraction=0.0, seed=0):
     rand = np.random.default_rng(seed).choice(rest, n_rand, replace=False) if n_rand else rest[:0]
     rest = rest[~np.isin(rest, rand)]
     boundary = rest[np.argsort(np.abs(probs[rest] - 0.5), kind="stable")[: num - n_top - n_rand]]
-    return np.concatenate([top, boundary, rand]).astype(np.int64), n_top
+    return np.concatenate([top, boundary, rand]).astype(np.int64), n_top, n_rand

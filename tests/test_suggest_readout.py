@@ -43,6 +43,12 @@ def test_suggestions_mix_top_scored_and_uncertain_unlabeled(trained, fo):
     assert len(set(r["ids"])) == 10 and not labeled & set(r["ids"])
     assert not set(r["ids"][7:]) & set(ranked[:2])
 
+    # more asked than there are unlabeled samples: the counts are those of the picks
+    unl = len(ds) - len(labeled)
+    r = run("suggest_samples", ds, num_samples=unl + 50, top_fraction=0.1, random_fraction=0.3)
+    assert r["num_suggested"] == unl and r["num_random"] == round(unl * 0.3)
+    assert r["num_top_scored"] + r["num_boundary"] + r["num_random"] == unl
+
     # respects the current view: only its samples are suggested
     view = ds.match(fo.ViewField("ground_truth.label") != "Trouser")
     r = run("suggest_samples", ds, view=view, num_samples=5)

@@ -133,11 +133,11 @@ def test_model_settings_validation():
 
 def test_suggest_mixes_top_and_boundary():
     p = np.array([0.9, 0.1, 0.52, 0.99, 0.32, 0.47, 0.7, 0.0])
-    idx, n_top = suggest(p, 4, top_fraction=0.5)
+    idx, n_top, _ = suggest(p, 4, top_fraction=0.5)
     assert n_top == 2 and list(idx) == [3, 0, 2, 5]
-    idx, _ = suggest(p, 3, top_fraction=0.0)
+    idx, _, _ = suggest(p, 3, top_fraction=0.0)
     assert list(idx) == [2, 5, 4]
-    idx, _ = suggest(p, 100, top_fraction=1.0)
+    idx, _, _ = suggest(p, 100, top_fraction=1.0)
     assert sorted(idx) == list(range(8)) and len(set(idx)) == 8
     with pytest.raises(ValueError):
         suggest(p, 3, top_fraction=1.5)
@@ -145,8 +145,8 @@ def test_suggest_mixes_top_and_boundary():
 
 def test_suggest_random_share_is_drawn_from_the_rest():
     p = np.linspace(0, 1, 200)
-    idx, n_top = suggest(p, 20, top_fraction=0.2, random_fraction=0.5, seed=1)
-    assert n_top == 4 and len(set(idx)) == 20
+    idx, n_top, n_rand = suggest(p, 20, top_fraction=0.2, random_fraction=0.5, seed=1)
+    assert n_top == 4 and n_rand == 10 and len(set(idx)) == 20
     top, boundary, rand = idx[:4], idx[4:10], idx[10:]
     assert sorted(top) == [196, 197, 198, 199]
     assert all(abs(p[i] - 0.5) <= 0.02 for i in boundary)
