@@ -1,6 +1,7 @@
 """The whole loop by clicking, in a real browser (Debian chromium via Playwright)
 against the App served on 127.0.0.1 with the plugin."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -110,10 +111,12 @@ def _choose(page, label, option):
     page.get_by_role("option", name=option, exact=True).click()
 
 
-def test_whole_loop_by_clicking(app, fo, plugin):
+@contextlib.contextmanager
+def _page(failure_name):
+    """A headless Chromium page with the tests' timeouts, and a screenshot
+    helper; on a failure the page is saved as ``browser-<failure_name>.png``."""
     from playwright.sync_api import expect, sync_playwright
 
-    ds, url = app
     os.makedirs(ARTIFACTS, exist_ok=True)
     shot = lambda page, name: page.screenshot(path=os.path.join(ARTIFACTS, "browser-%s.png" % name))  # noqa: E731
     with sync_playwright() as p:
@@ -122,145 +125,153 @@ def test_whole_loop_by_clicking(app, fo, plugin):
         page.set_default_timeout(30_000)
         expect.set_options(timeout=30_000)
         try:
-            # no vectors yet: starting computes them, and the panel shows the progress
-            ds.set_values("efficientnet_lite0_imagenet_embeddings", [None] * len(ds))
-            page.goto(url)
-            page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
-            start = _open_panel(page)
-            page.wait_for_timeout(1000)
-            start.click()
-            expect(page.get_by_text("Computed").first).to_be_visible(timeout=90_000)
-            expect(page.get_by_text("left").first).to_be_visible()  # the ETA
-            shot(page, "1-progress")
-            expect(page.get_by_role("heading", name="Iteration 0")).to_be_visible(timeout=120_000)
-            expect(page.get_by_text("whole dataset - 120")).to_be_visible()
-
-            tiles = page.locator("[data-cy=looker]")
-
-            def pick(cls, n, other=False):
-                out = []
-                for i in range(tiles.count()):
-                    t = tiles.nth(i)
-                    if (t.locator("[data-cy=tag-ground_truth]").inner_text() == cls) != other:
-                        out.append(t)
-                    if len(out) == n:
-                        return out
-                raise AssertionError("not enough %s tiles" % cls)
-
-            def toggle(ts):
-                for t in ts:
-                    t.hover()
-                    t.locator("[data-cy=looker-checkbox-]").click()
-
-            page.wait_for_timeout(2000)
-            pos = pick("Trouser", 3)
-            toggle(pos)
-            expect(page.get_by_text("3 selected")).to_be_visible()
-            page.get_by_role("button", name="Label Positive").click()
-            expect(page.get_by_text("3 positive")).to_be_visible()
-            expect(page.get_by_text("0 selected")).to_be_visible()  # the selection is cleared
-            # the label shows on the tiles at once (the label fields are active)
-            expect(pos[0].get_by_text("True")).to_be_visible()
-            shot(page, "2-labeled")
-            neg = pick("Trouser", 3, other=True)
-            toggle(neg)
-            page.get_by_role("button", name="Label Negative").click()
-            expect(page.get_by_text("3 negative")).to_be_visible()
-
-            page.get_by_role("button", name="Train & Label").click()
-            expect(page.get_by_role("heading", name="Iteration 1")).to_be_visible(timeout=90_000)
-            expect(page.get_by_text("Last train")).to_be_visible()
-            expect(page.locator(".js-plotly-plot").first).to_be_visible()
-            shot(page, "3-after-train")
-
-            # the dataset holds what the panel shows
-            ds.reload()
-            gt = dict(zip(*ds.values(["id", "ground_truth.label"])))
-            pos_ids = ds.match(fo.ViewField("fewshot_positive") == True).values("id")
-            neg_ids = ds.match(fo.ViewField("fewshot_negative") == True).values("id")
-            assert len(pos_ids) == 3 and all(gt[i] == "Trouser" for i in pos_ids)
-            assert len(neg_ids) == 3 and all(gt[i] != "Trouser" for i in neg_ids)
-            assert ds.exists("fewshot_prediction").count() == len(ds)
-            # (execute_operator cannot run inside Playwright's event loop)
-            sess = plugin.operators.workflow.get_session(ds)
-            assert sess["iteration"] == 1 and sess["num_positive"] == 3 and sess["num_negative"] == 3
-            n_pred_pos = sess["last_train"]["num_predicted_positive"]
-            assert ds.match(fo.ViewField("fewshot_prediction.label") == "positive").count() == n_pred_pos + 3
-            expect(page.get_by_text("%d predicted positive" % n_pred_pos)).to_be_visible()
-
-            # a run killed mid write-back (its record says running, its lease is
-            # gone: what a SIGKILL leaves) shows as interrupted, in the panel too
-            plugin.operators.state.SessionState(ds).update(
-                lambda c: dict(c, run=dict(c["run"], status="running", lease="gone")))
-            page.reload()
-            expect(page.get_by_text("Predictions are not all current")).to_be_visible(timeout=60_000)
-            expect(page.get_by_text("Iteration 1 interrupted after 120 of 120")).to_be_visible()
-            shot(page, "4-interrupted")
-
-            # review: unlabeled samples first, most likely positive first
-            page.get_by_role("button", name="Show Predictions").click()
-            expect(tiles.first.locator("[data-cy=tag-ground_truth]")).to_have_text("Trouser")
-            expect(page.get_by_text("the view behind the predictions")).to_be_visible()
-
-            # the histogram (over the predictions view the plugin set): click the bar at P 0.8-0.85
-            # -> the grid shows those samples only, and Train still scores the whole dataset
-            _click_bar(page, 0.825, page.get_by_text("the view behind the histogram bar"))
-            expect(page.get_by_text("120 samples", exact=True)).to_have_count(0)
-            assert tiles.count() < 20
-            shot(page, "5-histogram-bar")
-
-            # the readout from dropdowns; Train scores the base view, not the grid's
-            _choose(page, "Ground truth (optional quality readout)", "ground_truth")
-            _choose(page, "Positive class", "Trouser")
-            page.wait_for_timeout(1000)
-            page.get_by_role("button", name="Train & Label").click()
-            expect(page.get_by_role("heading", name="Iteration 2")).to_be_visible(timeout=90_000)
-            expect(page.get_by_text("Quality vs")).to_be_visible()
-            expect(page.get_by_text("Predictions are not all current")).to_have_count(0)
-            last = plugin.operators.workflow.get_session(ds)["last_train"]
-            assert last["quality"]["positive_class"] == "Trouser" and last["num_in_scope"] == len(ds)
-            expect(page.get_by_text("%.3f" % last["quality"]["average_precision"]).first).to_be_visible()
-            shot(page, "6-readout")
-
-            # suggestions -> label one -> Train still scores the whole dataset
-            page.get_by_role("button", name="Suggest Samples").click()
-            expect(tiles).to_have_count(20, timeout=30_000)
-            expect(page.get_by_text("likely positive")).to_be_visible()
-            expect(page.get_by_text("the view behind the suggestions")).to_be_visible()
-            toggle([tiles.first])
-            page.get_by_role("button", name="Label Positive").click()
-            expect(page.get_by_text("4 positive")).to_be_visible()
-            page.get_by_role("button", name="Train & Label").click()
-            expect(page.get_by_role("heading", name="Iteration 3")).to_be_visible(timeout=90_000)
-            assert plugin.operators.workflow.get_session(ds)["last_train"]["num_in_scope"] == len(ds)
-            shot(page, "7-suggest-label-train")
-
-            # the panel survives a reload (state lives in the execution store)
-            page.reload()
-            expect(page.get_by_role("heading", name="Iteration 3")).to_be_visible(timeout=60_000)
-            expect(page.get_by_text("4 positive")).to_be_visible()
-
-            # an error shows the operator's message, not a traceback
-            page.get_by_role("button", name="Label Positive").click()
-            expect(page.get_by_text("No samples selected")).to_be_visible()
-
-            # reset asks first, lists what it deletes, and keeps the labels as tags
-            page.get_by_role("button", name="Reset Session…").click()
-            expect(page.get_by_text("Keep my labels as sample tags")).to_be_visible()
-            expect(page.get_by_text("fewshot_positive").first).to_be_visible()
-            shot(page, "8-reset-form")
-            page.get_by_role("button", name="Execute").click()
-            expect(page.get_by_role("button", name="Start Session")).to_be_visible(timeout=60_000)
-            shot(page, "9-after-reset")
-            ds.reload()
-            assert not ds.has_field("fewshot_prediction") and not ds.has_field("fewshot_positive")
-            assert ds.exists("efficientnet_lite0_imagenet_embeddings").count() == len(ds)
-            assert ds.count_sample_tags() == {"fewshot:positive": 4, "fewshot:negative": 3}
+            yield page, shot
         except Exception:
-            page.screenshot(path=os.path.join(ARTIFACTS, "browser-failure.png"))
+            shot(page, failure_name)
             raise
         finally:
             browser.close()
+
+
+def test_whole_loop_by_clicking(app, fo, plugin):
+    from playwright.sync_api import expect
+
+    ds, url = app
+    with _page("failure") as (page, shot):
+        # no vectors yet: starting computes them, and the panel shows the progress
+        ds.set_values("efficientnet_lite0_imagenet_embeddings", [None] * len(ds))
+        page.goto(url)
+        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
+        start = _open_panel(page)
+        page.wait_for_timeout(1000)
+        start.click()
+        expect(page.get_by_text("Computed").first).to_be_visible(timeout=90_000)
+        expect(page.get_by_text("left").first).to_be_visible()  # the ETA
+        shot(page, "1-progress")
+        expect(page.get_by_role("heading", name="Iteration 0")).to_be_visible(timeout=120_000)
+        expect(page.get_by_text("whole dataset - 120")).to_be_visible()
+
+        tiles = page.locator("[data-cy=looker]")
+
+        def pick(cls, n, other=False):
+            out = []
+            for i in range(tiles.count()):
+                t = tiles.nth(i)
+                if (t.locator("[data-cy=tag-ground_truth]").inner_text() == cls) != other:
+                    out.append(t)
+                if len(out) == n:
+                    return out
+            raise AssertionError("not enough %s tiles" % cls)
+
+        def toggle(ts):
+            for t in ts:
+                t.hover()
+                t.locator("[data-cy=looker-checkbox-]").click()
+
+        page.wait_for_timeout(2000)
+        pos = pick("Trouser", 3)
+        toggle(pos)
+        expect(page.get_by_text("3 selected")).to_be_visible()
+        page.get_by_role("button", name="Label Positive").click()
+        expect(page.get_by_text("3 positive")).to_be_visible()
+        expect(page.get_by_text("0 selected")).to_be_visible()  # the selection is cleared
+        # the label shows on the tiles at once (the label fields are active)
+        expect(pos[0].get_by_text("True")).to_be_visible()
+        shot(page, "2-labeled")
+        neg = pick("Trouser", 3, other=True)
+        toggle(neg)
+        page.get_by_role("button", name="Label Negative").click()
+        expect(page.get_by_text("3 negative")).to_be_visible()
+
+        page.get_by_role("button", name="Train & Label").click()
+        expect(page.get_by_role("heading", name="Iteration 1")).to_be_visible(timeout=90_000)
+        expect(page.get_by_text("Last train")).to_be_visible()
+        expect(page.locator(".js-plotly-plot").first).to_be_visible()
+        shot(page, "3-after-train")
+
+        # the dataset holds what the panel shows
+        ds.reload()
+        gt = dict(zip(*ds.values(["id", "ground_truth.label"])))
+        pos_ids = ds.match(fo.ViewField("fewshot_positive") == True).values("id")
+        neg_ids = ds.match(fo.ViewField("fewshot_negative") == True).values("id")
+        assert len(pos_ids) == 3 and all(gt[i] == "Trouser" for i in pos_ids)
+        assert len(neg_ids) == 3 and all(gt[i] != "Trouser" for i in neg_ids)
+        assert ds.exists("fewshot_prediction").count() == len(ds)
+        # (execute_operator cannot run inside Playwright's event loop)
+        sess = plugin.operators.workflow.get_session(ds)
+        assert sess["iteration"] == 1 and sess["num_positive"] == 3 and sess["num_negative"] == 3
+        n_pred_pos = sess["last_train"]["num_predicted_positive"]
+        assert ds.match(fo.ViewField("fewshot_prediction.label") == "positive").count() == n_pred_pos + 3
+        expect(page.get_by_text("%d predicted positive" % n_pred_pos)).to_be_visible()
+
+        # a run killed mid write-back (its record says running, its lease is
+        # gone: what a SIGKILL leaves) shows as interrupted, in the panel too
+        plugin.operators.state.SessionState(ds).update(
+            lambda c: dict(c, run=dict(c["run"], status="running", lease="gone")))
+        page.reload()
+        expect(page.get_by_text("Predictions are not all current")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Iteration 1 interrupted after 120 of 120")).to_be_visible()
+        shot(page, "4-interrupted")
+
+        # review: unlabeled samples first, most likely positive first
+        page.get_by_role("button", name="Show Predictions").click()
+        expect(tiles.first.locator("[data-cy=tag-ground_truth]")).to_have_text("Trouser")
+        expect(page.get_by_text("the view behind the predictions")).to_be_visible()
+
+        # the histogram (over the predictions view the plugin set): click the bar at P 0.8-0.85
+        # -> the grid shows those samples only, and Train still scores the whole dataset
+        _click_bar(page, 0.825, page.get_by_text("the view behind the histogram bar"))
+        expect(page.get_by_text("120 samples", exact=True)).to_have_count(0)
+        assert tiles.count() < 20
+        shot(page, "5-histogram-bar")
+
+        # the readout from dropdowns; Train scores the base view, not the grid's
+        _choose(page, "Ground truth (optional quality readout)", "ground_truth")
+        _choose(page, "Positive class", "Trouser")
+        page.wait_for_timeout(1000)
+        page.get_by_role("button", name="Train & Label").click()
+        expect(page.get_by_role("heading", name="Iteration 2")).to_be_visible(timeout=90_000)
+        expect(page.get_by_text("Quality vs")).to_be_visible()
+        expect(page.get_by_text("Predictions are not all current")).to_have_count(0)
+        last = plugin.operators.workflow.get_session(ds)["last_train"]
+        assert last["quality"]["positive_class"] == "Trouser" and last["num_in_scope"] == len(ds)
+        expect(page.get_by_text("%.3f" % last["quality"]["average_precision"]).first).to_be_visible()
+        shot(page, "6-readout")
+
+        # suggestions -> label one -> Train still scores the whole dataset
+        page.get_by_role("button", name="Suggest Samples").click()
+        expect(tiles).to_have_count(20, timeout=30_000)
+        expect(page.get_by_text("likely positive")).to_be_visible()
+        expect(page.get_by_text("the view behind the suggestions")).to_be_visible()
+        toggle([tiles.first])
+        page.get_by_role("button", name="Label Positive").click()
+        expect(page.get_by_text("4 positive")).to_be_visible()
+        page.get_by_role("button", name="Train & Label").click()
+        expect(page.get_by_role("heading", name="Iteration 3")).to_be_visible(timeout=90_000)
+        assert plugin.operators.workflow.get_session(ds)["last_train"]["num_in_scope"] == len(ds)
+        shot(page, "7-suggest-label-train")
+
+        # the panel survives a reload (state lives in the execution store)
+        page.reload()
+        expect(page.get_by_role("heading", name="Iteration 3")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("4 positive")).to_be_visible()
+
+        # an error shows the operator's message, not a traceback
+        page.get_by_role("button", name="Label Positive").click()
+        expect(page.get_by_text("No samples selected")).to_be_visible()
+
+        # reset asks first, lists what it deletes, and keeps the labels as tags
+        page.get_by_role("button", name="Reset Session…").click()
+        expect(page.get_by_text("Keep my labels as sample tags")).to_be_visible()
+        expect(page.get_by_text("fewshot_positive").first).to_be_visible()
+        shot(page, "8-reset-form")
+        page.get_by_role("button", name="Execute").click()
+        expect(page.get_by_role("button", name="Start Session")).to_be_visible(timeout=60_000)
+        shot(page, "9-after-reset")
+        ds.reload()
+        assert not ds.has_field("fewshot_prediction") and not ds.has_field("fewshot_positive")
+        assert ds.exists("efficientnet_lite0_imagenet_embeddings").count() == len(ds)
+        assert ds.count_sample_tags() == {"fewshot:positive": 4, "fewshot:negative": 3}
 
 
 def test_a_possibly_mislabeled_label_is_shown_and_reviewable(app, fo, plugin):
@@ -269,7 +280,7 @@ def test_a_possibly_mislabeled_label_is_shown_and_reviewable(app, fo, plugin):
     import re
 
     from conftest import EMB, class_ids, run
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     ds, url = app
     run("start_session", ds, embedding_field=EMB)
@@ -277,23 +288,12 @@ def test_a_possibly_mislabeled_label_is_shown_and_reviewable(app, fo, plugin):
     run("label_positive", ds, selected=class_ids(ds, "Trouser", 6) + [wrong])
     run("label_negative", ds, selected=[i for i in class_ids(ds, "Trouser", exclude=True) if i != wrong][:8])
     assert run("train_and_label", ds)["possibly_mislabeled"]["positive"] == [wrong]
-    shot = lambda page, name: page.screenshot(path=os.path.join(ARTIFACTS, "browser-%s.png" % name))  # noqa: E731
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        page.set_default_timeout(30_000)
-        expect.set_options(timeout=30_000)
-        try:
-            page.goto(url)
-            page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
-            _open_panel(page, page.get_by_role("heading", name="Iteration 1"))
-            expect(page.get_by_text("1 label(s) look wrong")).to_be_visible()
-            shot(page, "10-possibly-mislabeled")
-            page.get_by_role("button", name="Show Possibly Mislabeled").click()
-            expect(page.get_by_text(re.compile(r"^1 samples?$"))).to_be_visible(timeout=60_000)
-            shot(page, "11-possibly-mislabeled-view")
-        except Exception:
-            page.screenshot(path=os.path.join(ARTIFACTS, "browser-failure-mislabeled.png"))
-            raise
-        finally:
-            browser.close()
+    with _page("failure-mislabeled") as (page, shot):
+        page.goto(url)
+        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
+        _open_panel(page, page.get_by_role("heading", name="Iteration 1"))
+        expect(page.get_by_text("1 label(s) look wrong")).to_be_visible()
+        shot(page, "10-possibly-mislabeled")
+        page.get_by_role("button", name="Show Possibly Mislabeled").click()
+        expect(page.get_by_text(re.compile(r"^1 samples?$"))).to_be_visible(timeout=60_000)
+        shot(page, "11-possibly-mislabeled-view")
