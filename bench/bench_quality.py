@@ -45,10 +45,12 @@ def run_cell(name, y, X, bucket, labels, k, trials):
         if labels == "random" and (k > truth.sum() // 2 or k > (~truth).sum() // 2):
             return None
         pool = q.Pool(X[pool_rows], truth)
-        pos, neg = (q.random_labels(pool, k, rng) if labels == "random"
-                    else q.suggested_labels(pool, rng))
+        if labels == "random":
+            (pos, neg), sel = q.random_labels(pool, k, rng), None
+        else:
+            pos, neg, sel = q.suggested_labels(pool, rng)
         for s, fn in SCORERS.items():
-            rows[s].append(q.evaluate(pool, pos, neg, fn))
+            rows[s].append(q.evaluate(pool, pos, neg, fn, selected=sel))
     return {s: np.nanmean(np.array(r, float), axis=0) if len(r) else None for s, r in rows.items()}
 
 

@@ -51,7 +51,8 @@ def suggested(pool, top, rand):
     def pick(lab, unl, r):
         m = fit(pool, lab)
         raw = m.raw_scores(pool.X[unl])
-        m.fit_calibration(raw)
+        picked, t = np.arange(len(lab)) >= 2, pool.truth[lab]  # after the 1 + 1 start
+        m.fit_calibration(raw, selected=(picked[t], picked[~t]))
         idx, _, _ = suggest(m.proba(raw), PER_ROUND, top_fraction=top, random_fraction=rand, seed=r)
         return unl[idx]
 

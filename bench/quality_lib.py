@@ -53,14 +53,15 @@ class Pool(object):
         return self._bg[whiten]
 
 
-# --- scorers: fn(pool, pos, neg, unl) -> (scores, P or None, estimated prior or None)
+# --- scorers: fn(pool, pos, neg, unl, selected=None) -> (scores, P or None, estimated prior or None)
+# ``selected``: (positive mask, negative mask), True for labels picked by suggestions
 
-def seed(pool, pos, neg, unl):
+def seed(pool, pos, neg, unl, selected=None):
     s = RocchioScorer("distance").fit(pool.X[pos], pool.X[neg])
     return s.raw_scores(pool.X[unl], normalized=True), s.predict_proba(pool.X[unl], True), None
 
 
-def query(pool, pos, neg, unl):
+def query(pool, pos, neg, unl, selected=None):
     """FiftyOne's Similarity Search with negatives: normalize(2 mean(pos) - mean(neg))."""
     q = 2 * pool.X[pos].mean(0) - pool.X[neg].mean(0)
     return pool.X[unl] @ (q / np.linalg.norm(q)), None, None
@@ -69,20 +70,21 @@ def query(pool, pos, neg, unl):
 def model(**settings):
     """What ``train_and_label`` writes with these settings."""
 
-    def fn(pool, pos, neg, unl):
+    def fn(pool, pos, neg, unl, selected=None):
         m = FewShotModel(**settings)
         m.fit(pool.X[pos], pool.X[neg], pool.X[unl], background=pool.background)
         raw = m.raw_scores(pool.X[unl])
-        m.fit_calibration(raw)
+        m.fit_calibration(raw, selected=selected)
         p = m.proba(raw)
         return raw, p, (m.calibration.prior if m.calibration is not None else None)
 
     return fn
 
 
-def before(pool, pos, neg, unl):
+def before(pool, pos, neg, unl, selected=None):
     """The previous defaults: pool background (3) and whitening from 5 positive
-    labels whatever the prior, mixture prior by EM (explicit settings)."""
+    labels whatever the prior, mixture prior by EM (explicit settings); it did
+    not know which labels were suggested."""
     return model(background_weight=3.0, whiten=len(pos) >= WHITEN_MIN_LABELS)(pool, pos, neg, unl)
 
 
@@ -97,26 +99,32 @@ def random_labels(pool, k, rng):
 def suggested_labels(pool, rng, fit=None, start=2, rounds=3, per_round=10,
                      top_fraction=DEFAULT_TOP_FRACTION):
     """``start`` + ``start`` random labels, then ``rounds`` rounds of labeling
-    what ``suggest`` proposes (answered from the truth)."""
+    what ``suggest`` proposes (answered from the truth). Returns ``(pos, neg,
+    selected)``: ``selected`` marks the suggested labels, as the plugin knows
+    them (``suggest_samples`` records what it suggested)."""
     fit = fit or model()
     pos, neg = random_labels(pool, start, rng)
     for _ in range(rounds):
         lab = np.concatenate([pos, neg])
         unl = np.setdiff1d(np.arange(len(pool.truth)), lab)
-        _, p, _ = fit(pool, pos, neg, unl)
+        _, p, _ = fit(pool, pos, neg, unl, selected=_selected(pos, neg, start))
         idx, _, _ = suggest(p, per_round, top_fraction=top_fraction)
         chosen = unl[idx]
         pos = np.concatenate([pos, chosen[pool.truth[chosen]]])
         neg = np.concatenate([neg, chosen[~pool.truth[chosen]]])
-    return pos, neg
+    return pos, neg, _selected(pos, neg, start)
 
 
-def evaluate(pool, pos, neg, fn):
+def _selected(pos, neg, start):
+    return np.arange(len(pos)) >= start, np.arange(len(neg)) >= start
+
+
+def evaluate(pool, pos, neg, fn, selected=None):
     """(AP, F1, ECE, predicted/true positives, estimated/true prior) over the
     unlabeled rest; NaN where the scorer gives no probabilities."""
     unl = np.setdiff1d(np.arange(len(pool.truth)), np.concatenate([pos, neg]))
     truth = pool.truth[unl]
-    score, p, prior = fn(pool, pos, neg, unl)
+    score, p, prior = fn(pool, pos, neg, unl, selected=selected)
     out = [average_precision(np.asarray(score), truth)]
     if p is None:
         return out + [np.nan] * 4

@@ -44,6 +44,29 @@ def read_labels(dataset):
     return np.sort(pos), np.sort(neg)
 
 
+SUGGESTED_COMPLETE = 0.8  # share of a suggestion batch labeled for its labels to count as picked by score
+
+
+def suggested_masks(state, pos, neg, pos_rows, neg_rows):
+    """Which of the labeled ``pos_rows`` / ``neg_rows`` (ID arrays) were picked
+    by the plugin's suggestions, as two boolean masks.
+
+    A suggestion is picked by its score, not its label, so its label is an
+    unbiased sample of P(positive | score), which the calibration refits on
+    (:func:`..scoring.calibration.recalibrate`). That holds only if the user
+    labels what was suggested whatever it shows: a batch counts only when at
+    least ``SUGGESTED_COMPLETE`` of it is labeled now (labeling just the
+    positives of a batch would pick by label). ``pos``/``neg``: all labels."""
+    keep = []
+    for batch in state.suggested_batches():
+        ids = fastdb.to_bytes(batch)
+        labeled = np.isin(ids, pos) | np.isin(ids, neg)
+        if len(ids) and labeled.mean() >= SUGGESTED_COMPLETE:
+            keep.append(ids[labeled])
+    chosen = np.unique(np.concatenate(keep)) if keep else fastdb.to_bytes([])
+    return np.isin(pos_rows, chosen), np.isin(neg_rows, chosen)
+
+
 MAX_SUSPECTS = 100  # possibly mislabeled samples kept per side in a run's summary
 
 

@@ -9,6 +9,10 @@ here: they live on the samples (see :mod:`.labels`).
   with compare-and-set (:meth:`SessionState.update`), so two writers never lose
   each other's changes.
 - The lease (:class:`Lease`) lets one start/train/reset run at a time.
+- What ``suggest_samples`` suggested is kept as batches, one per call
+  (:meth:`SessionState.add_suggested`, compare-and-set, at most
+  ``MAX_SUGGESTED`` IDs): labels on them were picked from the scores, which
+  the calibration uses (:func:`.labels.suggested_masks`).
 - The working subset's IDs are stored in chunks of ``CHUNK_SIZE`` (a 1M-ID
   list would exceed MongoDB's 16 MB document limit), written under a fresh
   token before the meta points at them.
@@ -30,6 +34,8 @@ LEASE_KEY = "lease"
 CHUNK_SIZE = 50_000  # ~1.3 MB of JSON per chunk
 SUBSET = "subset"
 MAX_HISTORY = 100
+SUGGESTED_KEY = "suggested"
+MAX_SUGGESTED = 20_000  # suggested IDs kept, oldest batches dropped first (~0.6 MB)
 LEASE_SECONDS = 60  # a lease not renewed for this long is free (renewed every 10 s)
 
 
@@ -68,6 +74,28 @@ class SessionState(object):
                 return new
             time.sleep(0.005)
         raise FewShotError("The session is being changed by many callers at once; try again")
+
+    # -- suggestions -----------------------------------------------------------
+
+    def add_suggested(self, ids):
+        """Records one suggestion call's IDs as a batch (compare-and-set, so
+        concurrent calls keep each other's batches)."""
+        batch = [str(i) for i in ids][:MAX_SUGGESTED]
+        for _ in range(100):
+            cur = self.store.get(SUGGESTED_KEY)
+            batches = list((cur or {}).get("batches", [])) + [batch]
+            while sum(len(b) for b in batches) > MAX_SUGGESTED:
+                batches.pop(0)
+            new = {"batches": batches}
+            if (self.store.set_if_absent(SUGGESTED_KEY, new) if cur is None
+                    else self.store.compare_and_set(SUGGESTED_KEY, cur, new)):
+                return
+            time.sleep(0.005)
+        raise FewShotError("The session is being changed by many callers at once; try again")
+
+    def suggested_batches(self):
+        """The recorded suggestion batches, oldest first (lists of ID strings)."""
+        return (self.store.get(SUGGESTED_KEY) or {}).get("batches", [])
 
     # -- chunked ID lists ----------------------------------------------------
 

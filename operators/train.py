@@ -172,8 +172,10 @@ def fit_model(run, vec):
     model.fit(P, N, S)
     model.suspect_ids = None
     if len(sample):
-        model.fit_calibration(model.raw_scores(S))
-        model.suspect_ids = _suspects(model, vec.ids[vec.lab > 0], vec.ids[vec.lab < 0])
+        pos_ids, neg_ids = vec.ids[vec.lab > 0], vec.ids[vec.lab < 0]
+        picked = labels.suggested_masks(run.state, run.pos, run.neg, pos_ids, neg_ids)
+        model.fit_calibration(model.raw_scores(S), selected=picked)
+        model.suspect_ids = _suspects(model, pos_ids, neg_ids)
     return model
 
 

@@ -31,6 +31,18 @@ in the pool), Platt scaling on the leave-one-out scores is used instead
 estimate for a rare concept, where the EM weight runs high: see
 :func:`.model.quantile_prior`).
 
+**Labels picked from the scores** (``recalibrate``): the mixture takes labels
+as a random sample of each class, which suggested labels are not (they are the
+top-scored and boundary samples, so the labeled negatives crowd the boundary
+and the prior runs 6-40x high at a 1-3% concept). But a label picked *because
+of its score* is a sample of P(positive | score) without bias (covariate shift:
+the pick depends on the score only). So with at least ``SELECTED_MIN`` such
+labels, a two-parameter logistic map of the calibration's log-odds,
+``sigmoid(a * logit(P) + b)``, is fitted on their leave-one-out scores
+(Platt's smoothed targets, pulled toward ``a = 1, b = 0`` by
+``SELECTED_REG``); the prior becomes the mean recalibrated P of the pool.
+Measured by the suggestion loop of ``bench/bench_quality.py``.
+
 Written labels are "positive" iff P >= 0.5. ``bench/bench_quality.py``
 measures F1, ECE and the predicted/true positive ratio against the seed sigmoid.
 """
@@ -43,6 +55,8 @@ EM_ITERS = 150
 SINGLE_POSITIVE_SHRINK = 0.4
 MIN_POOL = 500
 LABEL_WEIGHT = 2.0  # x k^2: weight of each labeled score relative to a pool score
+SELECTED_MIN = 6  # labels picked from the scores needed to recalibrate
+SELECTED_REG = 0.3  # pull of the recalibration toward the identity (0.1-0.5 measured alike)
 
 
 def loo_scores(scorer, pos, neg, max_items=MAX_LOO, seed=0, with_index=False):
@@ -101,6 +115,15 @@ def loo_scores(scorer, pos, neg, max_items=MAX_LOO, seed=0, with_index=False):
     return out[0], out[1]
 
 
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -500, 500)))
+
+
+def _logit(p, eps=1e-6):
+    p = np.clip(p, eps, 1.0 - eps)
+    return np.log(p) - np.log1p(-p)
+
+
 def _normal(z, m, s):
     return np.exp(-0.5 * ((z - m) / s) ** 2) / s
 
@@ -110,6 +133,7 @@ class Calibration(object):
 
     method = "mixture"
     prior_method = "em"
+    recal = None  # (a, b, number of labels) once recalibrated
 
     def __init__(self, center, scale, prior, m1, s1, m0, s0):
         self.center, self.scale = float(center), float(scale)
@@ -131,16 +155,26 @@ class Calibration(object):
         l0 = (1.0 - self.prior) * _normal(z, self.m0, self.s0)
         return l1 / np.maximum(l1 + l0, 1e-300)
 
-    def predict_proba(self, scores):
-        z = (np.asarray(scores, dtype=np.float64) - self.center) / self.scale
+    def _base_proba(self, z):
         return np.interp(z, self._grid, self._post)
 
+    def predict_proba(self, scores):
+        z = (np.asarray(scores, dtype=np.float64) - self.center) / self.scale
+        p = self._base_proba(z)
+        if self.recal is None:
+            return p
+        a, b, _ = self.recal
+        return _sigmoid(a * _logit(p) + b)
+
     def to_dict(self):
-        return {
+        d = {
             "method": self.method, "prior_method": self.prior_method,
             "prior": self.prior, "center": self.center, "scale": self.scale,
             "m1": self.m1, "s1": self.s1, "m0": self.m0, "s0": self.s0,
         }
+        if self.recal is not None:
+            d["recalibrated"] = {"a": self.recal[0], "b": self.recal[1], "num_labels": self.recal[2]}
+        return d
 
 
 class PlattCalibration(Calibration):
@@ -154,9 +188,8 @@ class PlattCalibration(Calibration):
         self.a, self.b, self.prior = float(a), float(b), float(prior)
         self.m1 = self.s1 = self.m0 = self.s0 = None
 
-    def predict_proba(self, scores):
-        z = (np.asarray(scores, dtype=np.float64) - self.center) / self.scale
-        return 1.0 / (1.0 + np.exp(-np.clip(self.a * z + self.b, -500, 500)))
+    def _base_proba(self, z):
+        return _sigmoid(self.a * z + self.b)
 
     def to_dict(self):
         d = Calibration.to_dict(self)
@@ -164,7 +197,7 @@ class PlattCalibration(Calibration):
         return d
 
 
-def platt(z, t, reg=1.0, max_step=2.0):
+def platt(z, t, reg=1.0, max_step=2.0, reg_b=0.0):
     """Platt scaling with smoothed targets; the slope is pulled toward 1.
 
     Newton steps are capped at ``max_step``: with separable labels every
@@ -178,8 +211,8 @@ def platt(z, t, reg=1.0, max_step=2.0):
     for _ in range(100):
         p = 1.0 / (1.0 + np.exp(-np.clip(a * z + b, -500, 500)))
         w = p * (1 - p)
-        g = np.array([((p - tt) * z).sum() + reg * (a - 1.0), (p - tt).sum()])
-        H = np.array([[(w * z * z).sum() + reg, (w * z).sum()], [(w * z).sum(), w.sum() + 1e-6]])
+        g = np.array([((p - tt) * z).sum() + reg * (a - 1.0), (p - tt).sum() + reg_b * b])
+        H = np.array([[(w * z * z).sum() + reg, (w * z).sum()], [(w * z).sum(), w.sum() + reg_b + 1e-6]])
         step = np.linalg.solve(H, g)
         big = np.abs(step).max()
         if big > max_step:
@@ -244,3 +277,21 @@ def _platt(center, scale, lp, ln, z):
     a, b = platt(np.concatenate([lp, ln]), np.r_[np.ones(len(lp)), np.zeros(len(ln))])
     prior = float((1.0 / (1.0 + np.exp(-np.clip(a * z + b, -500, 500)))).mean())
     return PlattCalibration(center, scale, a, b, prior)
+
+
+def recalibrate(cal, scores, labels, pool_scores, reg=SELECTED_REG, min_labels=SELECTED_MIN):
+    """Fits ``cal``'s log-odds map on labels picked from the scores (module
+    docstring): ``scores`` are their leave-one-out raw scores, ``labels`` 1/0.
+    Sets ``cal.recal`` and ``cal.prior`` (the mean recalibrated P of
+    ``pool_scores``); returns whether it recalibrated (not with fewer than
+    ``min_labels``)."""
+    scores, labels = np.asarray(scores, np.float64), np.asarray(labels, np.float64)
+    if len(scores) < max(min_labels, 1):
+        return False
+    cal.recal = None
+    x = _logit(cal.predict_proba(scores))
+    a, b = platt(x, labels, reg=reg, reg_b=reg)
+    cal.recal = (float(a), float(b), int(len(scores)))
+    cal.prior = float(np.mean(cal.predict_proba(pool_scores)))
+    cal.prior_method = "recalibrated"
+    return True

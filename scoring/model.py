@@ -193,13 +193,19 @@ class FewShotModel(object):
             "whitened": bool(self.scorer.background is not None and self.scorer.background.whitened),
             "background_weight": float(self.scorer.background_weight),
             "calibration": cal.method if cal is not None else None,
+            "recalibrated_on": cal.recal[2] if cal is not None and cal.recal else 0,
         }
 
     def raw_scores(self, X):
         return self.scorer.raw_scores(X, normalized=True)
 
-    def fit_calibration(self, pool_scores, seed=0):
-        """Fits the calibration from the raw scores of the pool (no-op when off)."""
+    def fit_calibration(self, pool_scores, seed=0, selected=None):
+        """Fits the calibration from the raw scores of the pool (no-op when off).
+
+        ``selected``: ``(positive mask, negative mask)`` over the rows given to
+        :meth:`fit`, True for labels picked from the scores (suggested): with
+        enough of them the calibration is refitted on them
+        (:func:`.calibration.recalibrate`)."""
         if not self.settings["calibrate"]:
             return None
         lp, ln, ip, in_ = calibration.loo_scores(self.scorer, self._pos, self._neg, seed=seed,
@@ -212,6 +218,10 @@ class FewShotModel(object):
             # Gaussian): the lower, shape-free estimate is fixed instead
             cal = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed, prior=max(q, 1e-4))
             cal.prior_method = "quantile"
+        if selected is not None:
+            sp, sn = (np.asarray(m, bool) for m in selected)
+            calibration.recalibrate(cal, np.r_[lp[sp[ip]], ln[sn[in_]]],
+                                    np.r_[np.ones(int(sp[ip].sum())), np.zeros(int(sn[in_].sum()))], pool_scores)
         self.calibration = cal
         self._loo = (ip, lp, in_, ln)
         return self.calibration

@@ -143,3 +143,49 @@ def test_a_wrong_label_is_flagged_until_it_is_fixed(ds):
     assert wrong not in run("get_session", ds)["possibly_mislabeled"]["positive"]
     r = run("train_and_label", ds)
     assert wrong not in (r["possibly_mislabeled"] or {}).get("positive", [])
+
+
+def _answer(ds, ids):
+    """Labels ``ids`` from the ground truth (Trouser = positive), as a user would."""
+    truth = dict(zip(*ds.select(ids).values(["id", "ground_truth.label"])))
+    pos = [i for i in ids if truth[i] == "Trouser"]
+    if pos:
+        run("label_positive", ds, selected=pos)
+    if len(pos) < len(ids):
+        run("label_negative", ds, selected=[i for i in ids if truth[i] != "Trouser"])
+
+
+def test_labels_of_a_labeled_suggestion_recalibrate_the_next_train(trained, plugin):
+    """Suggested samples are picked by score: once the user labels (nearly)
+    all of a suggestion, the next train refits the calibration on those labels
+    and says so. A half-labeled suggestion does not count (the user may have
+    picked by what the samples show), concurrent calls keep both batches, and
+    reset forgets them."""
+    import threading
+
+    ds = trained
+    state = plugin.operators.state.SessionState(ds)
+    r = run("train_and_label", ds)
+    assert r["scorer"]["recalibrated_on"] == 0 and "recalibrated" not in r["calibration"]
+    first = run("suggest_samples", ds, num_samples=10)["ids"]
+    assert state.suggested_batches() == [first]
+    _answer(ds, first)
+    r = run("train_and_label", ds)
+    assert r["scorer"]["recalibrated_on"] == 10, r["scorer"]
+    assert r["calibration"]["recalibrated"]["num_labels"] == 10
+    assert r["calibration"]["prior_method"] == "recalibrated"
+
+    half = run("suggest_samples", ds, num_samples=10)["ids"]
+    _answer(ds, half[:5])
+    assert run("train_and_label", ds)["scorer"]["recalibrated_on"] == 10  # only the full batch
+
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(run("suggest_samples", ds, num_samples=4)["ids"]))
+               for _ in range(2)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    batches = state.suggested_batches()
+    assert len(batches) == 4 and sorted(batches[2:]) == sorted(out)
+
+    run("reset_session", ds, keep_labels=True)
+    assert state.suggested_batches() == []

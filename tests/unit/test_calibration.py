@@ -176,3 +176,50 @@ def test_platt_stays_finite_on_separable_labels():
     assert len(sp) == 0 and len(sn) == 0
     a, b = calibration.platt(np.r_[np.full(5, 40.0), np.full(5, -40.0)], np.r_[np.ones(5), np.zeros(5)])
     assert np.isfinite(a) and abs(b) < 50
+
+
+def _ece(p, t, bins=10):
+    b = np.minimum((p * bins).astype(int), bins - 1)
+    return sum((b == i).mean() * abs(p[b == i].mean() - t[b == i].mean()) for i in range(bins) if (b == i).any())
+
+
+def test_labels_picked_by_score_recalibrate_a_wrong_calibration():
+    """A label picked because of its score is a sample of P(positive | score):
+    a calibration whose prior is 10x off is pulled back by 40 such labels
+    (the boundary and the top of its own ranking; 1.1-2.3x off over five
+    seeds, this is the worst)."""
+    rng = np.random.default_rng(3)
+    t = rng.random(20000) < 0.03
+    s = np.where(t, rng.normal(2.5, 0.7, len(t)), rng.normal(0.0, 1.0, len(t)))
+    lp, ln = s[t][:5], s[~t][:5]
+    cal = calibration.fit(s, lp, ln, prior=0.3)  # a prior 10x too high
+    p0 = cal.predict_proba(s)
+    assert p0.mean() > 5 * t.mean()
+    picked = np.r_[np.argsort(np.abs(p0 - 0.5))[:32], np.argsort(-p0)[:8]]
+    assert calibration.recalibrate(cal, s[picked], t[picked].astype(float), s)
+    p1 = cal.predict_proba(s)
+    assert 1 / 2.5 < p1.mean() / t.mean() < 2.5 and abs(cal.prior - p1.mean()) < 1e-9
+    assert _ece(p1, t) < 0.25 * _ece(p0, t)
+    assert np.all(np.diff(cal.predict_proba(np.sort(s))) >= -1e-12)  # still monotone
+    assert cal.to_dict()["recalibrated"]["num_labels"] == 40 and cal.prior_method == "recalibrated"
+    # too few picked labels: nothing changes
+    cal2 = calibration.fit(s, lp, ln, prior=0.3)
+    assert not calibration.recalibrate(cal2, s[picked[:5]], t[picked[:5]].astype(float), s)
+    assert cal2.recal is None and np.allclose(cal2.predict_proba(s), p0)
+
+
+def test_model_recalibrates_only_on_the_labels_marked_selected():
+    X, y = clusters(3000, rate=0.1, seed=4)
+    rng = np.random.default_rng(0)
+    pos, neg = np.flatnonzero(y)[:12], np.flatnonzero(~y)[:12]
+    pool = np.setdiff1d(np.arange(len(y)), np.r_[pos, neg])
+    m = FewShotModel().fit(X[pos], X[neg], X[pool])
+    raw = m.raw_scores(X[pool])
+    base = m.fit_calibration(raw).predict_proba(raw)
+    none = (np.zeros(12, bool), np.zeros(12, bool))
+    assert np.allclose(m.fit_calibration(raw, selected=none).predict_proba(raw), base)
+    assert m.describe()["recalibrated_on"] == 0
+    sel = (rng.random(12) < 0.5, np.ones(12, bool))
+    m.fit_calibration(raw, selected=sel)
+    assert m.describe()["recalibrated_on"] == int(sel[0].sum()) + 12
+    assert not np.allclose(m.proba(raw), base)
