@@ -58,13 +58,13 @@ def fmt(v, spec="%.3f"):
     return "n/a" if v is None or not np.isfinite(v) else spec % v
 
 
-def check(results):
+def check(results, who="ours"):
     """The issue's targets for ``ours`` at k >= 5 (and the suggestion loop)."""
     fails, gains = [], {}
     for (data, labels, k, b), r in results.items():
         if labels == "random" and k < 5:
             continue
-        s, qq, o = r["seed"], r["query"], r["ours"]
+        s, qq, o = r["seed"], r["query"], r[who]
         where = "%s %s k=%s prior %g" % (data, labels, k, b)
         if o[1] < s[1]:
             fails.append("%s: F1 %.3f < seed %.3f" % (where, o[1], s[1]))
@@ -78,8 +78,8 @@ def check(results):
             gains.setdefault(data, []).append(o[0] - qq[0])
     for data, g in gains.items():
         m = float(np.mean(g))
-        print("- %s, k = 10: ours AP - query AP, mean over buckets: %+.3f (target >= +0.05)"
-              % (data, m))
+        print("- %s, k = 10: %s AP - query AP, mean over buckets: %+.3f (target >= +0.05)"
+              % (data, who, m))
         if m < 0.05:
             fails.append("%s: mean AP gain over the query %+.3f < 0.05" % (data, m))
     return fails
@@ -140,6 +140,8 @@ def main():
                         fmt(o[0]), fmt(o[1]), fmt(o[2]), fmt(o[3], "%.2f"), fmt(o[4], "%.2f")),
                         flush=True)
     print()
+    before = check(results, "before")
+    print("before: %d target(s) missed (same run)\n" % len(before))
     fails = check(results)
     print("\n%d target(s) missed%s" % (len(fails), ":" if fails else ""))
     for f in fails:

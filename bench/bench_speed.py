@@ -115,6 +115,42 @@ def reference_path(view, pos, neg, field="ref_prediction"):
     ds.set_values(field, values, key_field="id")
 
 
+def write_floor(plugin, ds, field="fewshot_prediction", rounds=3):
+    """The raw write floor (median of ``rounds``): the same prediction documents
+    written as plain unconditional ``$set`` by ``_id`` (no ``last_modified_at``
+    condition) over the plugin's transport (unordered 10k-statement ``update``
+    commands on ``SENDERS`` connections), encoded before the clock starts: what
+    MongoDB itself needs to apply n such updates. Overwrites ``field`` (the
+    caller trains again after)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bson import ObjectId, encode
+    from bson.raw_bson import RawBSONDocument
+
+    writes = plugin.fastdb.writes
+    coll = ds._sample_collection
+    ids = ds.values("_id")
+    rng = np.random.default_rng(0)
+    now = plugin.fastdb.codec.now_ms()
+    stmts = []
+    for i, p in zip(ids, rng.random(len(ids))):
+        label = {"_id": ObjectId(), "_cls": "Classification", "tags": [], "label": "positive" if p >= 0.5 else "negative",
+                 "confidence": float(max(p, 1 - p)), "p_positive": float(p), "run_id": "floor0000000", "iteration": 1}
+        stmts.append(RawBSONDocument(encode({"q": {"_id": i}, "u": {"$set": {field: label, "last_modified_at": now}}})))
+    batches = [stmts[s : s + writes.BATCH] for s in range(0, len(stmts), writes.BATCH)]
+
+    def send(batch):
+        writes.check_reply(coll.database.command("update", coll.name, updates=batch, ordered=False), "floor")
+
+    times = []
+    for _ in range(rounds):
+        t0 = time.time()
+        with ThreadPoolExecutor(writes.SENDERS) as ex:
+            list(ex.map(send, batches))
+        times.append(time.time() - t0)
+    return float(np.median(times))
+
+
 def first_click(plugin, ds, pos, neg):
     """A new session with the cache warmed by start_session while the user
     labels (the labels come after the warm-up here: a user labeling for longer
@@ -161,6 +197,8 @@ def main():
             assert r2["embeddings_from_cache"] and r2["num_scored"] == n - len(pos) - len(neg)
             warm.append(t)
         t_warm = float(np.median(warm))
+        t_floor = write_floor(plugin, ds)
+        op("train_and_label", ds)  # the plugin's own predictions back
 
         sub = min(50_000, n // 2)
         op("start_session", ds, embedding_field="emb", subset_size=sub)
@@ -187,17 +225,18 @@ def main():
         t_first, t_warmup = first_click(plugin, ds, pos, neg)
         op("reset_session", ds)
         rows.append((n, t_start, t_cold, t_warm, t_sub, t_ref, err, mem_cold.delta / 2**20,
-                     mem_warm.delta / 2**20, matrix_mb, t_first, t_warmup))
+                     mem_warm.delta / 2**20, matrix_mb, t_first, t_warmup, t_floor))
 
     print()
-    print("| n | start_session | train (cold cache) | train (repeat, median of 3) | 50k subset repeat (median of 3) | reference | ref / ours (cold) | ref / ours (repeat) | max abs diff vs ref | peak RSS growth cold / repeat (x matrix) | first click after a warmed start / repeat (warm-up) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for n, ts, tc, tw, tsub, tr, err, mc, mw, mm, tf, twu in rows:
+    print("| n | start_session | train (cold cache) | train (repeat, median of 3) | 50k subset repeat (median of 3) | reference | ref / ours (cold) | ref / ours (repeat) | max abs diff vs ref | peak RSS growth cold / repeat (x matrix) | first click after a warmed start / repeat (warm-up) | ref / ours (first click) | raw write floor (median of 3) | repeat / floor |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for n, ts, tc, tw, tsub, tr, err, mc, mw, mm, tf, twu, tfl in rows:
         print(
-            "| %d | %.1f s | %.1f s | %.1f s | %.2f s | %s | %s | %s | %s | %.0f / %.0f MB (%.2fx / %.2fx of %.0f MB) | %.1f s / %.2fx (%.1f s) |"
+            "| %d | %.1f s | %.1f s | %.1f s | %.2f s | %s | %s | %s | %s | %.0f / %.0f MB (%.2fx / %.2fx of %.0f MB) | %.1f s / %.2fx (%.1f s) | %s | %.2f s | %.2fx |"
             % (n, ts, tc, tw, tsub, "%.1f s" % tr if tr else "not run",
                "%.1fx" % (tr / tc) if tr else "-", "%.1fx" % (tr / tw) if tr else "-",
-               "%.1e" % err if err is not None else "-", mc, mw, mc / mm, mw / mm, mm, tf, tf / tw, twu)
+               "%.1e" % err if err is not None else "-", mc, mw, mc / mm, mw / mm, mm, tf, tf / tw, twu,
+               "%.1fx" % (tr / tf) if tr else "-", tfl, tw / tfl)
         )
 
 

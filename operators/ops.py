@@ -159,6 +159,11 @@ class TrainAndLabel(_Delegable):
             label="Pool mean weight in the negative prototype "
                   "(auto: 3 for a rare concept, 0 for a common one; or a number >= 0)",
             default=str(prev.get("background_weight", "auto")), view=types.FieldView())
+        inputs.define_property(
+            "kernel_weight", types.OneOf([types.String(), types.Number(min=0)]),
+            label="Nearest-labels term weight (auto: 1 for a common concept, 0.5 for a rare one "
+                  "from 10 positive labels; 0: prototypes only)",
+            default=str(prev.get("kernel_weight", "auto")), view=types.FieldView())
         inputs.bool("resample_subset", label="Re-draw the working subset", default=False)
         inputs.bool("base_view", label="If the grid shows suggestions or predictions the plugin set, "
                     "score the view they were drawn from", default=False)

@@ -18,7 +18,7 @@ BUSY_SHOWN_FOR = 10  # seconds a clicked operation shows "Running ..." without p
 # the inputs Train & Label sends, by the row (h_stack) that holds them
 TRAIN_INPUTS = {
     "settings": ("mode", "beta", "gamma", "temperature"),
-    "options": ("calibrate", "whiten", "background_weight"),
+    "options": ("calibrate", "whiten", "background_weight", "kernel_weight"),
     "truth": ("ground_truth_field", "positive_class"),
 }
 

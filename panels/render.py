@@ -132,6 +132,10 @@ def advanced(panel, s):
              default=str(s.background_weight if s.background_weight is not None else "auto"),
              description="how much the unlabeled pool's mean counts in the negative prototype "
                          "(0: labels only; auto: 3 for a rare concept, 0 for a common one)")
+    opts.str("kernel_weight", label="Nearest-labels weight",
+             default=str(s.kernel_weight if s.kernel_weight is not None else "auto"),
+             description="weight of the similarity to the nearest labeled examples next to the prototypes "
+                         "(0: prototypes only; auto: 1 for a common concept, 0.5 for a rare one from 10 positives)")
     sug = panel.h_stack("suggest", gap=1)
     sug.int("num_suggest", label="Suggest how many", default=20)
     sug.float("top_fraction", label="top-scored fraction", default=wf.DEFAULT_TOP_FRACTION)

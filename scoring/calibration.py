@@ -23,9 +23,12 @@ own standardized score stands in for one (measured on Fashion-MNIST; its own
 score is the most optimistic possible).
 
 When the pool is too small to estimate its positive rate (fewer than
-``MIN_POOL`` scores) or the mixture collapses (fewer than 2 expected positives
-in the pool), Platt scaling on the leave-one-out scores is used instead
+``MIN_POOL`` scores), Platt scaling on the leave-one-out scores is used instead
 (slope and bias, Platt's smoothed targets, a weak pull of the slope toward 1).
+A mixture that finds almost no positives in the pool is kept: that is its
+finding (once the suggestion loop has labeled most of a 1% concept, few are
+left), which Platt on the balanced labels cannot know (the earlier fallback to
+Platt there predicted 81x the true positives on digits; ECE 0.103 -> 0.026).
 
 ``prior`` fixes the mixing weight instead (the model passes a shape-free
 estimate for a rare concept, where the EM weight runs high: see
@@ -56,6 +59,7 @@ SINGLE_POSITIVE_SHRINK = 0.4
 MIN_POOL = 500
 LABEL_WEIGHT = 2.0  # x k^2: weight of each labeled score relative to a pool score
 SELECTED_MIN = 6  # labels picked from the scores needed to recalibrate
+MIN_SLOPE = 0.1  # the recalibration keeps P increasing in the score
 SELECTED_REG = 0.3  # pull of the recalibration toward the identity (0.1-0.5 measured alike)
 
 
@@ -197,7 +201,7 @@ class PlattCalibration(Calibration):
         return d
 
 
-def platt(z, t, reg=1.0, max_step=2.0, reg_b=0.0):
+def platt(z, t, reg=1.0, max_step=2.0, reg_b=0.0, min_a=None):
     """Platt scaling with smoothed targets; the slope is pulled toward 1.
 
     Newton steps are capped at ``max_step``: with separable labels every
@@ -220,6 +224,15 @@ def platt(z, t, reg=1.0, max_step=2.0, reg_b=0.0):
         a, b = a - step[0], b - step[1]
         if np.abs(step).max() < 1e-9:
             break
+    if min_a is not None and a < min_a:
+        # convex: the optimum with the slope held at its bound (b alone)
+        a = float(min_a)
+        for _ in range(100):
+            p = 1.0 / (1.0 + np.exp(-np.clip(a * z + b, -500, 500)))
+            step = ((p - tt).sum() + reg_b * b) / ((p * (1 - p)).sum() + reg_b + 1e-6)
+            b -= float(np.clip(step, -max_step, max_step))
+            if abs(step) < 1e-9:
+                break
     return a, b
 
 
@@ -268,8 +281,6 @@ def fit(pool_scores, loo_pos, loo_neg, own_pos=None, seed=0, prior=None):
         m0 = float((a0 * Z).sum() / a0.sum())
         s1 = float(np.sqrt((a1 * (Z - m1) ** 2).sum() / a1.sum())) + 1e-6
         s0 = float(np.sqrt((a0 * (Z - m0) ** 2).sum() / a0.sum())) + 1e-6
-    if pi * len(z) < 2:
-        return _platt(center, scale, lp, ln, z)
     return Calibration(center, scale, pi, m1, s1, m0, s0)
 
 
@@ -290,7 +301,7 @@ def recalibrate(cal, scores, labels, pool_scores, reg=SELECTED_REG, min_labels=S
         return False
     cal.recal = None
     x = _logit(cal.predict_proba(scores))
-    a, b = platt(x, labels, reg=reg, reg_b=reg)
+    a, b = platt(x, labels, reg=reg, reg_b=reg, min_a=MIN_SLOPE)
     cal.recal = (float(a), float(b), int(len(scores)))
     cal.prior = float(np.mean(cal.predict_proba(pool_scores)))
     cal.prior_method = "recalibrated"

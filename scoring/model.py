@@ -16,7 +16,12 @@ measured better than the seed scorer at every k):
   k = 5..20, but -0.030 at k = 1), True/False force it;
 - ``background_weight`` ("auto"): how many times its labels' count the pool
   mean counts in the negative prototype (0 = labeled negatives only); "auto"
-  is ``RARE_BACKGROUND_WEIGHT`` for a rare concept, 0 for a common one.
+  is ``RARE_BACKGROUND_WEIGHT`` for a rare concept, 0 for a common one;
+- ``kernel_weight`` ("auto"): weight of the soft nearest-neighbour term of
+  :mod:`.kernel` added to the standardized prototype score (0 = prototypes
+  only); "auto" is ``COMMON_KERNEL_WEIGHT`` for a common concept,
+  ``RARE_KERNEL_WEIGHT`` for a rare one from ``KERNEL_MIN_POS`` positive
+  labels, else 0. It needs 2 labels per side.
 
 **Rare or common** ("auto" settings). The pool mean is a good stand-in for
 "not the concept" only when the concept is rare, and the pool covariance's top
@@ -36,6 +41,7 @@ truth; ``choice`` records it.
 import numpy as np
 
 from . import calibration
+from .kernel import KernelTerm
 from .background import DEFAULT_BACKGROUND_WEIGHT, DEFAULT_SHRINKAGE, Background
 from .rocchio import DEFAULTS, RocchioScorer, ScoringError, check_settings, sigmoid
 
@@ -45,13 +51,18 @@ MODEL_DEFAULTS = dict(
     whiten="auto",
     shrinkage=DEFAULT_SHRINKAGE,
     background_weight="auto",
+    kernel_weight="auto",
 )
 WHITEN_MIN_LABELS = 5
 RARE_BACKGROUND_WEIGHT = DEFAULT_BACKGROUND_WEIGHT
 COMMON_PRIOR = 0.25
 SUSPECT_THRESHOLD = 0.05  # leave-one-out P(label) that flags it (bench_quality.py --noise)
 SUSPECT_Z = 3.0
-REFERENCE = dict(MODEL_DEFAULTS, calibrate=False, whiten=False, background_weight=0.0)
+COMMON_KERNEL_WEIGHT = 1.0
+RARE_KERNEL_WEIGHT = 0.5
+KERNEL_MIN_POS = 10  # a rare concept's kernel term lost AP below this (bench_quality.py)
+REFERENCE = dict(MODEL_DEFAULTS, calibrate=False, whiten=False, background_weight=0.0, kernel_weight=0.0)
+WEIGHTS = ("background_weight", "kernel_weight")  # "auto" or a number >= 0
 
 
 def _as_bool(v, name):
@@ -75,8 +86,8 @@ def check_model_settings(**kw):
     out["calibrate"] = _as_bool(s["calibrate"], "calibrate")
     w = s["whiten"]
     out["whiten"] = "auto" if isinstance(w, str) and w.strip().lower() == "auto" else _as_bool(w, "whiten (or auto)")
-    for name in ("shrinkage", "background_weight"):
-        auto = name == "background_weight"
+    for name in ("shrinkage",) + WEIGHTS:
+        auto = name in WEIGHTS
         if auto and isinstance(s[name], str) and s[name].strip().lower() in ("auto", ""):
             out[name] = "auto"
             continue
@@ -115,6 +126,7 @@ class FewShotModel(object):
         self._pos = self._neg = None
         self.choice = None  # "rare" / "common" once an "auto" setting was decided
         self.probe_prior = None
+        self._kernel = None  # (KernelTerm, weight, prototype center, scale, kernel center, scale)
 
     def _auto(self):
         return "auto" in (self.settings["whiten"], self.settings["background_weight"])
@@ -131,12 +143,22 @@ class FewShotModel(object):
             return w
         return 0.0 if self.choice == "common" else RARE_BACKGROUND_WEIGHT
 
+    def kernel_weight(self, num_pos, num_neg):
+        w = self.settings["kernel_weight"]
+        if min(num_pos, num_neg) < 2:
+            return 0.0
+        if w != "auto":
+            return w
+        if self.choice == "common":
+            return COMMON_KERNEL_WEIGHT
+        return RARE_KERNEL_WEIGHT if self.choice == "rare" and num_pos >= KERNEL_MIN_POS else 0.0
+
     def uses_background(self, num_pos):
         return bool(self.whitens(num_pos) or self.background_weight() > 0)
 
     def _decide(self, pos, neg, pool_sample, seed, background):
         """Rare or common, from a probe model's estimated prior (module docstring)."""
-        probe = FewShotModel(**dict(self.settings, background_weight=0.0, calibrate=True,
+        probe = FewShotModel(**dict(self.settings, background_weight=0.0, kernel_weight=0.0, calibrate=True,
                                     whiten=self.whitens(len(pos))))
         probe.fit(pos, neg, pool_sample, seed=seed, background=background)
         raw = probe.raw_scores(pool_sample)
@@ -167,7 +189,25 @@ class FewShotModel(object):
         self.scorer.fit(pos, neg, background=bg, background_weight=self.background_weight())
         self._pos, self._neg = np.asarray(pos, np.float32), np.asarray(neg, np.float32)
         self.calibration = None
+        self._fit_kernel(pool_sample, seed)
         return self
+
+    def _fit_kernel(self, pool_sample, seed):
+        """The kernel term and the pool statistics both scores are standardized with."""
+        self._kernel = None
+        w = self.kernel_weight(len(self._pos), len(self._neg))
+        if w <= 0:
+            return
+        if pool_sample is None or len(pool_sample) == 0:
+            raise ScoringError("The kernel term needs a sample of the unlabeled pool")
+        term = KernelTerm(self._pos, self._neg, seed=seed)
+        r, k = self.scorer.raw_scores(pool_sample, normalized=True), term.scores(pool_sample)
+        self._kernel = (term, float(w), float(np.median(r)), float(r.std()) or 1.0,
+                        float(np.median(k)), float(k.std()) or 1.0)
+
+    def _combine(self, r, k):
+        _, w, cr, sr, ck, sk = self._kernel
+        return ((np.asarray(r, np.float64) - cr) / sr + w * (np.asarray(k, np.float64) - ck) / sk).astype(np.float32)
 
     def _memo(self, fixed, pool_sample, seed):
         """``whiten -> Background``, each fitted once (the probe and the model
@@ -194,10 +234,14 @@ class FewShotModel(object):
             "background_weight": float(self.scorer.background_weight),
             "calibration": cal.method if cal is not None else None,
             "recalibrated_on": cal.recal[2] if cal is not None and cal.recal else 0,
+            "kernel_weight": self._kernel[1] if self._kernel else 0.0,
         }
 
     def raw_scores(self, X):
-        return self.scorer.raw_scores(X, normalized=True)
+        r = self.scorer.raw_scores(X, normalized=True)
+        if self._kernel is None:
+            return r
+        return self._combine(r, self._kernel[0].scores(X))
 
     def fit_calibration(self, pool_scores, seed=0, selected=None):
         """Fits the calibration from the raw scores of the pool (no-op when off).
@@ -210,6 +254,9 @@ class FewShotModel(object):
             return None
         lp, ln, ip, in_ = calibration.loo_scores(self.scorer, self._pos, self._neg, seed=seed,
                                                  with_index=True)
+        if self._kernel is not None:
+            kp, kn = self._kernel[0].loo(self._pos, self._neg, ip, in_)
+            lp, ln = self._combine(lp, kp), self._combine(ln, kn)
         own = self.raw_scores(self._pos)
         cal = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed)
         q = quantile_prior(pool_scores, lp)

@@ -133,7 +133,7 @@ def test_operator_call_from_python(ds, fo):
     r = foo.get_operator(URI + "train_and_label")(ds, mode="query", beta=1.0, gamma=0.5)
     assert r["settings"] == {"mode": "query", "beta": 1.0, "gamma": 0.5, "temperature": 1.0,
                              "calibrate": True, "whiten": "auto", "shrinkage": 100.0,
-                             "background_weight": "auto"}
+                             "background_weight": "auto", "kernel_weight": "auto"}
     # settings persist as the defaults of the next click
     assert foo.get_operator(URI + "train_and_label")(ds)["settings"]["mode"] == "query"
 
@@ -287,3 +287,24 @@ def test_background_weight_takes_auto_or_a_number(ds):
     assert r["settings"]["background_weight"] == "auto" and r["scorer"]["concept"] in ("rare", "common")
     assert r["scorer"]["background_weight"] == (3.0 if r["scorer"]["concept"] == "rare" else 0.0)
     assert run("train_and_label", ds, background_weight="2")["scorer"]["background_weight"] == 2.0
+
+
+def test_kernel_weight_takes_auto_or_a_number(ds):
+    """The nearest-labels term: a number or a numeric string from Python is
+    used as given, "auto" follows the rare/common decision (3 positive labels of
+    a rare concept: off), a bad value is refused before anything is written."""
+    from fiftyone.operators.executor import ExecutionError
+
+    start(ds)
+    run("label_positive", ds, selected=class_ids(ds, "Bag", 3))
+    run("label_negative", ds, selected=class_ids(ds, "Bag", 6, exclude=True))
+    r = run("train_and_label", ds, kernel_weight=0.5)
+    assert r["settings"]["kernel_weight"] == 0.5 and r["scorer"]["kernel_weight"] == 0.5
+    assert run("train_and_label", ds, kernel_weight="0")["scorer"]["kernel_weight"] == 0.0
+    r = run("train_and_label", ds, kernel_weight="auto")
+    want = 1.0 if r["scorer"]["concept"] == "common" else 0.0
+    assert r["settings"]["kernel_weight"] == "auto" and r["scorer"]["kernel_weight"] == want
+    before = ds.values("fewshot_prediction.run_id")
+    with pytest.raises(ExecutionError, match="kernel_weight must be auto or a finite number >= 0"):
+        run("train_and_label", ds, kernel_weight="lots")
+    assert ds.values("fewshot_prediction.run_id") == before

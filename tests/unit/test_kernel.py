@@ -1,0 +1,100 @@
+"""The nearest-labels (kernel) term of the scorer (scoring/kernel.py, pure numpy)."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from scoring import REFERENCE, FewShotModel, ScoringError, check_model_settings  # noqa: E402
+from scoring import calibration, kernel  # noqa: E402
+from scoring.kernel import KernelTerm  # noqa: E402
+from test_concept_prior import ap, split, union_concept  # noqa: E402
+
+
+def test_leave_one_out_kernel_is_the_term_without_the_item():
+    X, y = union_concept(0.4, n=600)
+    pos, neg = X[y][:5], X[~y][:6]
+    term = KernelTerm(pos, neg)
+    kp, kn = term.loo(pos, neg, np.arange(5), np.arange(6))
+    for i in range(5):
+        assert kp[i] == pytest.approx(KernelTerm(np.delete(pos, i, 0), neg).scores(pos[i : i + 1])[0], rel=1e-6)
+    for i in range(6):
+        assert kn[i] == pytest.approx(KernelTerm(pos, np.delete(neg, i, 0)).scores(neg[i : i + 1])[0], rel=1e-6)
+
+
+def test_kernel_uses_a_fixed_subset_of_many_labels(monkeypatch):
+    monkeypatch.setattr(kernel, "MAX_LABELS", 8)
+    X, y = union_concept(0.4, n=800)
+    pos, neg = X[y][:30], X[~y][:30]
+    term = KernelTerm(pos, neg)
+    assert len(term.P) == 8 and len(term.N) == 8
+    np.testing.assert_array_equal(term.pi, KernelTerm(pos, neg).pi)  # the same subset each time
+    kp, _ = term.loo(pos, neg, np.arange(30), np.arange(30))
+    out = [i for i in range(30) if i not in term.pi]  # not in the subset: nothing to leave out
+    np.testing.assert_allclose(kp[out], term.scores(pos[out]), atol=1e-6)
+
+
+def test_a_common_multi_kind_concept_ranks_better_with_the_term():
+    """A concept made of 3 of 8 clusters at 40%: one prototype averages the
+    kinds away; the term follows each labeled example (auto: weight 1)."""
+    gains = []
+    for seed in range(4):
+        X, y = union_concept(0.4, seed=seed)
+        pos, neg, rest = split(y, 10, seed)
+        m = FewShotModel().fit(X[pos], X[neg], X[rest])
+        m0 = FewShotModel(kernel_weight=0.0).fit(X[pos], X[neg], X[rest])
+        assert m.choice == "common" and m.describe()["kernel_weight"] == 1.0
+        gains.append(ap(m.raw_scores(X[rest]), y[rest]) - ap(m0.raw_scores(X[rest]), y[rest]))
+    assert np.mean(gains) > 0.01 and min(gains) > -0.005, gains
+
+
+def test_kernel_weight_auto_rules_and_settings():
+    X, y = union_concept(0.03, n=5000, members=1)
+    for k, want in ((5, 0.0), (12, 0.5)):
+        pos, neg, rest = split(y, k, 0)
+        m = FewShotModel().fit(X[pos], X[neg], X[rest])
+        assert m.choice == "rare" and m.describe()["kernel_weight"] == want
+    # explicit numbers, and the checks
+    assert check_model_settings(kernel_weight="0.7")["kernel_weight"] == 0.7
+    assert check_model_settings(kernel_weight=" AUTO ")["kernel_weight"] == "auto"
+    assert REFERENCE["kernel_weight"] == 0.0
+    for bad in (-1, True, "lots", float("nan")):
+        with pytest.raises(ScoringError, match="kernel_weight"):
+            check_model_settings(kernel_weight=bad)
+    # one label on a side: no term, whatever the setting
+    pos, neg, rest = split(y, 1, 0)
+    assert FewShotModel(kernel_weight=2.0).fit(X[pos], X[neg], X[rest]).describe()["kernel_weight"] == 0.0
+    # an explicit weight needs the pool (the scores are standardized on it)
+    pos, neg, _ = split(y, 3, 0)
+    with pytest.raises(ScoringError, match="pool"):
+        FewShotModel(kernel_weight=1.0, whiten=False, background_weight=0).fit(X[pos], X[neg])
+
+
+def test_calibration_sees_the_same_scores_as_the_ranking():
+    """With the term on, the leave-one-out scores the calibration uses include
+    it: a labeled positive's leave-one-out score is the combined score of a
+    model fitted without it."""
+    X, y = union_concept(0.4, seed=1)
+    pos, neg, rest = split(y, 6, 1)
+    m = FewShotModel(kernel_weight=1.0, whiten=False, background_weight=0).fit(X[pos], X[neg], X[rest])
+    m.fit_calibration(m.raw_scores(X[rest]))
+    ip, lp = m._loo[0], m._loo[1]
+    i = int(ip[0])
+    ref = FewShotModel(kernel_weight=1.0, whiten=False, background_weight=0)
+    ref.fit(np.delete(X[pos], i, 0), X[neg], X[rest])
+    ref._kernel = (ref._kernel[0],) + m._kernel[1:]  # the same standardization
+    assert lp[0] == pytest.approx(float(ref.raw_scores(X[pos][i : i + 1])[0]), abs=1e-4)
+
+
+def test_recalibration_never_inverts_the_ranking():
+    """Labels that contradict the scores cannot flip P to decrease with the score."""
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=5000)
+    cal = calibration.fit(s, s[:5] + 2, s[5:10] - 2)
+    picked = np.argsort(s)[-20:]
+    calibration.recalibrate(cal, s[picked], np.r_[np.zeros(10), np.ones(10)][np.argsort(np.argsort(-s[picked]))], s)
+    assert cal.recal[0] >= calibration.MIN_SLOPE
+    assert np.all(np.diff(cal.predict_proba(np.sort(s))) >= -1e-12)
