@@ -125,25 +125,32 @@ def write_floor(plugin, ds, field="fewshot_prediction", rounds=3):
     from concurrent.futures import ThreadPoolExecutor
 
     from bson import ObjectId, encode
+    from bson.datetime_ms import DatetimeMS
     from bson.raw_bson import RawBSONDocument
 
     writes = plugin.fastdb.writes
     coll = ds._sample_collection
     ids = ds.values("_id")
     rng = np.random.default_rng(0)
-    now = plugin.fastdb.codec.now_ms()
-    stmts = []
-    for i, p in zip(ids, rng.random(len(ids))):
-        label = {"_id": ObjectId(), "_cls": "Classification", "tags": [], "label": "positive" if p >= 0.5 else "negative",
-                 "confidence": float(max(p, 1 - p)), "p_positive": float(p), "run_id": "floor0000000", "iteration": 1}
-        stmts.append(RawBSONDocument(encode({"q": {"_id": i}, "u": {"$set": {field: label, "last_modified_at": now}}})))
-    batches = [stmts[s : s + writes.BATCH] for s in range(0, len(stmts), writes.BATCH)]
+
+    def statements():  # new values each round: an update that changes nothing is not written
+        now = DatetimeMS(plugin.fastdb.codec.now_ms())  # a date, as FiftyOne writes it
+        out = []
+        for i, p in zip(ids, rng.random(len(ids))):
+            label = {"_id": ObjectId(), "_cls": "Classification", "tags": [],
+                     "label": "positive" if p >= 0.5 else "negative", "confidence": float(max(p, 1 - p)),
+                     "p_positive": float(p), "run_id": "floor0000000", "iteration": 1}
+            out.append(RawBSONDocument(encode({"q": {"_id": i}, "u": {"$set": {field: label, "last_modified_at": now}}})))
+        return [out[s : s + writes.BATCH] for s in range(0, len(out), writes.BATCH)]
 
     def send(batch):
-        writes.check_reply(coll.database.command("update", coll.name, updates=batch, ordered=False), "floor")
+        reply = coll.database.command("update", coll.name, updates=batch, ordered=False)
+        writes.check_reply(reply, "floor")
+        assert reply["nModified"] == len(batch)
 
     times = []
     for _ in range(rounds):
+        batches = statements()
         t0 = time.time()
         with ThreadPoolExecutor(writes.SENDERS) as ex:
             list(ex.map(send, batches))
