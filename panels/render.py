@@ -154,6 +154,22 @@ def mislabeled(panel, found, on_show):
     panel.btn("show_mislabeled", label="Show Possibly Mislabeled", variant="outlined", on_click=on_show)
 
 
+def scorer_line(sc):
+    """What the last train's scorer chose, in words (None without a summary)."""
+    if not sc:
+        return None
+    parts = []
+    if sc.get("concept"):
+        parts.append("a %s concept" % sc["concept"])
+    if sc.get("whitened") or sc.get("background_weight"):
+        parts.append("pool background %g%s" % (sc.get("background_weight") or 0, ", whitened" if sc.get("whitened") else ""))
+    if sc.get("kernel_weight"):
+        parts.append("nearest labels %g" % sc["kernel_weight"])
+    if sc.get("recalibrated_on"):
+        parts.append("calibrated on %d labels from suggestions" % sc["recalibrated_on"])
+    return ("Scorer: " + "; ".join(parts)) if parts else None
+
+
 def last_train(panel, sess, last, on_hist_click):
     if not last:
         return
@@ -168,6 +184,8 @@ def last_train(panel, sess, last, on_hist_click):
     if last.get("estimated_pool_positive_rate") is not None:
         panel.md("Estimated positive rate of the scored pool: %.1f%%"
                  % (100 * last["estimated_pool_positive_rate"]), name="prior_md")
+    if scorer_line(last.get("scorer")):
+        panel.md(scorer_line(last["scorer"]), name="scorer_md")
     quality_table(panel, sess)
     panel.plot(
         "histogram", on_click=on_hist_click,

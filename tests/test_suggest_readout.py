@@ -174,6 +174,8 @@ def test_labels_of_a_labeled_suggestion_recalibrate_the_next_train(trained, plug
     assert r["scorer"]["recalibrated_on"] == 10, r["scorer"]
     assert r["calibration"]["recalibrated"]["num_labels"] == 10
     assert r["calibration"]["prior_method"] == "recalibrated"
+    last = run("get_session", ds)["last_train"]  # what the panel renders
+    assert "calibrated on 10 labels from suggestions" in plugin.panels.render.scorer_line(last["scorer"])
 
     half = run("suggest_samples", ds, num_samples=10)["ids"]
     _answer(ds, half[:5])
