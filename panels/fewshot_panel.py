@@ -14,6 +14,7 @@ from . import render
 
 URI = PLUGIN + "/"
 BUSY_SHOWN_FOR = 10  # seconds a clicked operation shows "Running ..." without progress
+WAIT_FOR_WORKER = 600  # seconds the panel polls for a queued (delegated) train to finish
 
 # the inputs Train & Label sends, by the row (h_stack) that holds them
 TRAIN_INPUTS = {
@@ -61,7 +62,17 @@ class FewShotPanel(foo.Panel):
         self._sync(ctx)
 
     def on_poll(self, ctx):
-        pass  # re-renders: progress of a running operation
+        # re-renders (progress of a running operation); a delegated train that
+        # finished on a worker: reload the grid (the worker cannot)
+        s = ctx.panel.state
+        if s.waiting_since is None:
+            return
+        last = wf.get_session(ctx.dataset).get("last_train") or {}
+        if last.get("run_id") != s.waiting_run:
+            s.waiting_since = s.waiting_run = None
+            ctx.ops.reload_dataset()
+        elif time.time() - s.waiting_since > WAIT_FOR_WORKER:
+            s.waiting_since = s.waiting_run = None
 
     def on_model_change(self, ctx):
         # auto-fill the embedding field unless the user typed one
@@ -98,6 +109,9 @@ class FewShotPanel(foo.Panel):
                 v = _value(s, group, k)
                 if v not in (None, ""):
                     params[k] = v
+        if params["delegate"]:  # poll until a worker has run it (on_poll)
+            s.waiting_since = time.time()
+            s.waiting_run = (wf.get_session(ctx.dataset).get("last_train") or {}).get("run_id")
         self._run(ctx, "train_and_label", params)
 
     def on_suggest(self, ctx):
@@ -217,7 +231,7 @@ class FewShotPanel(foo.Panel):
         ctx.panel.data.histogram = render.histogram_traces(sess.get("last_train"))
         if s.error:
             panel.view("error", types.Error(label="Error", description=s.error))
-        render.progress(panel, prog, s.busy, self.on_poll)
+        render.progress(panel, prog, s.busy, self.on_poll, poll=bool(prog or s.waiting_since))
         if not sess.get("active"):
             render.setup(panel, s, self.on_model_change, self.on_start, bool(busy))
         else:

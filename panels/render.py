@@ -72,7 +72,7 @@ def scope(panel, sess, now):
             "keep their predictions from earlier iterations." % (sess.get("iteration") or 0, last["text"])))
 
 
-def progress(panel, prog, busy, on_poll):
+def progress(panel, prog, busy, on_poll, poll=False):
     if prog:
         f = prog.get("fraction") or 0.0
         eta = prog.get("eta_seconds")
@@ -82,7 +82,7 @@ def progress(panel, prog, busy, on_poll):
             " · about %d s left" % eta if eta is not None else "", prog.get("label") or ""), name="progress")
     elif busy:
         panel.md("_Running %s…_" % busy.replace("_", " "), name="busy")
-    if prog:  # re-render every second while a long operation runs
+    if prog or poll:  # re-render every second while a long operation runs (or a worker may)
         panel.view("poll", types.TimerView(interval=1000, on_interval=on_poll))
 
 

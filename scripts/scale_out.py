@@ -6,7 +6,9 @@ delegated launch`` workers, each with its own embedding cache (as on other
 hosts), and the demo App, every process pointed at the replica set with
 ``FIFTYONE_DATABASE_URI``. In the panel tick "Run Train & Label in the
 background" (or call ``train_and_label`` with ``delegate=True``): a worker runs
-it. Workers log to ``.scale-out/worker-N.log``. Ctrl-C stops everything.
+it. Workers log to ``.scale-out/worker-N.log``. Ctrl-C (or SIGTERM) stops
+everything. Options it does not know go to ``scripts/demo.py`` (``--port``,
+``--num-samples``, ...).
 """
 
 import argparse
@@ -69,16 +71,24 @@ def start_replica_set(ports):
     return procs, uri
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--ports", type=int, nargs=3, default=[27117, 27118, 27119])
+    ap.add_argument("--db-ports", type=int, nargs=3, default=[27117, 27118, 27119],
+                    help="the replica set members' ports")
     args, demo_args = ap.parse_known_args()
     os.makedirs(WORK, exist_ok=True)
-    procs, uri = start_replica_set(args.ports)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop the children on SIGTERM too
+    app = None
+    procs, uri = start_replica_set(args.db_ports)
     env = dict(os.environ, FIFTYONE_DATABASE_URI=uri, FIFTYONE_DATABASE_VALIDATION="false",
                FIFTYONE_DO_NOT_TRACK="true", FIFTYONE_PLUGINS_DIR=PLUGINS_DIR)
-    print("[scale-out] replica set: export FIFTYONE_DATABASE_URI='%s'" % uri, flush=True)
+    print("[scale-out] replica set up. From a Python shell or another worker use:\n"
+          "  export FIFTYONE_DATABASE_URI='%s' FIFTYONE_PLUGINS_DIR='%s'" % (uri, PLUGINS_DIR), flush=True)
     try:
         # the demo first (it builds the data and links the plugin the workers load)
         subprocess.run([sys.executable, os.path.join(REPO, "scripts", "demo.py"), "--no-launch"] + demo_args,
@@ -90,11 +100,20 @@ def main():
             procs.append(subprocess.Popen([fiftyone_cli, "delegated", "launch"], env=wenv, stdout=log,
                                           stderr=subprocess.STDOUT))
             print("[scale-out] worker %d: fiftyone delegated launch (log: %s)" % (i, log.name), flush=True)
-        subprocess.run([sys.executable, os.path.join(REPO, "scripts", "demo.py")] + demo_args, env=env)
+        app = subprocess.Popen([sys.executable, os.path.join(REPO, "scripts", "demo.py")] + demo_args, env=env)
+        app.wait()
     except KeyboardInterrupt:
         pass
     finally:
-        for p in reversed(procs):  # workers, then the members (SIGTERM: a clean shutdown keeps the data)
+        # the App first (SIGINT: it closes its server), then the workers, then the
+        # members (SIGTERM: a clean shutdown keeps the data)
+        if app is not None and app.poll() is None:
+            app.send_signal(signal.SIGINT)
+            try:
+                app.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                app.kill()
+        for p in reversed(procs):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
         for p in procs:

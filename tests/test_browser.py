@@ -297,3 +297,39 @@ def test_a_possibly_mislabeled_label_is_shown_and_reviewable(app, fo, plugin):
         page.get_by_role("button", name="Show Possibly Mislabeled").click()
         expect(page.get_by_text(re.compile(r"^1 samples?$"))).to_be_visible(timeout=60_000)
         shot(page, "11-possibly-mislabeled-view")
+
+
+def test_a_train_run_by_a_worker_shows_in_the_grid_without_a_reload(app, fo, plugin):
+    """Train & Label ticked "in the background": the App queues it, a worker
+    (here this process, not the App's) runs it, and the open panel notices and
+    reloads the grid: the tiles show the predictions (a user had to reload)."""
+    from conftest import EMB, class_ids, run
+    from fiftyone.operators.delegated import DelegatedOperationService
+    from playwright.sync_api import expect
+
+    ds, url = app
+    run("start_session", ds, embedding_field=EMB)
+    run("label_positive", ds, selected=class_ids(ds, "Trouser", 3))
+    run("label_negative", ds, selected=class_ids(ds, "Trouser", 3, exclude=True))
+    service = DelegatedOperationService()
+    with _page("failure-delegated") as (page, shot):
+        page.goto(url)
+        tiles = page.locator("[data-cy=looker]")
+        tiles.first.wait_for(timeout=60_000)
+        _open_panel(page, page.get_by_role("heading", name="Iteration 0"))
+        page.get_by_text("Advanced settings").click()
+        page.get_by_text("Run Train & Label in the background (delegated operation)").click()
+        page.get_by_role("button", name="Train & Label").click()
+        deadline = time.time() + 60
+        while not service.get_queued_operations(dataset_name=ds.name):
+            assert time.time() < deadline, "the App did not queue the train"
+            time.sleep(0.5)
+        expect(tiles.first.locator("[data-cy=tag-fewshot_prediction]")).to_have_count(0)
+        # the worker: another process (operators cannot run inside Playwright's event loop)
+        subprocess.run([sys.executable, "-c", "from fiftyone.operators.delegated import "
+                        "DelegatedOperationService as D; D().execute_queued_operations(dataset_name=%r)"
+                        % ds.name], env=dict(os.environ), check=True, timeout=300)
+        assert plugin.operators.state.SessionState(ds).config["iteration"] == 1
+        expect(page.get_by_role("heading", name="Iteration 1")).to_be_visible(timeout=60_000)
+        expect(tiles.first.locator("[data-cy=tag-fewshot_prediction]")).to_be_visible(timeout=30_000)
+        shot(page, "12-delegated-train-shown")
