@@ -6,6 +6,7 @@ import os
 import sys
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -101,3 +102,23 @@ def test_a_rare_concepts_prior_is_not_run_up_by_the_negatives_tail():
         em.append(abs(np.log(m2.calibration.prior / truth)))
     assert "quantile" in used
     assert np.mean(auto) < np.mean(em) - 0.1, (auto, em)
+
+
+def test_a_common_concepts_prior_is_the_prototypes_boundary_share():
+    """With 5 labels per side the mixture's prior of a 50% concept runs low;
+    a common concept's calibration fixes it to the share of the pool on the
+    prototypes' positive side, which lands closer to the truth."""
+    fixed, em = [], []
+    for seed in range(6):
+        X, y = union_concept(0.5, members=4, seed=seed)
+        pos, neg, rest = split(y, 5, seed)
+        m, _, _ = fitted(X, pos, neg, rest)
+        assert m.choice == "common" and m.calibration.prior_method == "boundary"
+        share = np.mean(m.scorer.raw_scores(X[rest], normalized=True) > 0)
+        assert m.calibration.prior == pytest.approx(share, abs=1e-9)
+        m2, _, _ = fitted(X, pos, neg, rest, whiten=False, background_weight=0.0)  # explicit: EM prior
+        assert m2.calibration.prior_method == "em"
+        truth = y[rest].mean()
+        fixed.append(abs(np.log(m.calibration.prior / truth)))
+        em.append(abs(np.log(m2.calibration.prior / truth)))
+    assert np.mean(fixed) < np.mean(em), (fixed, em)
