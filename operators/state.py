@@ -65,11 +65,16 @@ class SessionState(object):
     def update(self, fn, create=False):
         """Applies ``fn(config) -> new config`` atomically (compare-and-set,
         retried); ``fn`` may raise to abort. Returns the new config."""
+        return self._change(SESSION_KEY, fn, lambda: self.config if create else require_session(self))
+
+    def _change(self, key, fn, read):
+        """``fn(value read by read()) -> new value`` stored under ``key`` with
+        compare-and-set (set-if-absent when there is none), retried."""
         for _ in range(100):
-            cur = self.config if create else require_session(self)
+            cur = read()
             new = fn(copy.deepcopy(cur))
-            ok = (self.store.set_if_absent(SESSION_KEY, new) if cur is None
-                  else self.store.compare_and_set(SESSION_KEY, cur, new))
+            ok = (self.store.set_if_absent(key, new) if cur is None
+                  else self.store.compare_and_set(key, cur, new))
             if ok:
                 return new
             time.sleep(0.005)
@@ -81,17 +86,14 @@ class SessionState(object):
         """Records one suggestion call's IDs as a batch (compare-and-set, so
         concurrent calls keep each other's batches)."""
         batch = [str(i) for i in ids][:MAX_SUGGESTED]
-        for _ in range(100):
-            cur = self.store.get(SUGGESTED_KEY)
+
+        def add(cur):
             batches = list((cur or {}).get("batches", [])) + [batch]
             while sum(len(b) for b in batches) > MAX_SUGGESTED:
                 batches.pop(0)
-            new = {"batches": batches}
-            if (self.store.set_if_absent(SUGGESTED_KEY, new) if cur is None
-                    else self.store.compare_and_set(SUGGESTED_KEY, cur, new)):
-                return
-            time.sleep(0.005)
-        raise FewShotError("The session is being changed by many callers at once; try again")
+            return {"batches": batches}
+
+        self._change(SUGGESTED_KEY, add, lambda: self.store.get(SUGGESTED_KEY))
 
     def suggested_batches(self):
         """The recorded suggestion batches, oldest first (lists of ID strings)."""
