@@ -52,6 +52,8 @@ measures F1, ECE and the predicted/true positive ratio against the seed sigmoid.
 
 import numpy as np
 
+from .rocchio import sigmoid
+
 MAX_POOL = 100000
 MAX_LOO = 300
 EM_ITERS = 150
@@ -119,10 +121,6 @@ def loo_scores(scorer, pos, neg, max_items=MAX_LOO, seed=0, with_index=False):
     return out[0], out[1]
 
 
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -500, 500)))
-
-
 def _logit(p, eps=1e-6):
     p = np.clip(p, eps, 1.0 - eps)
     return np.log(p) - np.log1p(-p)
@@ -168,7 +166,7 @@ class Calibration(object):
         if self.recal is None:
             return p
         a, b, _ = self.recal
-        return _sigmoid(a * _logit(p) + b)
+        return sigmoid(a * _logit(p) + b)
 
     def to_dict(self):
         d = {
@@ -193,7 +191,7 @@ class PlattCalibration(Calibration):
         self.m1 = self.s1 = self.m0 = self.s0 = None
 
     def _base_proba(self, z):
-        return _sigmoid(self.a * z + self.b)
+        return sigmoid(self.a * z + self.b)
 
     def to_dict(self):
         d = Calibration.to_dict(self)
@@ -213,7 +211,7 @@ def platt(z, t, reg=1.0, max_step=2.0, reg_b=0.0, min_a=None):
     tt = np.where(t == 1, (npos + 1) / (npos + 2), 1 / (nneg + 2))
     a, b = 1.0, 0.0
     for _ in range(100):
-        p = 1.0 / (1.0 + np.exp(-np.clip(a * z + b, -500, 500)))
+        p = sigmoid(a * z + b)
         w = p * (1 - p)
         g = np.array([((p - tt) * z).sum() + reg * (a - 1.0), (p - tt).sum() + reg_b * b])
         H = np.array([[(w * z * z).sum() + reg, (w * z).sum()], [(w * z).sum(), w.sum() + reg_b + 1e-6]])
@@ -228,7 +226,7 @@ def platt(z, t, reg=1.0, max_step=2.0, reg_b=0.0, min_a=None):
         # convex: the optimum with the slope held at its bound (b alone)
         a = float(min_a)
         for _ in range(100):
-            p = 1.0 / (1.0 + np.exp(-np.clip(a * z + b, -500, 500)))
+            p = sigmoid(a * z + b)
             step = ((p - tt).sum() + reg_b * b) / ((p * (1 - p)).sum() + reg_b + 1e-6)
             b -= float(np.clip(step, -max_step, max_step))
             if abs(step) < 1e-9:
@@ -286,7 +284,7 @@ def fit(pool_scores, loo_pos, loo_neg, own_pos=None, seed=0, prior=None):
 
 def _platt(center, scale, lp, ln, z):
     a, b = platt(np.concatenate([lp, ln]), np.r_[np.ones(len(lp)), np.zeros(len(ln))])
-    prior = float((1.0 / (1.0 + np.exp(-np.clip(a * z + b, -500, 500)))).mean())
+    prior = float(sigmoid(a * z + b).mean())
     return PlattCalibration(center, scale, a, b, prior)
 
 

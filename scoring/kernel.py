@@ -56,26 +56,14 @@ class KernelTerm(object):
         """Leave-one-out ``K`` of the labeled rows ``pos[pos_rows]`` and
         ``neg[neg_rows]``: each without itself on its own side."""
         out = []
-        for rows, X, own, sign in ((pos_rows, pos, self.pi, 1), (neg_rows, neg, self.ni, -1)):
-            X = np.asarray(X, np.float32)[np.asarray(rows, np.int64)]
-            sp, sn = X @ self.P.T, X @ self.N.T
-            same = sp if sign > 0 else sn
-            mask = np.asarray(rows)[:, None] == own[None, :]  # itself, when in the subset
-            same = np.where(mask, -np.inf, same)
-            if sign > 0:
-                sp = same
-            else:
-                sn = same
-            out.append(_lse_mean_masked(sp, self.beta) - _lse_mean_masked(sn, self.beta))
+        for rows, X, own, side in ((pos_rows, pos, self.pi, 0), (neg_rows, neg, self.ni, 1)):
+            rows = np.asarray(rows, np.int64)
+            X = np.asarray(X, np.float32)[rows]
+            sims = [X @ self.P.T, X @ self.N.T]
+            itself = rows[:, None] == own[None, :]  # when in the subset
+            sims[side] = np.where(itself, -np.inf, sims[side])
+            # the mean over the others: exp(-inf) adds 0, so rescale by how many count
+            n = sims[side].shape[1] / np.maximum(sims[side].shape[1] - itself.sum(axis=1), 1)
+            out.append(_lse_mean(sims[0], self.beta) - _lse_mean(sims[1], self.beta)
+                       + (1 if side == 0 else -1) * np.log(n))
         return out[0], out[1]
-
-
-def _lse_mean_masked(S, beta):
-    """``log mean exp(beta * S)`` over the finite entries of each row."""
-    S = np.asarray(S, np.float64)
-    ok = np.isfinite(S)
-    B = np.where(ok, beta * S, -np.inf)
-    m = B.max(axis=1, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    total = np.where(ok, np.exp(B - m), 0.0).sum(axis=1)
-    return m[:, 0] + np.log(np.maximum(total, 1e-300) / np.maximum(ok.sum(axis=1), 1))

@@ -192,22 +192,24 @@ class FewShotModel(object):
         self.scorer.fit(pos, neg, background=bg, background_weight=self.background_weight())
         self._pos, self._neg = np.asarray(pos, np.float32), np.asarray(neg, np.float32)
         self.calibration = None
-        self._boundary_share = None
-        if self.choice == "common":  # the prototypes' own boundary: share of the pool on the positive side
-            self._boundary_share = float(np.mean(self.scorer.raw_scores(pool_sample, normalized=True) > 0))
-        self._fit_kernel(pool_sample, seed)
+        w = self.kernel_weight(len(pos), len(neg))
+        if w > 0 and (pool_sample is None or len(pool_sample) == 0):
+            raise ScoringError("The kernel term needs a sample of the unlabeled pool")
+        # the prototypes' scores of the pool, for the common concept's prior and the kernel's scale
+        r = self.scorer.raw_scores(pool_sample, normalized=True) if self.choice == "common" or w > 0 else None
+        # the prototypes' own boundary: the share of the pool on the positive side
+        self._boundary_share = float(np.mean(r > 0)) if self.choice == "common" else None
+        self._fit_kernel(pool_sample, r, w, seed)
         return self
 
-    def _fit_kernel(self, pool_sample, seed):
-        """The kernel term and the pool statistics both scores are standardized with."""
+    def _fit_kernel(self, pool_sample, r, w, seed):
+        """The kernel term (weight ``w``) and the pool statistics both scores
+        are standardized with (``r``: the prototypes' scores of the pool)."""
         self._kernel = None
-        w = self.kernel_weight(len(self._pos), len(self._neg))
         if w <= 0:
             return
-        if pool_sample is None or len(pool_sample) == 0:
-            raise ScoringError("The kernel term needs a sample of the unlabeled pool")
         term = KernelTerm(self._pos, self._neg, seed=seed)
-        r, k = self.scorer.raw_scores(pool_sample, normalized=True), term.scores(pool_sample)
+        k = term.scores(pool_sample)
         self._kernel = (term, float(w), float(np.median(r)), float(r.std()) or 1.0,
                         float(np.median(k)), float(k.std()) or 1.0)
 
@@ -264,20 +266,19 @@ class FewShotModel(object):
             kp, kn = self._kernel[0].loo(self._pos, self._neg, ip, in_)
             lp, ln = self._combine(lp, kp), self._combine(ln, kn)
         own = self.raw_scores(self._pos)
-        cal = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed)
+        # a common concept's mixture prior runs low with few labels (0.4-0.5x at
+        # k = 5 on digits); the share of the pool on the prototypes' positive
+        # side was within 0.7-1.2x (bench_quality.py: ECE and F1 misses 45 -> 35)
+        fixed = None if self._boundary_share is None else min(max(self._boundary_share, 1e-4), 1 - 1e-4)
+        cal = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed, prior=fixed)
+        if fixed is not None and cal.method == "mixture":
+            cal.prior_method = "boundary"
         q = quantile_prior(pool_scores, lp)
         if self.choice == "rare" and q is not None and cal.method == "mixture" and q < cal.prior:
             # a rare concept's mixture prior runs high (the negatives' tail is not
             # Gaussian): the lower, shape-free estimate is fixed instead
             cal = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed, prior=max(q, 1e-4))
             cal.prior_method = "quantile"
-        if self.choice == "common" and cal.method == "mixture" and self._boundary_share is not None:
-            # a common concept's mixture prior runs low with few labels (0.4-0.5x at
-            # k = 5 on digits); the share of the pool on the prototypes' positive
-            # side was within 0.7-1.2x (bench_quality.py: ECE and F1 misses 45 -> 35)
-            prior = min(max(self._boundary_share, 1e-4), 1 - 1e-4)
-            cal = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed, prior=prior)
-            cal.prior_method = "boundary"
         if selected is not None:
             sp, sn = (np.asarray(m, bool) for m in selected)
             calibration.recalibrate(cal, np.r_[lp[sp[ip]], ln[sn[in_]]],
