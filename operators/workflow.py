@@ -13,7 +13,9 @@ from .params import DEFAULT_PREDICTION_FIELD, DEFAULT_RANDOM_FRACTION, DEFAULT_T
 from .params import scorer_params, suggest_params  # noqa: F401
 from .readout import readout_params, truth_classes, truth_fields  # noqa: F401
 from .review import mislabeled_view, predictions_view, subset_view, suggest_samples  # noqa: F401
-from .session import KEEP_TAGS, P_ATTR, check_start, get_session, require_session, reset_session  # noqa: F401
+from .session import (  # noqa: F401
+    KEEP_TAGS, P_ATTR, check_start, get_session, last_train, require_session, reset_session,
+)
 from .session import start_session, visible_fields  # noqa: F401
 from .progress import Progress  # noqa: F401
 from .progress import current as current_progress  # noqa: F401

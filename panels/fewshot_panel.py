@@ -24,6 +24,13 @@ TRAIN_INPUTS = {
 }
 
 
+def _last_run_id(ctx):
+    """The run ID of the session's last train (None before one): read from the
+    session config alone (``get_session`` also counts labels and runs)."""
+    cfg = wf.SessionState(ctx.dataset).config
+    return ((cfg and wf.last_train(cfg)) or {}).get("run_id")
+
+
 def _value(state, group, key):
     """An input's value: inputs inside a row are stored under the row's name."""
     v = state.get(group + "." + key)
@@ -67,8 +74,7 @@ class FewShotPanel(foo.Panel):
         s = ctx.panel.state
         if s.waiting_since is None:
             return
-        last = wf.get_session(ctx.dataset).get("last_train") or {}
-        if last.get("run_id") != s.waiting_run:
+        if _last_run_id(ctx) != s.waiting_run:
             s.waiting_since = s.waiting_run = None
             ctx.ops.reload_dataset()
         elif time.time() - s.waiting_since > WAIT_FOR_WORKER:
@@ -111,7 +117,7 @@ class FewShotPanel(foo.Panel):
                     params[k] = v
         if params["delegate"]:  # poll until a worker has run it (on_poll)
             s.waiting_since = time.time()
-            s.waiting_run = (wf.get_session(ctx.dataset).get("last_train") or {}).get("run_id")
+            s.waiting_run = _last_run_id(ctx)
         self._run(ctx, "train_and_label", params)
 
     def on_suggest(self, ctx):

@@ -184,8 +184,9 @@ def last_train(panel, sess, last, on_hist_click):
     if last.get("estimated_pool_positive_rate") is not None:
         panel.md("Estimated positive rate of the scored pool: %.1f%%"
                  % (100 * last["estimated_pool_positive_rate"]), name="prior_md")
-    if scorer_line(last.get("scorer")):
-        panel.md(scorer_line(last["scorer"]), name="scorer_md")
+    line = scorer_line(last.get("scorer"))
+    if line:
+        panel.md(line, name="scorer_md")
     quality_table(panel, sess)
     panel.plot(
         "histogram", on_click=on_hist_click,
