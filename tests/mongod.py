@@ -8,7 +8,6 @@ commands, and run FiftyOne clients as subprocesses pointed at it with
 ``FIFTYONE_DATABASE_URI`` (FiftyOne connects once per process).
 """
 
-import importlib.util
 import json
 import os
 import shutil
@@ -20,14 +19,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
 
-
-def mongod_binary():
-    spec = importlib.util.find_spec("fiftyone")
-    path = os.path.join(list(spec.submodule_search_locations)[0], "db", "bin", "mongod")
-    if not os.path.exists(path):
-        path = shutil.which("mongod")
-    return path
+from scale_out import mongod_binary  # noqa: E402  (one lookup for the scripts and the tests)
 
 
 def free_port():
