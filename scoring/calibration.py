@@ -30,6 +30,12 @@ finding (once the suggestion loop has labeled most of a 1% concept, few are
 left), which Platt on the balanced labels cannot know (the earlier fallback to
 Platt there predicted 81x the true positives on digits; ECE 0.103 -> 0.026).
 
+A mixture whose positive component ends below the negative one (labeled
+positives scoring below labeled negatives; the posterior would fall with the
+score) is replaced by Platt scaling with its intercept moved to the prior.
+Platt's slope is kept >= ``MIN_SLOPE``. :func:`match_prior` makes a map label
+about as many samples positive as its prior says (used for common concepts).
+
 ``prior`` fixes the mixing weight instead (the model passes a shape-free
 estimate for a rare concept, where the EM weight runs high: see
 :func:`.model.quantile_prior`).
@@ -62,6 +68,7 @@ MIN_POOL = 500
 LABEL_WEIGHT = 2.0  # x k^2: weight of each labeled score relative to a pool score
 SELECTED_MIN = 6  # labels picked from the scores needed to recalibrate
 MIN_SLOPE = 0.1  # the recalibration keeps P increasing in the score
+MATCH_TOLERANCE = 1.25  # predicted / expected positives a common concept's map may be off (match_prior)
 SELECTED_REG = 0.3  # pull of the recalibration toward the identity (0.1-0.5 measured alike)
 
 
@@ -136,6 +143,7 @@ class Calibration(object):
     method = "mixture"
     prior_method = "em"
     recal = None  # (a, b, number of labels) once recalibrated
+    offset = 0.0  # log-odds added to the base map (:func:`match_prior`)
 
     def __init__(self, center, scale, prior, m1, s1, m0, s0):
         self.center, self.scale = float(center), float(scale)
@@ -163,6 +171,8 @@ class Calibration(object):
     def predict_proba(self, scores):
         z = (np.asarray(scores, dtype=np.float64) - self.center) / self.scale
         p = self._base_proba(z)
+        if self.offset:
+            p = sigmoid(_logit(p) + self.offset)
         if self.recal is None:
             return p
         a, b, _ = self.recal
@@ -174,6 +184,8 @@ class Calibration(object):
             "prior": self.prior, "center": self.center, "scale": self.scale,
             "m1": self.m1, "s1": self.s1, "m0": self.m0, "s0": self.s0,
         }
+        if self.offset:
+            d["offset"] = self.offset
         if self.recal is not None:
             d["recalibrated"] = {"a": self.recal[0], "b": self.recal[1], "num_labels": self.recal[2]}
         return d
@@ -279,13 +291,45 @@ def fit(pool_scores, loo_pos, loo_neg, own_pos=None, seed=0, prior=None):
         m0 = float((a0 * Z).sum() / a0.sum())
         s1 = float(np.sqrt((a1 * (Z - m1) ** 2).sum() / a1.sum())) + 1e-6
         s0 = float(np.sqrt((a0 * (Z - m0) ** 2).sum() / a0.sum())) + 1e-6
+    if m1 <= m0 and len(lp) and len(ln):
+        # the components swapped (the pool pulled the positive one below the
+        # negative; seen at 5 labels per side with a fixed 60% prior): the
+        # posterior would fall with the score, a constant once forced monotone
+        return _platt(center, scale, lp, ln, z, prior=None if prior is None else float(prior))
     return Calibration(center, scale, pi, m1, s1, m0, s0)
 
 
-def _platt(center, scale, lp, ln, z):
-    a, b = platt(np.concatenate([lp, ln]), np.r_[np.ones(len(lp)), np.zeros(len(ln))])
-    prior = float(sigmoid(a * z + b).mean())
-    return PlattCalibration(center, scale, a, b, prior)
+def _platt(center, scale, lp, ln, z, prior=None):
+    """Platt on the labels' scores; with ``prior``, its intercept moved from
+    the labels' positive rate to that prior (Saerens et al. 2002)."""
+    # the slope is kept >= MIN_SLOPE: P falling with the score would contradict
+    # the ranking it labels (labeled positives scoring below labeled negatives)
+    a, b = platt(np.concatenate([lp, ln]), np.r_[np.ones(len(lp)), np.zeros(len(ln))], min_a=MIN_SLOPE)
+    if prior is not None:
+        b += float(_logit(prior) - _logit(len(lp) / float(len(lp) + len(ln))))
+    return PlattCalibration(center, scale, a, b, float(sigmoid(a * z + b).mean()) if prior is None else prior)
+
+
+def match_prior(cal, pool_scores, tolerance=MATCH_TOLERANCE):
+    """Makes ``cal`` label about as many of ``pool_scores`` positive as its own
+    prior says. When the count with P >= 0.5 is off by more than
+    ``tolerance`` times (either way), the log-odds are shifted so that P = 0.5
+    at the pool's ``1 - prior`` quantile; the map's shape is kept. With 5
+    labels per side a common concept's mixture can be so timid that no sample
+    reaches 0.5 while it estimates a 40% prior (``bench/bench_quality.py``:
+    F1 below the seed scorer's at every common prior). Returns whether it
+    shifted."""
+    s = np.asarray(pool_scores, np.float64)
+    if not len(s) or not 0.0 < cal.prior < 1.0:
+        return False
+    ratio = float(np.mean(cal.predict_proba(s) >= 0.5)) / cal.prior
+    if 1.0 / tolerance <= ratio <= tolerance:
+        return False
+    at = float(np.quantile(s, 1.0 - cal.prior))
+    # + 1e-6: P(at) >= 0.5 despite rounding (a flat stretch of the map, where
+    # forcing it monotone cut a falling log-odds, is then labeled as one)
+    cal.offset = float(cal.offset - _logit(cal.predict_proba([at]))[0] + 1e-6)
+    return True
 
 
 def recalibrate(cal, scores, labels, pool_scores, reg=SELECTED_REG, min_labels=SELECTED_MIN):

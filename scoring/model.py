@@ -58,7 +58,7 @@ MODEL_DEFAULTS = dict(
 )
 WHITEN_MIN_LABELS = 5
 RARE_BACKGROUND_WEIGHT = DEFAULT_BACKGROUND_WEIGHT
-COMMON_PRIOR = 0.25
+COMMON_PRIOR = 0.2
 SUSPECT_THRESHOLD = 0.05  # leave-one-out P(label) that flags it (bench_quality.py --noise)
 SUSPECT_Z = 3.0
 COMMON_KERNEL_WEIGHT = 1.0
@@ -271,8 +271,9 @@ class FewShotModel(object):
         # side was within 0.7-1.2x (bench_quality.py: ECE and F1 misses 45 -> 35)
         fixed = None if self._boundary_share is None else min(max(self._boundary_share, 1e-4), 1 - 1e-4)
         cal = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed, prior=fixed)
-        if fixed is not None and cal.method == "mixture":
+        if fixed is not None:
             cal.prior_method = "boundary"
+            calibration.match_prior(cal, pool_scores)
         q = quantile_prior(pool_scores, lp)
         if self.choice == "rare" and q is not None and cal.method == "mixture" and q < cal.prior:
             # a rare concept's mixture prior runs high (the negatives' tail is not

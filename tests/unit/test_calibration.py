@@ -236,3 +236,46 @@ def test_a_pool_with_almost_no_positives_left_is_not_recalibrated_to_the_labels(
     p = cal.predict_proba(pool)
     assert cal.method == "mixture" and cal.prior < 0.003
     assert (p >= 0.5).sum() <= 3 and p.mean() < 0.005
+
+
+def test_a_mixture_whose_components_swap_falls_back_to_a_rising_map():
+    """Labeled positives that score below the labeled negatives pull the
+    mixture's positive component under the negative one with a fixed 60%
+    prior: its posterior fell with the score, a constant once forced monotone
+    (every sample labeled alike). It falls back to Platt, slope >= MIN_SLOPE,
+    intercept moved to the fixed prior."""
+    rng = np.random.default_rng(3)
+    pool = np.r_[rng.normal(1.0, 0.6, 1200), rng.normal(-1.0, 0.6, 800)]
+    lp, ln = rng.normal(-0.8, 0.3, 5), rng.normal(0.6, 0.3, 5)
+    cal = calibration.fit(pool, lp, ln, prior=0.6)
+    p = cal.predict_proba(np.sort(pool))
+    assert np.all(np.diff(p) >= -1e-12)
+    assert p[-1] > p[0] + 0.05, (p[0], p[-1])  # not a constant
+    assert cal.method == "platt" and cal.prior == pytest.approx(0.6)
+
+
+def test_platt_never_falls_with_the_score():
+    z = np.r_[np.linspace(-2, -1, 5), np.linspace(1, 2, 5)]
+    t = np.r_[np.ones(5), np.zeros(5)]  # positives below negatives
+    a, _ = calibration.platt(z, t, min_a=calibration.MIN_SLOPE)
+    assert a == pytest.approx(calibration.MIN_SLOPE)
+    cal = calibration._platt(0.0, 1.0, z[:5], z[5:], np.linspace(-3, 3, 50))
+    assert cal.a >= calibration.MIN_SLOPE
+
+
+def test_a_map_that_labels_far_fewer_positives_than_its_prior_is_shifted_to_it():
+    """A timid map (heavily overlapping components) with a 40% prior labels
+    almost nothing positive; match_prior moves its 0.5 crossing to the pool's
+    60% quantile and keeps the ranking; a consistent map is left alone."""
+    pool = np.random.default_rng(0).normal(0.0, 1.0, 5000)
+    cal = calibration.Calibration(0.0, 1.0, 0.4, 0.2, 1.0, 0.0, 1.0)
+    before = cal.predict_proba(pool)
+    assert (before >= 0.5).mean() < 0.05
+    assert calibration.match_prior(cal, pool)
+    after = cal.predict_proba(pool)
+    assert (after >= 0.5).mean() == pytest.approx(0.4, abs=0.01)
+    order = np.argsort(pool)
+    assert np.all(np.diff(after[order]) >= -1e-12)
+    assert cal.to_dict()["offset"] == cal.offset != 0
+    ok = calibration.Calibration(0.0, 1.0, 0.5, 1.0, 0.6, -1.0, 0.6)
+    assert not calibration.match_prior(ok, pool) and ok.offset == 0.0
