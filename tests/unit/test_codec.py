@@ -139,3 +139,14 @@ def test_stamp_of_matches_its_definition():
     assert stamp_of(lma) == [4, sum(x % P1 for x in v), sum((x % P2) ** 2 for x in v)]
     # one changed time changes it
     assert stamp_of(lma) != stamp_of(np.array([MS, MS + 2, codec.NO_LMA, 2 * MS]))
+
+
+def test_cache_checksums_read_through_the_map_equal_the_files_crc(tmp_path, monkeypatch):
+    from few_shot_learning.embeddings import cache
+
+    monkeypatch.setattr(cache, "CHECKSUM_CHUNK", 1000)
+    for n in (0, 1, 999, 1000, 3005):
+        p = tmp_path / ("f%d" % n)
+        data = np.random.default_rng(n).integers(0, 256, n, dtype=np.uint8).tobytes()
+        p.write_bytes(data)
+        assert cache._checksum(str(p)) == [n, zlib.crc32(data)]
