@@ -143,7 +143,7 @@ class Calibration(object):
     method = "mixture"
     prior_method = "em"
     recal = None  # (a, b, number of labels) once recalibrated
-    offset = 0.0  # log-odds added to the base map (:func:`match_prior`)
+    offset = 0.0  # log-odds added last (:func:`match_prior`)
 
     def __init__(self, center, scale, prior, m1, s1, m0, s0):
         self.center, self.scale = float(center), float(scale)
@@ -171,12 +171,12 @@ class Calibration(object):
     def predict_proba(self, scores):
         z = (np.asarray(scores, dtype=np.float64) - self.center) / self.scale
         p = self._base_proba(z)
+        if self.recal is not None:
+            a, b, _ = self.recal
+            p = sigmoid(a * _logit(p) + b)
         if self.offset:
             p = sigmoid(_logit(p) + self.offset)
-        if self.recal is None:
-            return p
-        a, b, _ = self.recal
-        return sigmoid(a * _logit(p) + b)
+        return p
 
     def to_dict(self):
         d = {
@@ -344,7 +344,9 @@ def recalibrate(cal, scores, labels, pool_scores, reg=SELECTED_REG, min_labels=S
     cal.recal = None
     x = _logit(cal.predict_proba(scores))
     a, b = platt(x, labels, reg=reg, reg_b=reg, min_a=MIN_SLOPE)
-    cal.recal = (float(a), float(b), int(len(scores)))
+    # the map was logit(base) + offset: the offset is folded into the intercept
+    cal.recal = (float(a), float(b + a * cal.offset), int(len(scores)))
+    cal.offset = 0.0
     cal.prior = float(np.mean(cal.predict_proba(pool_scores)))
     cal.prior_method = "recalibrated"
     return True

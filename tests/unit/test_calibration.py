@@ -279,3 +279,25 @@ def test_a_map_that_labels_far_fewer_positives_than_its_prior_is_shifted_to_it()
     assert cal.to_dict()["offset"] == cal.offset != 0
     ok = calibration.Calibration(0.0, 1.0, 0.5, 1.0, 0.6, -1.0, 0.6)
     assert not calibration.match_prior(ok, pool) and ok.offset == 0.0
+
+
+def test_match_prior_after_a_recalibration_and_a_recalibration_after_it():
+    """The offset is added last, so it matches the prior whatever the
+    recalibration's slope; a recalibration fitted afterwards folds it in."""
+    rng = np.random.default_rng(1)
+    pool = rng.normal(0.0, 1.0, 4000)
+    cal = calibration.Calibration(0.0, 1.0, 0.3, 1.0, 0.8, -0.5, 0.8)
+    cal.recal = (0.3, -1.5, 10)  # a timid refit: few samples reach 0.5
+    cal.prior = float(np.mean(cal.predict_proba(pool)))
+    assert calibration.match_prior(cal, pool)
+    assert (cal.predict_proba(pool) >= 0.5).mean() == pytest.approx(cal.prior, abs=0.01)
+    cal2 = calibration.Calibration(0.0, 1.0, 0.4, 0.2, 1.0, 0.0, 1.0)
+    assert calibration.match_prior(cal2, pool)
+    s = rng.normal(0.0, 1.0, 40)
+    y = (rng.random(40) < sigmoid(2 * s)).astype(float)
+    x = calibration._logit(cal2.predict_proba(s))
+    a, b = calibration.platt(x, y, reg=calibration.SELECTED_REG, reg_b=calibration.SELECTED_REG,
+                             min_a=calibration.MIN_SLOPE)
+    assert calibration.recalibrate(cal2, s, y, pool)
+    np.testing.assert_allclose(cal2.predict_proba(s), sigmoid(a * x + b), atol=1e-4)
+    assert cal2.offset == 0.0
