@@ -34,8 +34,10 @@ def mongod_binary():
     return path if os.path.exists(path) else shutil.which("mongod")
 
 
-def start_replica_set(ports):
-    """Starts (or restarts) the members; initiates the set on first use."""
+def start_replica_set(ports, cache_gb=1.0):
+    """Starts (or restarts) the members; initiates the set on first use.
+    ``cache_gb``: each member's WiredTiger cache (by default each takes half the
+    machine's memory: three on one machine would compete for it)."""
     import pymongo
 
     binary = mongod_binary()
@@ -47,7 +49,7 @@ def start_replica_set(ports):
         os.makedirs(d, exist_ok=True)
         procs.append(subprocess.Popen(
             [binary, "--replSet", "rs0", "--dbpath", d, "--port", str(p), "--bind_ip", "127.0.0.1",
-             "--logpath", os.path.join(d, "mongod.log")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+             "--wiredTigerCacheSizeGB", str(cache_gb), "--logpath", os.path.join(d, "mongod.log")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     node = pymongo.MongoClient("mongodb://127.0.0.1:%d/?directConnection=true" % ports[0],
                                serverSelectionTimeoutMS=2000)
     deadline = time.time() + 60
@@ -80,11 +82,13 @@ def main():
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--db-ports", type=int, nargs=3, default=[27117, 27118, 27119],
                     help="the replica set members' ports")
+    ap.add_argument("--db-cache-gb", type=float, default=1.0,
+                    help="each member's WiredTiger cache in GB (default 1: three members share one machine)")
     args, demo_args = ap.parse_known_args()
     os.makedirs(WORK, exist_ok=True)
     signal.signal(signal.SIGTERM, _interrupt)  # stop the children on SIGTERM too
     app = None
-    procs, uri = start_replica_set(args.db_ports)
+    procs, uri = start_replica_set(args.db_ports, args.db_cache_gb)
     env = dict(os.environ, FIFTYONE_DATABASE_URI=uri, FIFTYONE_DATABASE_VALIDATION="false",
                FIFTYONE_DO_NOT_TRACK="true", FIFTYONE_PLUGINS_DIR=PLUGINS_DIR)
     print("[scale-out] replica set up. From a Python shell or another worker use:\n"
