@@ -272,7 +272,8 @@ class FewShotModel(object):
         fixed = None if self._boundary_share is None else min(max(self._boundary_share, 1e-4), 1 - 1e-4)
         cal = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed, prior=fixed)
         if fixed is not None:
-            cal.prior_method = "boundary"
+            if cal.prior == fixed:  # (Platt on a pool under MIN_POOL keeps its own)
+                cal.prior_method = "boundary"
             calibration.match_prior(cal, pool_scores)
         q = quantile_prior(pool_scores, lp)
         if self.choice == "rare" and q is not None and cal.method == "mixture" and q < cal.prior:

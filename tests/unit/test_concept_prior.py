@@ -123,3 +123,15 @@ def test_a_common_concepts_prior_is_the_prototypes_boundary_share():
         fixed.append(abs(np.log(m.calibration.prior / truth)))
         em.append(abs(np.log(m2.calibration.prior / truth)))
     assert np.mean(fixed) < np.mean(em), (fixed, em)
+
+
+def test_a_small_pools_platt_calibration_does_not_claim_the_boundary_prior():
+    """Under MIN_POOL scores the calibration is Platt with its own prior: the
+    summary must not call it the boundary share; its labels still match it."""
+    X, y = union_concept(0.5, n=300, members=4, seed=2)
+    pos, neg, rest = split(y, 5, 2)
+    m, raw, p = fitted(X, pos, neg, rest)
+    cal = m.calibration
+    assert m.choice == "common" and cal.method == "platt"
+    assert cal.prior_method == "platt" and cal.prior != m._boundary_share
+    assert 1 / 1.25 <= np.mean(p >= 0.5) / cal.prior <= 1.25
