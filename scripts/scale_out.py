@@ -49,7 +49,8 @@ def start_replica_set(ports, cache_gb=1.0):
         os.makedirs(d, exist_ok=True)
         procs.append(subprocess.Popen(
             [binary, "--replSet", "rs0", "--dbpath", d, "--port", str(p), "--bind_ip", "127.0.0.1",
-             "--wiredTigerCacheSizeGB", str(cache_gb), "--logpath", os.path.join(d, "mongod.log")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+             "--wiredTigerCacheSizeGB", str(cache_gb), "--logpath", os.path.join(d, "mongod.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     node = pymongo.MongoClient("mongodb://127.0.0.1:%d/?directConnection=true" % ports[0],
                                serverSelectionTimeoutMS=2000)
     deadline = time.time() + 60
