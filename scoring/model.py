@@ -28,10 +28,11 @@ measured better than the seed scorer at every k):
 directions are the concept's own when it is common: at a 30-90% prior both
 cost AP against the seed scorer (``bench/bench_quality.py``). Probe models
 (labeled prototypes only, whitened as above) are fitted and calibrated on the
-pool sample first, one with the labels as given and one with the negatives
-taken as the concept; each estimates its concept's share of the pool (the
-mean of the calibration's prior and twice the pool's share scoring above the
-median leave-one-out positive, from 2 positive labels). The positives' estimate
+pool sample first, one with the labels as given and one (from 2 labels per
+side) with the negatives taken as the concept; each estimates its concept's
+share of the pool (the mean of the calibration's prior and twice the pool's
+share scoring above the median leave-one-out positive, from 2 positive
+labels). The positives' estimate
 normalized by the sum of both (``probe_prior``) decides: below ``COMMON_PRIOR``
 the concept is rare (pool background + whitening), and so it is below
 ``RARE_UNLESS`` while the positives' own estimate is below ``COMMON_PRIOR``;
@@ -70,6 +71,7 @@ WHITEN_MIN_LABELS = 5
 RARE_BACKGROUND_WEIGHT = DEFAULT_BACKGROUND_WEIGHT
 COMMON_PRIOR = 0.2
 RARE_UNLESS = 0.25
+SYMMETRIC_MIN_LABELS = 2  # per side, for the negatives' probe
 SUSPECT_THRESHOLD = 0.05  # leave-one-out P(label) that flags it (bench_quality.py --noise)
 SUSPECT_Z = 3.0
 COMMON_KERNEL_WEIGHT = 1.0
@@ -173,8 +175,10 @@ class FewShotModel(object):
     def _decide(self, pos, neg, pool_sample, seed, background):
         """Rare or common, from probe models' estimated priors (module docstring)."""
         ep = self._probe_prior(pos, neg, pool_sample, seed, background)
-        en = self._probe_prior(neg, pos, pool_sample, seed, background)  # the negatives as the concept
-        self.probe_prior = ep / (ep + en) if ep + en > 0 else ep
+        self.probe_prior = ep
+        if min(len(pos), len(neg)) >= SYMMETRIC_MIN_LABELS:  # (one label: no leave-one-out estimate)
+            en = self._probe_prior(neg, pos, pool_sample, seed, background)  # the negatives as the concept
+            self.probe_prior = ep / (ep + en) if ep + en > 0 else ep
         rare = self.probe_prior < COMMON_PRIOR or (ep < COMMON_PRIOR and self.probe_prior < RARE_UNLESS)
         self.choice = "rare" if rare else "common"
 

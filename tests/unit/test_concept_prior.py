@@ -174,3 +174,22 @@ def test_a_rare_concept_stays_rare_unless_the_negatives_probe_clearly_says_commo
     m, _, _ = fitted(X, pos, neg, rest)
     assert COMMON_PRIOR <= m.probe_prior < RARE_UNLESS, m.probe_prior
     assert m.choice == "rare"
+
+
+def test_one_label_on_a_side_does_not_turn_a_rare_concept_common():
+    """With a single negative label, the probe that takes the negatives as the
+    concept has one example and no leave-one-out estimate: its prior is noise
+    (0.0-0.3), and normalized by it a 10% concept was called common and every
+    sample labeled positive. One label on either side decides as the labels'
+    own probe does. (A single positive label leaves that probe without a
+    leave-one-out estimate too: not covered here.)"""
+    for seed in range(3):
+        X, y = union_concept(0.1, n=3000, members=1, seed=seed)
+        for kp, kn in ((5, 1), (10, 1), (30, 1)):
+            rng = np.random.default_rng(seed)
+            pos = rng.choice(np.flatnonzero(y), kp, replace=False)
+            neg = rng.choice(np.flatnonzero(~y), kn, replace=False)
+            rest = np.setdiff1d(np.arange(len(y)), np.r_[pos, neg])
+            m, _, p = fitted(X, pos, neg, rest)
+            assert m.choice == "rare", (seed, kp, kn, m.probe_prior)
+            assert (p >= 0.5).mean() < 0.3, (seed, kp, kn, (p >= 0.5).mean())
