@@ -28,8 +28,8 @@ measured better than the seed scorer at every k):
 directions are the concept's own when it is common: at a 30-90% prior both
 cost AP against the seed scorer (``bench/bench_quality.py``). Probe models
 (labeled prototypes only, whitened as above) are fitted and calibrated on the
-pool sample first, one with the labels as given and one (from 2 labels per
-side) with the negatives taken as the concept; each estimates its concept's
+pool sample first, one with the labels as given and one (from 5 negative and
+2 positive labels) with the negatives taken as the concept; each estimates its concept's
 share of the pool (the mean of the calibration's prior and twice the pool's
 share scoring above the median leave-one-out positive, from 2 positive
 labels). The positives' estimate
@@ -71,7 +71,12 @@ WHITEN_MIN_LABELS = 5
 RARE_BACKGROUND_WEIGHT = DEFAULT_BACKGROUND_WEIGHT
 COMMON_PRIOR = 0.2
 RARE_UNLESS = 0.25
-SYMMETRIC_MIN_LABELS = 2  # per side, for the negatives' probe
+# the negatives' probe rests on their leave-one-out scores: with 1 negative its
+# prior was noise (a 10% concept called common, everything positive); with 2-3
+# it decided worse than the positives' probe alone (scikit-learn digits pixels,
+# 10 or 20 positives: rare concepts called common 7 -> 12-13 of 50), from 4 on
+# as well or better
+NEGATIVES_PROBE_MIN = 5
 SUSPECT_THRESHOLD = 0.05  # leave-one-out P(label) that flags it (bench_quality.py --noise)
 SUSPECT_Z = 3.0
 COMMON_KERNEL_WEIGHT = 1.0
@@ -176,7 +181,7 @@ class FewShotModel(object):
         """Rare or common, from probe models' estimated priors (module docstring)."""
         ep = self._probe_prior(pos, neg, pool_sample, seed, background)
         self.probe_prior = ep
-        if min(len(pos), len(neg)) >= SYMMETRIC_MIN_LABELS:  # (one label: no leave-one-out estimate)
+        if len(pos) >= 2 and len(neg) >= NEGATIVES_PROBE_MIN:
             en = self._probe_prior(neg, pos, pool_sample, seed, background)  # the negatives as the concept
             self.probe_prior = ep / (ep + en) if ep + en > 0 else ep
         rare = self.probe_prior < COMMON_PRIOR or (ep < COMMON_PRIOR and self.probe_prior < RARE_UNLESS)

@@ -176,16 +176,16 @@ def test_a_rare_concept_stays_rare_unless_the_negatives_probe_clearly_says_commo
     assert m.choice == "rare"
 
 
-def test_one_label_on_a_side_does_not_turn_a_rare_concept_common():
-    """With a single negative label, the probe that takes the negatives as the
-    concept has one example and no leave-one-out estimate: its prior is noise
+def test_few_negative_labels_do_not_turn_a_rare_concept_common():
+    """The probe that takes the negatives as the concept rests on their
+    leave-one-out scores: with a single negative label its prior was noise
     (0.0-0.3), and normalized by it a 10% concept was called common and every
-    sample labeled positive. One label on either side decides as the labels'
-    own probe does. (A single positive label leaves that probe without a
-    leave-one-out estimate too: not covered here.)"""
+    sample labeled positive. Below ``NEGATIVES_PROBE_MIN`` negatives the
+    labels' own probe decides alone. (A single positive label leaves that probe
+    without a leave-one-out estimate too: not covered here.)"""
     for seed in range(3):
         X, y = union_concept(0.1, n=3000, members=1, seed=seed)
-        for kp, kn in ((5, 1), (10, 1), (30, 1)):
+        for kp, kn in ((5, 1), (10, 1), (30, 1), (10, 2), (20, 2), (10, 3)):
             rng = np.random.default_rng(seed)
             pos = rng.choice(np.flatnonzero(y), kp, replace=False)
             neg = rng.choice(np.flatnonzero(~y), kn, replace=False)
