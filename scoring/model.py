@@ -28,20 +28,20 @@ measured better than the seed scorer at every k):
 directions are the concept's own when it is common: at a 30-90% prior both
 cost AP against the seed scorer (``bench/bench_quality.py``). Probe models
 (labeled prototypes only, whitened as above) are fitted and calibrated on the
-pool sample first, one with the labels as given and one (from 5 negative and
-2 positive labels) with the negatives taken as the concept; each estimates its concept's
-share of the pool (the mean of the calibration's prior and twice the pool's
-share scoring above the median leave-one-out positive, from 2 positive
-labels). The positives' estimate
-normalized by the sum of both (``probe_prior``) decides: below ``COMMON_PRIOR``
-the concept is rare (pool background + whitening), and so it is below
-``RARE_UNLESS`` while the positives' own estimate is below ``COMMON_PRIOR``;
-else common (labeled prototypes, no whitening). Positives of many kinds (a 90%
-"not a 1") are estimated low when taken alone; the negatives, one kind, are
-then estimated low too, which the normalization turns into a common prior.
-Measured (``bench/bench_quality.py``, random labels at k = 5/10/20 on both data
-sets): common concepts taken for rare 11 -> 9 of 300 trials, rare ones taken
-for common 7 -> 6 of 160. Normalized alone (no ``RARE_UNLESS`` band) it was
+pool sample first: one with the labels as given and, from 5 negative and 2
+positive labels, one with the negatives taken as the concept. Each estimates
+its concept's share of the pool (the mean of the calibration's prior and twice
+the pool's share scoring above the median leave-one-out positive, from 2
+positive labels). The positives' estimate normalized by the sum of both
+(``probe_prior``) decides: below ``COMMON_PRIOR`` the concept is rare (pool
+background + whitening), and so it is below ``RARE_UNLESS`` while the
+positives' own estimate is below ``COMMON_PRIOR``; else common (labeled
+prototypes, no whitening). Positives of many kinds (a 90% "not a 1") are
+estimated low when taken alone; the negatives, one kind, are then estimated
+low too, which the normalization turns into a common prior. Measured
+(``bench/bench_quality.py``, random labels at k = 5/10/20 on both data sets):
+common concepts taken for rare 11 -> 9 of 300 trials, rare ones taken for
+common 7 -> 6 of 160. Normalized alone (no ``RARE_UNLESS`` band) it was
 11 -> 6 and 7 -> 9, and Fashion-MNIST one-vs-rest at k = 10 (rare, the main
 use) fell below F1 0.70. The labels decide, never ground
 truth; ``choice`` records it. A common concept's calibration then fixes the
