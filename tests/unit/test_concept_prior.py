@@ -28,11 +28,21 @@ def ap(scores, truth):
     return float((np.cumsum(t) / np.arange(1, len(t) + 1) * t).sum() / t.sum())
 
 
-def split(y, k, seed):
+def split(y, k, seed, k_neg=None):
+    """``k`` random positives and ``k_neg`` (default ``k``) random negatives,
+    and the rest."""
     rng = np.random.default_rng(seed)
     pos = rng.choice(np.flatnonzero(y), k, replace=False)
-    neg = rng.choice(np.flatnonzero(~y), k, replace=False)
+    neg = rng.choice(np.flatnonzero(~y), k if k_neg is None else k_neg, replace=False)
     return pos, neg, np.setdiff1d(np.arange(len(y)), np.r_[pos, neg])
+
+
+def digits_pixels():
+    """scikit-learn's 8x8 digits (real images), centred pixels as unit vectors."""
+    from sklearn.datasets import load_digits
+
+    X, digit = load_digits(return_X_y=True)
+    return l2_normalize(X.astype(np.float32) - X.mean(0)), digit
 
 
 def fitted(X, pos, neg, rest, **settings):
@@ -145,16 +155,10 @@ def test_a_common_concept_whose_negatives_are_one_kind_is_not_taken_for_rare():
     though it is mostly positives). The negatives, taken as the concept, are
     estimated at 0.06 and 0.54; normalized by them the prior is 0.73 and 0.26:
     common."""
-    from sklearn.datasets import load_digits
-
-    X, digit = load_digits(return_X_y=True)
-    X = l2_normalize(X.astype(np.float32) - X.mean(0))
+    X, digit = digits_pixels()
     for classes, seed in (([0, 2, 3, 4, 5, 6, 7, 8, 9], 17), ([0, 2, 4, 6, 8], 32)):
         y = np.isin(digit, classes)
-        rng = np.random.default_rng(seed)
-        pos = rng.choice(np.flatnonzero(y), 5, replace=False)
-        neg = rng.choice(np.flatnonzero(~y), 5, replace=False)
-        rest = np.setdiff1d(np.arange(len(y)), np.r_[pos, neg])
+        pos, neg, rest = split(y, 5, seed)
         m, _, p = fitted(X, pos, neg, rest)
         assert m.choice == "common", (classes, m.probe_prior)
         assert 0.5 < (p >= 0.5).sum() / y[rest].sum() < 2, (classes, (p >= 0.5).mean())
@@ -165,10 +169,7 @@ def test_a_rare_concept_stays_rare_unless_the_negatives_probe_clearly_says_commo
     positives' own estimate is 0.18 and the normalized one 0.22, inside the
     band where both kinds of concept fall; rare is kept there (normalized
     alone, it was scored as common: no pool background, 1.5-2x the positives)."""
-    from sklearn.datasets import load_digits
-
-    X, digit = load_digits(return_X_y=True)
-    X = l2_normalize(X.astype(np.float32) - X.mean(0))
+    X, digit = digits_pixels()
     y = digit == 1
     pos, neg, rest = split(y, 10, 16)
     m, _, _ = fitted(X, pos, neg, rest)
@@ -186,10 +187,7 @@ def test_few_negative_labels_do_not_turn_a_rare_concept_common():
     for seed in range(3):
         X, y = union_concept(0.1, n=3000, members=1, seed=seed)
         for kp, kn in ((5, 1), (10, 1), (30, 1), (10, 2), (20, 2), (10, 3)):
-            rng = np.random.default_rng(seed)
-            pos = rng.choice(np.flatnonzero(y), kp, replace=False)
-            neg = rng.choice(np.flatnonzero(~y), kn, replace=False)
-            rest = np.setdiff1d(np.arange(len(y)), np.r_[pos, neg])
+            pos, neg, rest = split(y, kp, seed, k_neg=kn)
             m, _, p = fitted(X, pos, neg, rest)
             assert m.choice == "rare", (seed, kp, kn, m.probe_prior)
             assert (p >= 0.5).mean() < 0.3, (seed, kp, kn, (p >= 0.5).mean())
