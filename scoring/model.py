@@ -47,7 +47,9 @@ use) fell below F1 0.70. The labels decide, never ground
 truth; ``choice`` records it. A common concept's calibration then fixes the
 pool's positive rate to the share of the pool on the prototypes' positive side
 (``prior_method`` "boundary"): the mixture's own estimate runs low with few
-labels.
+labels; or, from 10 negative labels that look rare themselves, to 1 - the
+rare-concept model's estimate for the negatives ("negatives",
+:meth:`FewShotModel._common_prior`).
 
 ``REFERENCE`` are the seed settings (no background, no calibration).
 """
@@ -77,6 +79,7 @@ RARE_UNLESS = 0.25
 # 10 or 20 positives: rare concepts called common 7 -> 12-13 of 50), from 4 on
 # as well or better
 NEGATIVES_PROBE_MIN = 5
+NEGATIVES_MODEL_MIN = 10  # a common concept's prior from the negatives' model (_common_prior)
 SUSPECT_THRESHOLD = 0.05  # leave-one-out P(label) that flags it (bench_quality.py --noise)
 SUSPECT_Z = 3.0
 COMMON_KERNEL_WEIGHT = 1.0
@@ -147,6 +150,9 @@ class FewShotModel(object):
         self._pos = self._neg = None
         self.choice = None  # "rare" / "common" once an "auto" setting was decided
         self.probe_prior = None
+        self._negatives_prior = None  # the negatives' probe estimate, when it ran
+        self._forced = None  # a choice made by the caller (the negatives' model below)
+        self._fixed_prior = None  # (a common concept's pool positive rate, how it was estimated)
         self._kernel = None  # (KernelTerm, weight, prototype center, scale, kernel center, scale)
 
     def _auto(self):
@@ -179,11 +185,16 @@ class FewShotModel(object):
 
     def _decide(self, pos, neg, pool_sample, seed, background):
         """Rare or common, from probe models' estimated priors (module docstring)."""
+        self._negatives_prior = None
+        if self._forced is not None:
+            self.choice = self._forced
+            return
         ep = self._probe_prior(pos, neg, pool_sample, seed, background)
         self.probe_prior = ep
         if len(pos) >= 2 and len(neg) >= NEGATIVES_PROBE_MIN:
             en = self._probe_prior(neg, pos, pool_sample, seed, background)  # the negatives as the concept
             self.probe_prior = ep / (ep + en) if ep + en > 0 else ep
+            self._negatives_prior = en
         rare = self.probe_prior < COMMON_PRIOR or (ep < COMMON_PRIOR and self.probe_prior < RARE_UNLESS)
         self.choice = "rare" if rare else "common"
 
@@ -225,10 +236,31 @@ class FewShotModel(object):
             raise ScoringError("The kernel term needs a sample of the unlabeled pool")
         # the prototypes' scores of the pool, for the common concept's prior and the kernel's scale
         r = self.scorer.raw_scores(pool_sample, normalized=True) if self.choice == "common" or w > 0 else None
-        # the prototypes' own boundary: the share of the pool on the positive side
-        self._boundary_share = float(np.mean(r > 0)) if self.choice == "common" else None
+        self._fixed_prior = self._common_prior(pos, neg, pool_sample, seed, background, r)
         self._fit_kernel(pool_sample, r, w, seed)
         return self
+
+    def _common_prior(self, pos, neg, pool_sample, seed, background, r):
+        """A common concept's pool positive rate, fixed in its calibration: the
+        share of the pool on the prototypes' positive side ("boundary"); when
+        the negatives look rare themselves (their probe under ``COMMON_PRIOR``,
+        from ``NEGATIVES_MODEL_MIN`` negative labels), 1 - the rare-concept
+        model's estimate with the negatives as the concept ("negatives"). The
+        boundary runs low at a 90% concept ("all but one class": 0.82-0.89x
+        the truth at k = 10-20); the negatives' model was within 0.93-0.98x
+        (``bench/bench_quality.py``: ECE 0.107 -> 0.050 on Fashion-MNIST, 0.118 ->
+        0.079 on digits at k = 10). With 5 negatives it ran high at 30-40%
+        concepts (digits k = 5: F1 below the seed scorer's), hence the minimum."""
+        if self.choice != "common":
+            return None
+        en = self._negatives_prior
+        if en is not None and en < COMMON_PRIOR and len(neg) >= NEGATIVES_MODEL_MIN:
+            other = FewShotModel(**self.settings)
+            other._forced = "rare"
+            other.fit(neg, pos, pool_sample, seed=seed, background=background)
+            other.fit_calibration(other.raw_scores(pool_sample), seed=seed)
+            return 1.0 - other.calibration.prior, "negatives"
+        return float(np.mean(r > 0)), "boundary"
 
     def _fit_kernel(self, pool_sample, r, w, seed):
         """The kernel term (weight ``w``) and the pool statistics both scores
@@ -297,11 +329,11 @@ class FewShotModel(object):
         # a common concept's mixture prior runs low with few labels (0.4-0.5x at
         # k = 5 on digits); the share of the pool on the prototypes' positive
         # side was within 0.7-1.2x (bench_quality.py: ECE and F1 misses 45 -> 35)
-        fixed = None if self._boundary_share is None else min(max(self._boundary_share, 1e-4), 1 - 1e-4)
+        fixed = None if self._fixed_prior is None else min(max(self._fixed_prior[0], 1e-4), 1 - 1e-4)
         cal = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed, prior=fixed)
         if fixed is not None:
             if cal.prior == fixed:  # (Platt on a pool under MIN_POOL keeps its own)
-                cal.prior_method = "boundary"
+                cal.prior_method = self._fixed_prior[1]
             calibration.match_prior(cal, pool_scores)
         q = quantile_prior(pool_scores, lp)
         if self.choice == "rare" and q is not None and cal.method == "mixture" and q < cal.prior:
