@@ -71,7 +71,7 @@ SINGLE_POSITIVE_SHRINK = 0.4
 MIN_POOL = 500
 LABEL_WEIGHT = 2.0  # x k^2: weight of each labeled score relative to a pool score
 SELECTED_MIN = 6  # labels picked from the scores needed to recalibrate
-MIN_SLOPE = 0.1  # the recalibration keeps P increasing in the score
+MIN_SLOPE = 0.1  # Platt's slope floor: P never falls as the score rises
 MATCH_TOLERANCE = 1.25  # predicted / expected positives a common concept's map may be off (match_prior)
 SELECTED_REG = 0.05  # pull of the recalibration's shift toward 0 (0.05: 11 misses, 0.3: 11-16, 1.0: 14)
 
