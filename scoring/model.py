@@ -251,8 +251,8 @@ class FewShotModel(object):
         (``bench/bench_quality.py``: ECE 0.107 -> 0.050 on Fashion-MNIST, 0.118 ->
         0.079 on digits at k = 10). With 5 negatives it ran high at 30-40%
         concepts (digits k = 5: F1 below the seed scorer's), hence the minimum."""
-        if self.choice != "common":
-            return None
+        if self.choice != "common" or not self.settings["calibrate"]:
+            return None  # (only the calibration uses it)
         en = self._negatives_prior
         if en is not None and en < COMMON_PRIOR and len(neg) >= NEGATIVES_MODEL_MIN:
             other = FewShotModel(**self.settings)

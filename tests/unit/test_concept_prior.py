@@ -210,3 +210,15 @@ def test_all_but_one_class_takes_its_prior_from_the_negatives_model():
         methods.append(m.calibration.prior_method)
     assert 0.93 <= np.median(ratios) <= 1.07, ratios
     assert methods.count("negatives") >= 8, methods
+
+
+def test_without_calibration_the_negatives_model_is_not_needed():
+    """calibrate=False on the same kind of concept: the prior is only for the
+    calibration, so nothing asks the negatives' model for one (it had none:
+    the fit raised AttributeError)."""
+    X, digit = digits_pixels()
+    y = digit != 0
+    pos, neg, rest = split(y, 10, 0)
+    m, raw, p = fitted(X, pos, neg, rest, calibrate=False)
+    assert m.choice == "common" and m.calibration is None
+    np.testing.assert_allclose(p, 1.0 / (1.0 + np.exp(-raw.astype(np.float64))), rtol=1e-6)  # sigmoid(s / 1)
