@@ -348,6 +348,10 @@ def recalibrate(cal, scores, labels, pool_scores, reg=SELECTED_REG, min_labels=S
     cal.recal = None
     x = _logit(cal.predict_proba(scores))
     b = _shift(x, labels, reg)
+    if b * (labels.mean() - sigmoid(x).mean()) < 0:
+        # Platt's smoothed targets (1 / (n + 2) for a negative) moved P against
+        # what the labels say: 10 negatives at P ~0.01 raised every P ~700x
+        b = 0.0
     # the map was logit(base) + offset: the offset is folded into the shift
     cal.recal = (1.0, float(b + cal.offset), int(len(scores)))
     cal.offset = 0.0

@@ -232,6 +232,24 @@ def test_labels_picked_at_the_previous_models_boundary_do_not_flatten_the_map():
     assert np.mean(eces) < 0.05, eces
 
 
+def test_suggested_labels_that_agree_with_a_low_p_never_raise_it():
+    """The top of a pool with almost no positives left: suggested samples at
+    P ~0.01, all labeled negative. Platt's smoothed target for a negative
+    (1 / 12 with 10 of them) is above their P, so the fitted shift raised
+    every P (the pool's prior 0.001 -> 0.09). The labels say P is, if
+    anything, lower: the map is left as it was."""
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=5000)
+    cal = calibration.fit(s, s[:5] + 4.0, s[5:10] - 2.0)
+    before = cal.predict_proba(s)
+    top = np.argsort(-s)[:10]
+    assert before[top].max() < 0.05
+    assert calibration.recalibrate(cal, s[top], np.zeros(10), s)
+    after = cal.predict_proba(s)
+    assert np.all(after <= np.maximum(before, 1e-6) + 1e-9)  # (the map's log-odds floor at P = 1e-6)
+    assert cal.prior < 2 * before.mean() + 1e-6
+
+
 def test_model_recalibrates_only_on_the_labels_marked_selected():
     X, y = clusters(3000, rate=0.1, seed=4)
     rng = np.random.default_rng(0)
