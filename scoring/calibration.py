@@ -47,8 +47,9 @@ and the prior runs 6-40x high at a 1-3% concept). A label picked *because of
 its score* tells where P(positive | score) lies, so with at least
 ``SELECTED_MIN`` such labels the calibration's log-odds are shifted by one
 constant ``b`` fitted on their leave-one-out scores (Platt's smoothed targets,
-``b`` weakly pulled toward 0 by ``SELECTED_REG``); the prior becomes the mean
-recalibrated P of the pool. Only the shift: the labels were picked by the
+``b`` weakly pulled toward 0 by ``SELECTED_REG``; a shift against the labels'
+own rate, which the smoothed targets can cause, is dropped); the prior becomes
+the mean recalibrated P of the pool. Only the shift: the labels were picked by the
 *previous* model's scores, and those at its boundary are the hardest samples
 for any model, so a slope fitted on them runs flat. Measured on the suggestion
 loop of ``bench/bench_quality.py``: a fitted slope came out 0.3-0.9 where the
