@@ -224,8 +224,7 @@ def platt(z, t, reg=1.0, max_step=2.0, reg_b=0.0, min_a=None):
     threw it to +-1e9 (every sample P = 1 or 0); the smoothed targets keep the
     optimum finite, so capped steps reach it."""
     z, t = np.asarray(z, np.float64), np.asarray(t, np.float64)
-    npos, nneg = t.sum(), (1 - t).sum()
-    tt = np.where(t == 1, (npos + 1) / (npos + 2), 1 / (nneg + 2))
+    tt = _smoothed(t)
     a, b = 1.0, 0.0
     for _ in range(100):
         p = sigmoid(a * z + b)
@@ -242,13 +241,26 @@ def platt(z, t, reg=1.0, max_step=2.0, reg_b=0.0, min_a=None):
     if min_a is not None and a < min_a:
         # convex: the optimum with the slope held at its bound (b alone)
         a = float(min_a)
-        for _ in range(100):
-            p = sigmoid(a * z + b)
-            step = ((p - tt).sum() + reg_b * b) / ((p * (1 - p)).sum() + reg_b + 1e-6)
-            b -= float(np.clip(step, -max_step, max_step))
-            if abs(step) < 1e-9:
-                break
+        b = _intercept(a * z, tt, b, reg_b, max_step)
     return a, b
+
+
+def _smoothed(t):
+    """Platt's smoothed targets for labels ``t`` (1/0)."""
+    npos, nneg = t.sum(), (1 - t).sum()
+    return np.where(t == 1, (npos + 1) / (npos + 2), 1 / (nneg + 2))
+
+
+def _intercept(x, tt, b=0.0, reg_b=0.0, max_step=2.0):
+    """The ``b`` of ``sigmoid(x + b)`` fitted to targets ``tt`` (a pull
+    ``reg_b`` toward 0; Newton steps capped at ``max_step``, see :func:`platt`)."""
+    for _ in range(100):
+        p = sigmoid(x + b)
+        step = ((p - tt).sum() + reg_b * b) / ((p * (1 - p)).sum() + reg_b + 1e-6)
+        b -= float(np.clip(step, -max_step, max_step))
+        if abs(step) < 1e-9:
+            break
+    return b
 
 
 def fit(pool_scores, loo_pos, loo_neg, own_pos=None, seed=0, prior=None):
@@ -348,7 +360,7 @@ def recalibrate(cal, scores, labels, pool_scores, reg=SELECTED_REG, min_labels=S
         return False
     cal.recal = None
     x = _logit(cal.predict_proba(scores))
-    b = _shift(x, labels, reg)
+    b = _intercept(x, _smoothed(labels), reg_b=reg)
     if b * (labels.mean() - sigmoid(x).mean()) < 0:
         # Platt's smoothed targets (1 / (n + 2) for a negative) moved P against
         # what the labels say: 10 negatives at P ~0.01 raised every P ~700x
@@ -359,18 +371,3 @@ def recalibrate(cal, scores, labels, pool_scores, reg=SELECTED_REG, min_labels=S
     cal.prior = float(np.mean(cal.predict_proba(pool_scores)))
     cal.prior_method = "recalibrated"
     return True
-
-
-def _shift(x, t, reg, max_step=2.0):
-    """The ``b`` of ``sigmoid(x + b)`` fitted to labels ``t`` (Platt's smoothed
-    targets, a pull ``reg`` toward 0; Newton steps capped as in :func:`platt`)."""
-    npos, nneg = t.sum(), (1 - t).sum()
-    tt = np.where(t == 1, (npos + 1) / (npos + 2), 1 / (nneg + 2))
-    b = 0.0
-    for _ in range(100):
-        p = sigmoid(x + b)
-        step = ((p - tt).sum() + reg * b) / ((p * (1 - p)).sum() + reg + 1e-9)
-        b -= float(np.clip(step, -max_step, max_step))
-        if abs(step) < 1e-9:
-            break
-    return b

@@ -338,7 +338,7 @@ def test_match_prior_after_a_recalibration_and_a_recalibration_after_it():
     s = rng.normal(0.0, 1.0, 40)
     y = (rng.random(40) < sigmoid(2 * s)).astype(float)
     x = calibration._logit(cal2.predict_proba(s))
-    b = calibration._shift(x, y, calibration.SELECTED_REG)
+    b = calibration._intercept(x, calibration._smoothed(y), reg_b=calibration.SELECTED_REG)
     assert calibration.recalibrate(cal2, s, y, pool)
     np.testing.assert_allclose(cal2.predict_proba(s), sigmoid(x + b), atol=1e-4)
     assert cal2.offset == 0.0
