@@ -327,8 +327,8 @@ class FewShotModel(object):
             lp, ln = self._combine(lp, kp), self._combine(ln, kn)
         own = self.raw_scores(self._pos)
         # a common concept's mixture prior runs low with few labels (0.4-0.5x at
-        # k = 5 on digits); the share of the pool on the prototypes' positive
-        # side was within 0.7-1.2x (bench_quality.py: ECE and F1 misses 45 -> 35)
+        # k = 5 on digits); the fixed estimate of _common_prior was within
+        # 0.7-1.2x (bench_quality.py: ECE and F1 misses 45 -> 35)
         fixed = None if self._fixed_prior is None else min(max(self._fixed_prior[0], 1e-4), 1 - 1e-4)
         cal = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed, prior=fixed)
         if fixed is not None:
