@@ -32,8 +32,13 @@ Platt there predicted 81x the true positives on digits; ECE 0.103 -> 0.026).
 
 A mixture whose positive component ends below the negative one (labeled
 positives scoring below labeled negatives; the posterior would fall with the
-score) is replaced by Platt scaling with its intercept moved to the prior.
-Platt's slope is kept >= ``MIN_SLOPE``. :func:`match_prior` makes a map label
+score) is replaced, when its prior is fixed, by the pool's own mixture at that
+prior (labels left out: they contradict the ranking); else, or when that swaps
+too, by Platt scaling with its intercept moved to the prior. Platt's slope is
+kept >= ``MIN_SLOPE``, where contradicting labels leave it: a nearly constant
+map (P 0.43-0.58), ECE 0.17-0.40 on the four digits trials at k = 5 of
+``bench/bench_quality.py`` where it happened; the pool's mixture gave
+0.13-0.33 on them (cell ECE -0.004 to -0.014, no trial worse). :func:`match_prior` makes a map label
 about as many samples positive as its prior says (used for common concepts).
 
 ``prior`` fixes the mixing weight instead (the model passes a shape-free
@@ -294,13 +299,31 @@ def fit(pool_scores, loo_pos, loo_neg, own_pos=None, seed=0, prior=None):
     m0, s0, pi = float(np.median(z)), float(z.std()) or 1.0, 0.1 if prior is None else float(prior)
     zl = np.concatenate([lp, ln])
     rl = np.concatenate([np.ones(len(lp)), np.zeros(len(ln))])
+    pi, m1, s1, m0, s0 = _em(z, zl, rl, weight, (pi, m1, s1, m0, s0), free_prior=prior is None)
+    if m1 <= m0 and len(lp) and len(ln):
+        # the components swapped (the pool pulled the positive one below the
+        # negative; seen at 5 labels per side with a fixed 60% prior): the
+        # posterior would fall with the score, a constant once forced monotone
+        if prior is not None:
+            pooled = _pool_mixture(z, float(prior))
+            if pooled is not None:
+                return Calibration(center, scale, *pooled)
+        return _platt(center, scale, lp, ln, z, prior=None if prior is None else float(prior))
+    return Calibration(center, scale, pi, m1, s1, m0, s0)
+
+
+def _em(z, zl, rl, weight, start, free_prior=True, iters=EM_ITERS):
+    """EM for ``pi N(m1, s1) + (1 - pi) N(m0, s0)`` on the pool's scores ``z``
+    with labeled scores ``zl`` (classes ``rl``, each weighted ``weight``);
+    ``start = (pi, m1, s1, m0, s0)``, ``pi`` kept unless ``free_prior``."""
+    pi, m1, s1, m0, s0 = start
     Z = np.concatenate([z, zl])
     W = np.concatenate([np.ones(len(z)), np.full(len(zl), weight)])
-    for _ in range(EM_ITERS):
+    for _ in range(iters):
         l1 = pi * _normal(z, m1, s1)
         l0 = (1.0 - pi) * _normal(z, m0, s0)
         r = l1 / np.maximum(l1 + l0, 1e-300)
-        if prior is None:
+        if free_prior:
             pi = float(np.clip(r.mean(), 1.0 / len(z), 1.0 - 1.0 / len(z)))
         a1 = W * np.concatenate([r, rl])
         a0 = W - a1
@@ -308,12 +331,20 @@ def fit(pool_scores, loo_pos, loo_neg, own_pos=None, seed=0, prior=None):
         m0 = float((a0 * Z).sum() / a0.sum())
         s1 = float(np.sqrt((a1 * (Z - m1) ** 2).sum() / a1.sum())) + 1e-6
         s0 = float(np.sqrt((a0 * (Z - m0) ** 2).sum() / a0.sum())) + 1e-6
-    if m1 <= m0 and len(lp) and len(ln):
-        # the components swapped (the pool pulled the positive one below the
-        # negative; seen at 5 labels per side with a fixed 60% prior): the
-        # posterior would fall with the score, a constant once forced monotone
-        return _platt(center, scale, lp, ln, z, prior=None if prior is None else float(prior))
-    return Calibration(center, scale, pi, m1, s1, m0, s0)
+    return pi, m1, s1, m0, s0
+
+
+def _pool_mixture(z, prior):
+    """The mixture of the pool's scores alone, its weight fixed to ``prior``
+    and its components started from the pool split at its ``1 - prior``
+    quantile: ``(pi, m1, s1, m0, s0)``, or None when it still swaps."""
+    cut = float(np.quantile(z, 1.0 - prior))
+    top, rest = z[z >= cut], z[z < cut]
+    if len(top) < 2 or len(rest) < 2:
+        return None
+    start = (prior, float(top.mean()), float(top.std()) + 1e-6, float(rest.mean()), float(rest.std()) + 1e-6)
+    out = _em(z, np.zeros(0), np.zeros(0), 0.0, start, free_prior=False)
+    return out if out[1] > out[3] else None
 
 
 def _platt(center, scale, lp, ln, z, prior=None):
