@@ -130,7 +130,8 @@ def evaluate(pool, pos, neg, fn, selected=None):
         return out + [np.nan] * 4
     pred = p >= 0.5
     out += [f1(pred, truth), ece(p, truth), pred.sum() / max(truth.sum(), 1)]
-    out.append(prior / truth.mean() if prior is not None else np.nan)
+    # (undefined once every positive is labeled: the suggestion loop can label all of a 1% concept)
+    out.append(prior / truth.mean() if prior is not None and truth.any() else np.nan)
     return out
 
 

@@ -32,8 +32,9 @@ Platt there predicted 81x the true positives on digits; ECE 0.103 -> 0.026).
 
 A mixture whose positive component ends below the negative one (labeled
 positives scoring below labeled negatives; the posterior would fall with the
-score) is replaced, when its prior is fixed, by the pool's own mixture at that
-prior (labels left out: they contradict the ranking); else, or when that swaps
+score) is replaced, when its prior is fixed and ``pool_fallback`` asked (the
+model: a common concept), by the pool's own mixture at that prior (labels left
+out: they contradict the ranking); else, or when that swaps
 too, by Platt scaling with its intercept moved to the prior. Platt's slope is
 kept >= ``MIN_SLOPE``, where contradicting labels leave it: a nearly constant
 map (P 0.43-0.58), ECE 0.17-0.40 on the four digits trials at k = 5 of
@@ -60,7 +61,9 @@ for any model, so a slope fitted on them runs flat. Measured on the suggestion
 loop of ``bench/bench_quality.py``: a fitted slope came out 0.3-0.9 where the
 pool's own labels wanted 2-4 times the mixture's (Fashion-MNIST, common
 concepts). The loop's targets missed (20 trials per cell): 16 with a fitted
-slope, 11 with the shift only; F1 at the 10% priors 0.56 -> 0.70-0.73.
+slope, 11 with the shift only; F1 at the 10% priors 0.56 -> 0.70-0.73. The
+model also leaves them out of a common concept's components
+(:meth:`.model.FewShotModel._shape_labels`).
 
 Written labels are "positive" iff P >= 0.5. ``bench/bench_quality.py``
 measures F1, ECE and the predicted/true positive ratio against the seed sigmoid.
@@ -268,7 +271,7 @@ def _intercept(x, tt, b=0.0, reg_b=0.0, max_step=2.0):
     return b
 
 
-def fit(pool_scores, loo_pos, loo_neg, own_pos=None, seed=0, prior=None):
+def fit(pool_scores, loo_pos, loo_neg, own_pos=None, seed=0, prior=None, pool_fallback=False):
     """Fits a :class:`Calibration`.
 
     Args:
@@ -277,6 +280,8 @@ def fit(pool_scores, loo_pos, loo_neg, own_pos=None, seed=0, prior=None):
         own_pos: raw scores of the positives by the full prototypes (used when
             there is a single positive)
         prior: the pool's positive rate, fixed instead of estimated by EM
+        pool_fallback: with ``prior``, components that swap fall back to the
+            pool's own mixture at that prior instead of Platt (module docstring)
     """
     s = np.asarray(pool_scores, dtype=np.float64)
     if len(s) > MAX_POOL:
@@ -304,7 +309,7 @@ def fit(pool_scores, loo_pos, loo_neg, own_pos=None, seed=0, prior=None):
         # the components swapped (the pool pulled the positive one below the
         # negative; seen at 5 labels per side with a fixed 60% prior): the
         # posterior would fall with the score, a constant once forced monotone
-        if prior is not None:
+        if prior is not None and pool_fallback:
             pooled = _pool_mixture(z, float(prior))
             if pooled is not None:
                 return Calibration(center, scale, *pooled)

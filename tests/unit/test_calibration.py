@@ -289,7 +289,7 @@ def test_a_mixture_whose_components_swap_falls_back_to_a_rising_map():
     rng = np.random.default_rng(3)
     pool = np.r_[rng.normal(1.0, 0.6, 1200), rng.normal(-1.0, 0.6, 800)]
     lp, ln = rng.normal(-0.8, 0.3, 5), rng.normal(0.6, 0.3, 5)
-    cal = calibration.fit(pool, lp, ln, prior=0.6)
+    cal = calibration.fit(pool, lp, ln, prior=0.6, pool_fallback=True)
     p = cal.predict_proba(np.sort(pool))
     assert np.all(np.diff(p) >= -1e-12)
     assert p[-1] > p[0] + 0.05, (p[0], p[-1])  # not a constant
@@ -306,7 +306,7 @@ def test_swapped_components_with_a_fixed_prior_keep_the_pool_calibrated():
     pool = np.r_[rng.normal(1.5, 0.5, 1200), rng.normal(-1.0, 0.5, 800)]
     truth = np.r_[np.ones(1200, bool), np.zeros(800, bool)]
     lp, ln = rng.normal(-0.8, 0.3, 5), rng.normal(0.6, 0.3, 5)
-    p = calibration.fit(pool, lp, ln, prior=0.6).predict_proba(pool)
+    p = calibration.fit(pool, lp, ln, prior=0.6, pool_fallback=True).predict_proba(pool)
     assert _ece(p, truth) < 0.05, _ece(p, truth)
 
 
