@@ -62,9 +62,7 @@ for any model, so a slope fitted on them runs flat. Measured on the suggestion
 loop of ``bench/bench_quality.py``: a fitted slope came out 0.3-0.9 where the
 pool's own labels wanted 2-4 times the mixture's (Fashion-MNIST, common
 concepts). The loop's targets missed (20 trials per cell): 16 with a fitted
-slope, 11 with the shift only; F1 at the 10% priors 0.56 -> 0.70-0.73. The
-model also leaves them out of a common concept's components
-(:meth:`.model.FewShotModel._shape_labels`).
+slope, 11 with the shift only; F1 at the 10% priors 0.56 -> 0.70-0.73.
 
 Written labels are "positive" iff P >= 0.5. ``bench/bench_quality.py``
 measures F1, ECE and the predicted/true positive ratio against the seed sigmoid.
@@ -313,7 +311,9 @@ def fit(pool_scores, loo_pos, loo_neg, own_pos=None, seed=0, prior=None, pool_fa
         if prior is not None and pool_fallback:
             pooled = _pool_mixture(z, float(prior))
             if pooled is not None:
-                return Calibration(center, scale, *pooled)
+                cal = Calibration(center, scale, *pooled)
+                cal.method = "pool mixture"  # (the run's summary says which map it wrote)
+                return cal
         return _platt(center, scale, lp, ln, z, prior=None if prior is None else float(prior))
     return Calibration(center, scale, pi, m1, s1, m0, s0)
 

@@ -79,7 +79,6 @@ RARE_UNLESS = 0.25
 # 10 or 20 positives: rare concepts called common 7 -> 12-13 of 50), from 4 on
 # as well or better
 NEGATIVES_PROBE_MIN = 5
-SHAPE_MIN_RANDOM = 2  # labels per side not picked from the scores (_shape_labels)
 NEGATIVES_MODEL_MIN = 10  # a common concept's prior from the negatives' model (_common_prior)
 SUSPECT_THRESHOLD = 0.05  # leave-one-out P(label) that flags it (bench_quality.py --noise)
 SUSPECT_Z = 3.0
@@ -331,8 +330,7 @@ class FewShotModel(object):
         # k = 5 on digits); the fixed estimate of _common_prior was within
         # 0.7-1.2x (bench_quality.py: ECE and F1 misses 45 -> 35)
         fixed = None if self._fixed_prior is None else min(max(self._fixed_prior[0], 1e-4), 1 - 1e-4)
-        clp, cln = self._shape_labels(lp, ln, ip, in_, selected)
-        cal = calibration.fit(pool_scores, clp, cln, own_pos=own, seed=seed, prior=fixed, pool_fallback=True)
+        cal = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed, prior=fixed, pool_fallback=True)
         if fixed is not None:
             if cal.prior == fixed:  # (Platt on a pool under MIN_POOL keeps its own)
                 cal.prior_method = self._fixed_prior[1]
@@ -350,27 +348,6 @@ class FewShotModel(object):
         self.calibration = cal
         self._loo = (ip, lp, in_, ln)
         return self.calibration
-
-    def _shape_labels(self, lp, ln, ip, in_, selected):
-        """The leave-one-out scores the mixture's components are fitted on.
-
-        A common concept's leaves out labels picked from the scores
-        (``selected``, :meth:`fit_calibration`) when ``SHAPE_MIN_RANDOM`` others
-        per side remain: suggestions sit at the previous model's boundary and
-        top, so they pulled the components together (a timid map: P 0.1-0.3
-        where 1-2% were positive, 0.5 where 85% were). Measured on the
-        suggestion loop of ``bench/bench_quality.py`` (40 trials per cell): ECE
-        at 30-90% 0.016-0.121 -> 0.006-0.114, targets missed 6 -> 5; AP moved
-        -0.016 to +0.007 (other suggestions, other labels). A rare
-        concept keeps them: its few positives pin the positive component
-        (dropped, digits at 1% lost F1 0.05 -> -0.09 against the seed)."""
-        if selected is None or self.choice != "common":
-            return lp, ln
-        sp, sn = (np.asarray(m, bool) for m in selected)
-        kp, kn = ~sp[ip], ~sn[in_]
-        if kp.sum() < SHAPE_MIN_RANDOM or kn.sum() < SHAPE_MIN_RANDOM:
-            return lp, ln
-        return lp[kp], ln[kn]
 
     def suspects(self, threshold=SUSPECT_THRESHOLD, outlier_z=SUSPECT_Z):
         """Labeled samples whose leave-one-out score strongly disagrees with

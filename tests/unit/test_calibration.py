@@ -293,7 +293,7 @@ def test_a_mixture_whose_components_swap_falls_back_to_a_rising_map():
     p = cal.predict_proba(np.sort(pool))
     assert np.all(np.diff(p) >= -1e-12)
     assert p[-1] > p[0] + 0.05, (p[0], p[-1])  # not a constant
-    assert cal.method == "mixture" and cal.prior == pytest.approx(0.6)
+    assert cal.method == "pool mixture" and cal.prior == pytest.approx(0.6)
 
 
 def test_swapped_components_with_a_fixed_prior_keep_the_pool_calibrated():

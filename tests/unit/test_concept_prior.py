@@ -224,39 +224,3 @@ def test_without_calibration_the_negatives_model_is_not_needed():
     assert m.choice == "common" and m.calibration is None
     np.testing.assert_allclose(p, sigmoid(raw.astype(np.float64)), rtol=1e-6)  # the seed's sigmoid(s / 1)
 
-
-def _ece(p, t, bins=10):
-    b = np.minimum((p * bins).astype(int), bins - 1)
-    return sum((b == i).mean() * abs(p[b == i].mean() - t[b == i].mean()) for i in range(bins) if (b == i).any())
-
-
-def _suggestion_loop(X, y, seed, rounds=3, per_round=10):
-    """2 + 2 random labels, then ``rounds`` of labeling what ``suggest``
-    proposes (answered from ``y``); ECE of the last fit on the unlabeled rest."""
-    from scoring import suggest
-
-    rng = np.random.default_rng(seed)
-    pos = rng.choice(np.flatnonzero(y), 2, replace=False)
-    neg = rng.choice(np.flatnonzero(~y), 2, replace=False)
-    for r in range(rounds + 1):
-        rest = np.setdiff1d(np.arange(len(y)), np.r_[pos, neg])
-        m = FewShotModel().fit(X[pos], X[neg], X[rest])
-        raw = m.raw_scores(X[rest])
-        m.fit_calibration(raw, selected=(np.arange(len(pos)) >= 2, np.arange(len(neg)) >= 2))
-        p = m.proba(raw)
-        if r == rounds:
-            return _ece(p, y[rest])
-        chosen = rest[suggest(p, per_round, top_fraction=0.1)[0]]
-        pos, neg = np.r_[pos, chosen[y[chosen]]], np.r_[neg, chosen[~y[chosen]]]
-
-
-def test_suggested_labels_do_not_make_a_common_concepts_map_timid():
-    """Suggestions sit at the previous model's boundary and top: fitted into the
-    mixture's components they pulled them together (P 0.1-0.3 where 1-2% were
-    positive). A common concept's components are fitted on the labels not
-    picked from the scores (_shape_labels). Digits pixels, four common
-    concepts x six loops: mean ECE 0.079 before, 0.066 with it."""
-    X, digit = digits_pixels()
-    eces = [_suggestion_loop(X, np.isin(digit, cls), seed)
-            for cls in ([0, 2, 4, 6, 8], [1, 3, 5, 7, 9], [0, 6, 8], [1, 2, 3, 4, 5, 7, 9]) for seed in range(6)]
-    assert np.mean(eces) < 0.072, np.round(eces, 3)
