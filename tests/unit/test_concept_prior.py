@@ -224,3 +224,28 @@ def test_without_calibration_the_negatives_model_is_not_needed():
     assert m.choice == "common" and m.calibration is None
     np.testing.assert_allclose(p, sigmoid(raw.astype(np.float64)), rtol=1e-6)  # the seed's sigmoid(s / 1)
 
+
+def _ece(p, t, bins=10):
+    b = np.minimum((p * bins).astype(int), bins - 1)
+    return sum((b == i).mean() * abs(p[b == i].mean() - t[b == i].mean()) for i in range(bins) if (b == i).any())
+
+
+def test_a_common_concept_whose_labels_contradict_the_ranking_gets_the_pools_map():
+    """With 3-5 labels per side a common concept's leave-one-out positives can
+    score below its negatives and swap the mixture's components; the fallback
+    was Platt on those labels, slope at its floor (a nearly flat map). The
+    model asks for the pool's own mixture at its fixed prior instead. Digits
+    pixels, six of the 28 trials of 300 (k = 3-5, 15 common concepts, 10
+    seeds) where it applies; over all 28, 18 were better and 10 worse (mean
+    ECE of the 300: 0.179 -> 0.174). Here mean ECE 0.241 before, 0.088."""
+    X, digit = digits_pixels()
+    cases = [([1, 4, 7, 9], 5, 1), ([1, 4, 7, 9], 5, 9), ([1, 3, 5, 7, 9], 5, 6), ([0, 6, 8], 5, 9),
+             ([0, 2, 4, 6, 8], 3, 3), ([1, 3, 5, 7, 9], 3, 1)]
+    eces = []
+    for cls, k, seed in cases:
+        y = np.isin(digit, cls)
+        pos, neg, rest = split(y, k, seed)
+        m, _, p = fitted(X, pos, neg, rest)
+        assert m.choice == "common" and m.calibration.method == "pool mixture", (cls, k, seed)
+        eces.append(_ece(p, y[rest]))
+    assert np.mean(eces) < 0.15, np.round(eces, 3)
