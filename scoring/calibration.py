@@ -318,14 +318,14 @@ def fit(pool_scores, loo_pos, loo_neg, own_pos=None, seed=0, prior=None, pool_fa
     return Calibration(center, scale, pi, m1, s1, m0, s0)
 
 
-def _em(z, zl, rl, weight, start, free_prior=True, iters=EM_ITERS):
+def _em(z, zl, rl, weight, start, free_prior=True):
     """EM for ``pi N(m1, s1) + (1 - pi) N(m0, s0)`` on the pool's scores ``z``
     with labeled scores ``zl`` (classes ``rl``, each weighted ``weight``);
     ``start = (pi, m1, s1, m0, s0)``, ``pi`` kept unless ``free_prior``."""
     pi, m1, s1, m0, s0 = start
     Z = np.concatenate([z, zl])
     W = np.concatenate([np.ones(len(z)), np.full(len(zl), weight)])
-    for _ in range(iters):
+    for _ in range(EM_ITERS):
         l1 = pi * _normal(z, m1, s1)
         l0 = (1.0 - pi) * _normal(z, m0, s0)
         r = l1 / np.maximum(l1 + l0, 1e-300)

@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 from scoring import REFERENCE, FewShotModel, l2_normalize  # noqa: E402
 from scoring.model import COMMON_PRIOR, RARE_BACKGROUND_WEIGHT, RARE_UNLESS  # noqa: E402
 from scoring.rocchio import sigmoid  # noqa: E402
+from test_calibration import _ece  # noqa: E402
 
 
 def union_concept(rate, n=4000, d=32, members=3, seed=0):
@@ -223,11 +224,6 @@ def test_without_calibration_the_negatives_model_is_not_needed():
     m, raw, p = fitted(X, pos, neg, rest, calibrate=False)
     assert m.choice == "common" and m.calibration is None
     np.testing.assert_allclose(p, sigmoid(raw.astype(np.float64)), rtol=1e-6)  # the seed's sigmoid(s / 1)
-
-
-def _ece(p, t, bins=10):
-    b = np.minimum((p * bins).astype(int), bins - 1)
-    return sum((b == i).mean() * abs(p[b == i].mean() - t[b == i].mean()) for i in range(bins) if (b == i).any())
 
 
 def test_a_common_concept_whose_labels_contradict_the_ranking_gets_the_pools_map():
