@@ -150,6 +150,7 @@ def set_labels(dataset, view, selected, params, label, current=None):
     state = SessionState(dataset)
     cfg = require_session(state)
     ids = fastdb.to_bytes(target_ids(view, selected, params, current))
+    check_label_fields(dataset)
     pos0, neg0 = _current(dataset, ids)
     _, written_at = fastdb.set_label_flags(dataset, ids, {
         LABEL_FIELDS[POSITIVE]: True if label == POSITIVE else None,
@@ -158,6 +159,10 @@ def set_labels(dataset, view, selected, params, label, current=None):
     _undo_if_reset(dataset, state, cfg, ids, written_at)
     was = np.where(np.isin(ids, pos0), 1, np.where(np.isin(ids, neg0), -1, 0))
     want = {POSITIVE: 1, NEGATIVE: -1, None: 0}[label]
+    # a prediction made for the old label state (a copy of the old label at
+    # confidence 1.0, or a model score for an unlabeled sample) would look
+    # current beside the new label: it goes until the next train scores it
+    fastdb.remove_predictions(dataset, cfg["prediction_field"], ids[was != want], fastdb.now_ms())
     out = {
         "label": label,
         "num_targeted": int(len(ids)),
@@ -166,6 +171,22 @@ def set_labels(dataset, view, selected, params, label, current=None):
     }
     out.update(label_counts(dataset))
     return out
+
+
+def check_label_fields(dataset):
+    """Refuses to label while a label field is gone from the schema (deleted,
+    renamed, or dropped by a saved ``keep_fields()`` view): values written there
+    would not show in the grid, yet training would read them and the next
+    start would clear them as leftovers. A field of that name the plugin did
+    not create is refused too (never overwritten)."""
+    from .session import check_output_field
+
+    dataset.reload()  # the schema as the database has it (another process may have changed it)
+    for name in LABEL_FIELDS.values():
+        if not check_output_field(dataset, name, "label"):
+            raise FewShotError(
+                "The label field '%s' is gone from the dataset (deleted or renamed, with the labels it "
+                "held); run Start Session to declare it again, then label" % name)
 
 
 def _current(dataset, ids):

@@ -43,10 +43,11 @@ def check_output_field(dataset, name, role):
     desc = type(f).__name__
     if isinstance(f, fo.EmbeddedDocumentField):
         desc += "(%s)" % f.document_type.__name__
+    fix = ("rename or delete that field to label with this plugin" if role == "label"  # (fixed names)
+           else "choose another %s field name" % role)
     raise FewShotError(
         "Field '%s' already exists on the dataset (a %s%s) and was not created by "
-        "the few-shot plugin; choose another %s field name (it will not be overwritten)"
-        % (name, desc, "" if right else ", not " + what, role)
+        "the few-shot plugin; %s (it will not be overwritten)" % (name, desc, "" if right else ", not " + what, fix)
     )
 
 
@@ -294,6 +295,12 @@ def get_session(dataset):
     out["possibly_mislabeled"] = labels.possibly_mislabeled(dataset, out["last_train"])
     out["run"] = runs.describe(dataset, state, cfg)
     return out
+
+
+def owns_field(dataset, name, role):
+    """Whether ``name`` exists and this plugin created it for ``role``."""
+    f = dataset.get_field(name)
+    return f is not None and (getattr(f, "info", None) or {}).get(ROLE_KEY) == role
 
 
 def _own(dataset, name):

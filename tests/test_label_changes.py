@@ -1,0 +1,88 @@
+"""What a label change does to the samples around it: a sample whose label is
+cleared or flipped loses the prediction that only copied its old label (it
+would look like a confident model score), and label calls refuse to write
+into label fields that are gone from the schema (the grid could not show
+them and the next session would clear them)."""
+
+import pytest
+
+from conftest import run
+
+PRED = "fewshot_prediction"
+
+
+def _trained(ds):
+    run("start_session", ds, embedding_field="emb")
+    ids, cl = ds.values(["id", "cluster"])
+    pos = [i for i, c in zip(ids, cl) if c == 0][:5]
+    neg = [i for i, c in zip(ids, cl) if c == 1][:5]
+    run("label_positive", ds, sample_ids=pos)
+    run("label_negative", ds, sample_ids=neg)
+    run("train_and_label", ds)
+    return pos, neg
+
+
+def test_cleared_or_flipped_label_drops_its_label_copy_prediction(synth):
+    ds = synth
+    pos, neg = _trained(ds)
+    assert ds[pos[0]][PRED].confidence == 1.0 and ds[pos[0]][PRED].label == "positive"
+    run("clear_labels", ds, sample_ids=[pos[0]])
+    run("label_negative", ds, sample_ids=[pos[1]])
+    run("label_positive", ds, sample_ids=[pos[2]])  # unchanged: keeps its prediction
+    ds.reload()
+    assert ds[pos[0]][PRED] is None  # no longer labeled: no model score yet
+    assert ds[pos[1]][PRED] is None  # never a "positive 1.0" beside a negative label
+    assert ds[pos[2]][PRED].label == "positive"
+    # an unlabeled sample is never suggested on the strength of its old label
+    s = run("suggest_samples", ds, num_samples=50)
+    assert pos[0] not in s["ids"]
+    # the next train scores it like any unlabeled sample
+    run("train_and_label", ds)
+    ds.reload()
+    p = ds[pos[0]][PRED]
+    assert p is not None and p["p_positive"] < 1.0
+    assert ds[pos[1]][PRED].label == "negative" and ds[pos[1]][PRED].confidence == 1.0
+
+
+def test_labeling_an_unlabeled_sample_drops_its_model_score(synth):
+    ds = synth
+    _trained(ds)
+    ids = ds.values("id")
+    labeled = set(ds.match({"$or": [{"fewshot_positive": True}, {"fewshot_negative": True}]}).values("id"))
+    other = next(i for i in ids if i not in labeled)
+    assert ds[other][PRED]["p_positive"] < 1.0
+    run("label_positive", ds, sample_ids=[other])
+    ds.reload()
+    assert ds[other][PRED] is None  # the old score is not this label's prediction
+
+
+@pytest.mark.parametrize("field", ["fewshot_negative", "fewshot_positive"])
+def test_labels_are_refused_while_a_label_field_is_gone(synth, fo, field):
+    ds = synth
+    pos, neg = _trained(ds)
+    ds.delete_sample_field(field)  # the user deleted it (or a keep_fields() view saved without it)
+    other = [i for i in ds.values("id") if i not in pos + neg][:4]
+    for op in ("label_negative", "label_positive", "clear_labels"):
+        with pytest.raises(Exception, match="is gone from the dataset"):
+            run(op, ds, sample_ids=other)
+    # nothing was written where the grid cannot show it
+    assert ds._sample_collection.count_documents({field: {"$exists": True}}) == 0
+    # a new start declares it again; the other side's labels are kept
+    run("start_session", ds, embedding_field="emb")
+    s = run("get_session", ds)
+    kept = "num_positive" if field == "fewshot_negative" else "num_negative"
+    assert s[kept] == 5
+    run("label_negative" if field == "fewshot_negative" else "label_positive", ds, sample_ids=other)
+    ds.reload()
+    assert ds.has_field(field) and ds.count_values(field)[True] == 4
+
+
+def test_labels_are_refused_when_a_user_field_took_the_name(synth, fo):
+    ds = synth
+    pos, neg = _trained(ds)
+    ds.delete_sample_field("fewshot_negative")
+    ds.add_sample_field("fewshot_negative", fo.StringField)
+    ds.set_values("fewshot_negative", ["mine"] * len(ds))
+    with pytest.raises(Exception, match="not created by the few-shot plugin"):
+        run("label_negative", ds, sample_ids=[ds.first().id])
+    assert ds.count_values("fewshot_negative") == {"mine": len(ds)}
