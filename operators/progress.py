@@ -5,6 +5,7 @@ itself; the panel polls this record in the session's execution store instead.
 """
 
 import time
+import uuid
 
 PROGRESS_KEY = "progress"
 WRITE_EVERY = 0.5  # seconds between store writes
@@ -18,7 +19,9 @@ class Progress(object):
         self.state, self.operation, self.forward = state, operation, forward
         self.started = time.time()
         self._last, self._label = 0.0, None
-        self._write(0.0, "Starting")
+        self._token = uuid.uuid4().hex
+        self._wrote = False  # written at the first update: a call refused before any work
+        # (a second train while one runs) never replaces or deletes the running one's record
 
     def __call__(self, fraction, label):
         if self.forward is not None:
@@ -32,11 +35,17 @@ class Progress(object):
         self._last, self._label = time.time(), str(label).split(" ")[0]
         self.state.store.set(PROGRESS_KEY, {
             "operation": self.operation, "label": label, "fraction": float(fraction),
-            "started_at": self.started, "updated_at": self._last,
+            "started_at": self.started, "updated_at": self._last, "token": self._token,
         })
+        self._wrote = True
 
     def done(self):
-        self.state.store.delete(PROGRESS_KEY)
+        """Deletes the record if it is still this operation's."""
+        if not self._wrote:
+            return
+        rec = self.state.store.get(PROGRESS_KEY)
+        if rec and rec.get("token") == self._token:
+            self.state.store.delete(PROGRESS_KEY)
 
 
 def current(state):

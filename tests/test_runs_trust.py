@@ -109,6 +109,35 @@ def test_two_trains_at_once_never_record_one_iteration_twice(ds20k):
         assert {v[:2] for v in runs_of(ds).values()} == {(last["run_id"], last["iteration"])}
 
 
+def test_a_refused_second_train_leaves_the_running_trains_progress(ds20k, plugin, monkeypatch):
+    ds = ds20k
+    run("start_session", ds, embedding_field="emb")
+    label(ds)
+    monkeypatch.setattr(plugin.operators.train, "BLOCK", 1000)
+    writer = plugin.fastdb.PredictionWriter
+    orig = writer.write
+
+    def slow(self, *a, **k):  # a long write phase (a big view, a busy database)
+        time.sleep(0.2)
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(writer, "write", slow)
+    state = plugin.operators.workflow.SessionState(ds)
+    current = plugin.operators.workflow.current_progress
+    first = threading.Thread(target=run, args=("train_and_label", ds))
+    first.start()
+    deadline = time.time() + 30
+    while (current(state) or {}).get("label", "Starting") == "Starting" and time.time() < deadline:
+        time.sleep(0.05)
+    assert current(state)["operation"] == "train_and_label"
+    with pytest.raises(Exception, match="is running since"):
+        run("train_and_label", ds)
+    # every tab's panel still sees the first train running (its busy state comes from this record)
+    assert (current(state) or {}).get("operation") == "train_and_label"
+    first.join()
+    assert current(state) is None  # and it is gone once that train ends
+
+
 def test_working_subset_size_must_be_a_whole_number(synth):
     from fiftyone.operators.executor import ExecutionError
 
