@@ -27,6 +27,7 @@ from .writes import (
     WriteError,
     not_written,
     remove_predictions,
+    remove_run_predictions,
     set_label_flags,
     unset_fields,
 )

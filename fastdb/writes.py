@@ -164,6 +164,16 @@ def remove_predictions(dataset, field, ids, now):
     return n
 
 
+def remove_run_predictions(dataset, field, run_ids, now):
+    """Removes ``field`` where it holds a prediction of one of ``run_ids``; returns how many."""
+    from bson.datetime_ms import DatetimeMS
+
+    return dataset._sample_collection.update_many(
+        {field + ".run_id": {"$in": list(run_ids)}},
+        {"$unset": {field: ""}, "$set": {"last_modified_at": DatetimeMS(int(now))}},
+    ).modified_count
+
+
 def set_label_flags(dataset, ids, values):
     """Sets the label fields of ``ids`` in one update per sample.
 

@@ -22,15 +22,18 @@ def new_run_id():
     return uuid.uuid4().hex[:16]
 
 
-def begin(state, run_id, iteration, lease_token, num_to_write, settings):
+def begin(state, run_id, iteration, lease_token, num_to_write, settings, field=None):
     """Records the run as started (before its first write); until it completes,
-    its ID is in ``unfinished_runs`` (the next trains repair its predictions)."""
+    its ID is in ``unfinished_runs`` (the next trains repair its predictions)
+    and ``unfinished_fields`` names the prediction field it writes."""
     rec = {"id": run_id, "iteration": iteration, "status": RUNNING, "lease": lease_token,
            "started_at": time.time(), "num_to_write": int(num_to_write), "settings": settings}
 
     def apply(cfg):
         cfg["run"] = rec
         cfg["unfinished_runs"] = (cfg.get("unfinished_runs") or []) + [run_id]
+        cfg["unfinished_fields"] = dict(cfg.get("unfinished_fields") or {},
+                                        **{run_id: field or cfg["prediction_field"]})
         return cfg
 
     state.update(apply)
@@ -46,6 +49,7 @@ def finish(state, rec, summary):
         # every unfinished run's predictions were re-scored by this one (repair)
         done = set(summary["repaired_runs"]) | {rec["id"]}
         cfg["unfinished_runs"] = [r for r in cfg.get("unfinished_runs") or [] if r not in done]
+        cfg["unfinished_fields"] = {r: f for r, f in (cfg.get("unfinished_fields") or {}).items() if r not in done}
         cfg["run"] = dict(rec, status=COMPLETE, ended_at=time.time(), num_written=summary["num_written"])
         cfg["iteration"] = rec["iteration"]
         cfg["scorer"] = summary["settings"]
@@ -117,3 +121,19 @@ def repair_ids(dataset, cfg, run_ids):
     if not run_ids:
         return fastdb.to_bytes([])
     return fastdb.ids_matching(dataset, {cfg["prediction_field"] + ".run_id": {"$in": list(run_ids)}})
+
+
+def remove_elsewhere(dataset, cfg, run_ids, is_ours):
+    """Removes the predictions of unfinished runs that wrote another prediction
+    field than the session's (it was changed since): this train cannot re-score
+    them there, and they must not stay behind looking like a finished
+    iteration. Only from fields ``is_ours(name)`` (the plugin created them and
+    still owns them). Returns ``{field: number removed}``."""
+    where = cfg.get("unfinished_fields") or {}
+    by_field = {}
+    for r in run_ids:
+        f = where.get(r, cfg["prediction_field"])
+        if f != cfg["prediction_field"]:
+            by_field.setdefault(f, []).append(r)
+    return {f: fastdb.remove_run_predictions(dataset, f, rs, fastdb.now_ms())
+            for f, rs in sorted(by_field.items()) if is_ours(f)}

@@ -22,7 +22,8 @@ from . import labels, readout, runs
 from .errors import FewShotError
 from .params import scorer_params
 from .scope import describe, scope_ids, view_to_score
-from .session import P_ATTR, check_output_field, compute_embeddings, declare_run_attrs, require_session
+from .session import (P_ATTR, check_output_field, compute_embeddings, declare_run_attrs, owns_field,
+                      require_session)
 from .state import Lease, SessionState
 
 POOL_SAMPLE = 20000  # unlabeled samples the background and calibration are fitted on
@@ -59,8 +60,11 @@ def train_and_label(dataset, view, params, progress=None):
         src = EmbeddingSource(dataset, run.field, _sub(progress, 0.05, 0.3))
         vec = gather_vectors(run, src, progress)
         model = fit_model(run, vec)
-        rec = runs.begin(state, run.id, run.iteration, lease.token, int(vec.write.sum()), run.settings)
+        rec = runs.begin(state, run.id, run.iteration, lease.token, int(vec.write.sum()), run.settings,
+                         run.pred_field)
         try:
+            run.removed_unfinished = runs.remove_elsewhere(
+                dataset, run.cfg, run.repaired_runs, lambda f: owns_field(dataset, f, "prediction"))
             out = score_and_write(run, vec, src, model, lease, progress)
         except Exception as e:
             if not lease.lost:
@@ -274,6 +278,7 @@ def record_iteration(run, rec, model, vec, out, src, t0):
         "num_predicted_positive": n_pos, "num_predicted_negative": int(sc.sum()) - n_pos,
         "num_written": int(out.num_written), "num_removed_stale": int(out.num_removed),
         "num_kept_changing": out.num_kept_changing, "repaired_runs": run.repaired_runs,
+        "removed_unfinished": run.removed_unfinished,
         "num_skipped_missing_embedding": int(vec.skip_missing.sum()),
         "num_skipped_invalid_embedding": int(vec.skip_invalid.sum()),
         "num_computed_embeddings": int(vec.computed),

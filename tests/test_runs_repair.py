@@ -1,0 +1,56 @@
+"""An unfinished run is repaired even when the session has moved on to another
+prediction field: its partial predictions never stay behind looking like a
+finished iteration, and the session never reports it repaired when it was not."""
+
+import pytest
+
+from test_adversarial import labeled
+
+
+def _fail_after_first_block(f, label):
+    if label.startswith("Scored"):
+        raise RuntimeError("killed")
+
+
+def test_an_unfinished_run_in_a_previous_prediction_field_is_repaired(ds20k, plugin):
+    ds = ds20k
+    labeled(ds)
+    train = plugin.operators.train
+    from conftest import run
+
+    run("train_and_label", ds)
+    with pytest.raises(RuntimeError):  # iteration 2 fails after its first block of writes
+        train.train_and_label(ds, ds.view(), {"mode": "query"}, progress=_fail_after_first_block)
+    s = run("get_session", ds)
+    bad = s["run"]["id"]
+    assert s["run"]["status"] == "failed" and bad in s["unfinished_runs"]
+    partial = ds._sample_collection.count_documents({"fewshot_prediction.run_id": bad})
+    assert 0 < partial < len(ds)
+
+    run("start_session", ds, embedding_field="emb", prediction_field="pred2")
+    r = run("train_and_label", ds)
+    # the failed run's predictions are gone from the field it wrote; the rest stay
+    coll = ds._sample_collection
+    assert coll.count_documents({"fewshot_prediction.run_id": bad}) == 0
+    assert coll.count_documents({"fewshot_prediction": {"$exists": True}}) == len(ds) - partial
+    assert r["removed_unfinished"] == {"fewshot_prediction": partial}
+    assert bad in r["repaired_runs"]
+    s = run("get_session", ds)
+    assert s["run"]["status"] == "complete" and not s["unfinished_runs"]
+    assert coll.count_documents({"pred2.run_id": r["run_id"]}) == len(ds)
+
+
+def test_an_unfinished_runs_field_that_is_no_longer_ours_is_left_alone(ds20k, plugin, fo):
+    ds = ds20k
+    labeled(ds)
+    from conftest import run
+
+    with pytest.raises(RuntimeError):
+        plugin.operators.train.train_and_label(ds, ds.view(), {}, progress=_fail_after_first_block)
+    run("start_session", ds, embedding_field="emb", prediction_field="pred2")
+    ds.delete_sample_field("fewshot_prediction")  # the user deleted it, then made their own
+    ds.add_sample_field("fewshot_prediction", fo.StringField)
+    ds.set_values("fewshot_prediction", ["mine"] * len(ds))
+    r = run("train_and_label", ds)
+    assert r["removed_unfinished"] == {}
+    assert ds.count_values("fewshot_prediction") == {"mine": len(ds)}
