@@ -116,10 +116,21 @@ def _declare_fields(dataset, pred):
         dataset.add_sample_field(name, fo.BooleanField, info={ROLE_KEY: "label"})
         created.append(name)
     labels.create_indexes(dataset)
-    if not check_output_field(dataset, pred, "prediction"):
+    if declare_prediction_field(dataset, pred):
+        created.append(pred)
+    return created
+
+
+def declare_prediction_field(dataset, pred):
+    """Declares the prediction field (and its run attributes) when it does not
+    exist (a new session, or the user deleted or renamed it since); refuses
+    one the plugin did not create. Returns whether it was created."""
+    import fiftyone as fo
+
+    created = not check_output_field(dataset, pred, "prediction")
+    if created:
         dataset.add_sample_field(pred, fo.EmbeddedDocumentField, embedded_doc_type=fo.Classification,
                                  info={ROLE_KEY: "prediction"})
-        created.append(pred)
     declare_run_attrs(dataset, pred)
     return created
 

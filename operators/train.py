@@ -22,7 +22,7 @@ from . import labels, readout, runs
 from .errors import FewShotError
 from .params import scorer_params
 from .scope import describe, scope_ids, view_to_score
-from .session import (P_ATTR, check_output_field, compute_embeddings, declare_run_attrs, owns_field,
+from .session import (P_ATTR, check_output_field, compute_embeddings, declare_prediction_field, owns_field,
                       require_session)
 from .state import Lease, SessionState
 
@@ -80,6 +80,7 @@ def train_and_label(dataset, view, params, progress=None):
 
 def prepare_run(dataset, view, params, state):
     """Session, settings, labels and the inference set (under the lease)."""
+    dataset.reload()  # the schema as stored: another process may have changed it
     cfg, settings, rp = check_train(dataset, view, params, state)
     pos, neg = labels.read_labels(dataset)
     if not len(pos) or not len(neg):
@@ -94,7 +95,9 @@ def prepare_run(dataset, view, params, state):
         ids, redrawn = scope_ids(state, view, cfg, np.concatenate([pos, neg]),
                                  redraw=bool(params.get("resample_subset")))
         ids = np.union1d(ids, runs.repair_ids(dataset, cfg, repaired))
-    declare_run_attrs(dataset, cfg["prediction_field"])
+    if declare_prediction_field(dataset, cfg["prediction_field"]):  # the user deleted or renamed it
+        state.update(lambda c: dict(c, created_fields=list(dict.fromkeys(
+            (c.get("created_fields") or []) + [cfg["prediction_field"]]))))
     return SimpleNamespace(
         dataset=dataset, state=state, cfg=cfg, settings=settings, rp=rp, field=cfg["embedding_field"],
         pred_field=cfg["prediction_field"], ids=ids, pos=pos, neg=neg, npos=len(pos), nneg=len(neg),

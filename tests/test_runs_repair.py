@@ -54,3 +54,28 @@ def test_an_unfinished_runs_field_that_is_no_longer_ours_is_left_alone(ds20k, pl
     r = run("train_and_label", ds)
     assert r["removed_unfinished"] == {}
     assert ds.count_values("fewshot_prediction") == {"mine": len(ds)}
+
+
+@pytest.mark.parametrize("how", ["delete", "rename"])
+def test_train_declares_the_prediction_field_again_when_the_user_removed_it(synth, how):
+    from conftest import run
+
+    ds = synth
+    run("start_session", ds, embedding_field="emb")
+    ids, cl = ds.values(["id", "cluster"])
+    run("label_positive", ds, sample_ids=[i for i, c in zip(ids, cl) if c == 0][:5])
+    run("label_negative", ds, sample_ids=[i for i, c in zip(ids, cl) if c == 1][:5])
+    first = run("train_and_label", ds)
+    if how == "delete":
+        ds.delete_sample_field("fewshot_prediction")
+    else:  # keeping a snapshot of iteration 1
+        ds.rename_sample_field("fewshot_prediction", "iter1_predictions")
+    r = run("train_and_label", ds)
+    ds.reload()
+    assert ds.count_values("fewshot_prediction.run_id") == {r["run_id"]: len(ds)}
+    if how == "rename":  # the snapshot is left as it was
+        assert ds.count_values("iter1_predictions.run_id") == {first["run_id"]: len(ds)}
+    run("reset_session", ds)  # the re-declared field is the session's to delete, the snapshot is not
+    ds.reload()
+    assert not ds.has_field("fewshot_prediction")
+    assert (how == "rename") == ds.has_field("iter1_predictions")
