@@ -11,9 +11,12 @@ from .state import SUBSET  # noqa: F401 (re-exported)
 
 
 def view_key(view):
-    """Identifies a view by its stages (and dataset), for the subset cache."""
-    stages = json.dumps(view._serialize(), sort_keys=True, default=str)
-    return hashlib.sha1((view._root_dataset.name + stages).encode()).hexdigest()
+    """Identifies a view by what it selects (its MongoDB pipeline), for the
+    subset cache: not by its stages, which carry a fresh UUID each time a view
+    is built (every Python call; the App sends views back with new ones), nor
+    the dataset's name (renaming it kept the same samples). The store is the
+    dataset's own."""
+    return _fingerprint(view)
 
 
 def working_subset(state, view, size, labeled, redraw=False, seed=None):

@@ -169,6 +169,24 @@ def test_working_subset_cached_until_view_changes(ds, fo):
     assert not r5["subset_redrawn"] and r5["num_in_scope"] == r4["num_in_scope"]
 
 
+def test_the_same_filter_built_again_keeps_its_working_subset(ds, fo):
+    # every Python call builds a new view, and the App sends views back with new stage
+    # UUIDs: the subset is keyed by what the view selects, not by those
+    start(ds, subset_size=30)
+    run("label_positive", ds, selected=class_ids(ds, "Sneaker", 2))
+    run("label_negative", ds, selected=class_ids(ds, "Sneaker", 2, exclude=True))
+
+    def view():
+        return ds.match(fo.ViewField("ground_truth.label").is_in(["Sneaker", "Sandal", "Bag", "Coat"]))
+
+    assert run("train_and_label", ds, view=view())["subset_redrawn"]
+    first = set(ds.match(fo.ViewField("fewshot_prediction.iteration") == 1).values("id"))
+    r = run("train_and_label", ds, view=view())
+    assert not r["subset_redrawn"]
+    assert set(ds.match(fo.ViewField("fewshot_prediction.iteration") == 2).values("id")) == first
+    assert run("show_subset", ds, view=view()) is not None
+
+
 def test_randomize_subset_redraws_every_run(ds, fo):
     start(ds, subset_size=20, randomize_subset=True)
     run("label_positive", ds, selected=class_ids(ds, "Bag", 2))
