@@ -354,8 +354,10 @@ def reset_session(dataset, keep_labels=False):
     require_session(state)
     with Lease(state, "reset_session"):
         cfg = require_session(state)
+        # first: a label call in flight sees the reset and takes its values back
+        # (it says so); the tags are read after, so a label written before is kept
+        state.store.delete(SESSION_KEY)
         kept = keep_labels_as_tags(dataset) if keep_labels else None
-        state.store.delete(SESSION_KEY)  # first: label calls in flight see the reset
         deleted = _delete_own_fields(dataset, cfg.get("created_fields", []))
         remove_colors(dataset, cfg.get("color_paths") or [])
         state.clear()

@@ -8,6 +8,7 @@ import random
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -196,3 +197,36 @@ def test_labels_racing_a_reset_leave_no_stray_values(synth, fo):
         ds.reload()
         raw = ds._sample_collection.count_documents({"$or": [{POS: {"$ne": None}}, {NEG: {"$ne": None}}]})
         assert raw == 0, "label values left on %d samples after reset" % raw
+
+
+def test_a_label_given_while_a_reset_keeps_labels_is_tagged_or_refused(synth, plugin, monkeypatch):
+    """reset_session(keep_labels=True) racing a label call from another tab: the
+    label is kept as a tag, or the call says it was not kept; never a success
+    whose label is then deleted with the field."""
+    ds = synth
+    session = plugin.operators.session
+    orig = session.keep_labels_as_tags
+
+    def slow(dataset):  # tagging many samples takes a while anyway
+        out = orig(dataset)
+        time.sleep(1.0)
+        return out
+
+    monkeypatch.setattr(session, "keep_labels_as_tags", slow)
+    ids = ds.values("id")
+    run("start_session", ds, embedding_field="emb")
+    run("label_positive", ds, sample_ids=ids[:3])
+    t = threading.Thread(target=run, args=("reset_session", ds), kwargs={"keep_labels": True})
+    t.start()
+    time.sleep(0.4)
+    try:
+        run("label_positive", ds, sample_ids=[ids[10]])
+        told = None
+    except Exception as e:
+        told = str(e)
+    t.join()
+    ds.reload()
+    tagged = set(ds.match_tags("fewshot:positive").values("id"))
+    assert set(ids[:3]) <= tagged
+    # (refused: "no session", or "reset while labeling" with its value taken back)
+    assert ids[10] in tagged or told is not None, "a successful label call was lost"
