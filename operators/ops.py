@@ -51,7 +51,8 @@ class StartSession(_Delegable):
             description="FiftyOne zoo model name (leave empty to use precomputed embeddings)",
             view=types.AutocompleteView(choices=[types.Choice(m, label=m) for m in zoo.SUGGESTED_MODELS]),
         )
-        model = (ctx.params.get("model") or "").strip()
+        model = ctx.params.get("model")
+        model = model.strip() if isinstance(model, str) else ""  # (a bad type: the check below says so)
         inputs.str(
             "embedding_field",
             label="Embedding field",
@@ -173,6 +174,9 @@ class TrainAndLabel(_Delegable):
 
         def check():
             wf.check_train(ctx.dataset, ctx.view, ctx.params, state)
+            busy = wf.running_operation(state)  # (execution takes the lease; the form only looks)
+            if busy:
+                raise wf.FewShotError(busy)
 
         self._check(ctx, inputs, check)
         return types.Property(inputs, view=types.View(label="Train & label"))

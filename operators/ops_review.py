@@ -56,8 +56,10 @@ class SuggestSamples(FewShotOperator):
                      "sample; rest: most uncertain)", default=wf.DEFAULT_RANDOM_FRACTION)
 
         def check():
-            wf.require_session(wf.SessionState(ctx.dataset))
+            cfg = wf.require_session(wf.SessionState(ctx.dataset))
             wf.suggest_params(ctx.params)
+            if not cfg.get("iteration"):
+                raise wf.FewShotError("No predictions yet; run Train & Label first")
 
         self._check(ctx, inputs, check)
         return types.Property(inputs, view=types.View(label="Suggest samples to label"))

@@ -13,7 +13,10 @@ DEFAULT_TOP_FRACTION = 0.1  # bench_suggest: 0.2 ranked held-out digits below ra
 DEFAULT_RANDOM_FRACTION = 0.0  # random share of suggestions: 0.2-0.3 did not help (bench_suggest.py)
 
 
-def whole_number(value, what, default, minimum=None):
+MAX_WHOLE = 2**53  # larger whole numbers are typos (and past 2**63 MongoDB cannot store them)
+
+
+def whole_number(value, what, default, minimum=None, maximum=MAX_WHOLE):
     """``value`` as an int: absent -> ``default``; 2.5, "ten", True -> error."""
     if value is None or value == "":
         return default
@@ -29,12 +32,20 @@ def whole_number(value, what, default, minimum=None):
         raise FewShotError("%s must be an integer, not %r" % (what, value))
     if minimum is not None and out < minimum:
         raise FewShotError("%s must be >= %d" % (what, minimum))
+    if out > maximum:
+        raise FewShotError("%s must be at most %s" % (what, format(maximum, ",")))
     return out
 
 
-def _name(params, key):
-    v = params.get(key)
-    return v.strip() or None if isinstance(v, str) else v
+def name_param(params, key):
+    """A name param (model, field) stripped: None when absent or empty."""
+    v = (params or {}).get(key)
+    if v is None or isinstance(v, str):
+        return (v or "").strip() or None
+    raise FewShotError("%s must be a name (text), not %r" % (key, v))
+
+
+_name = name_param
 
 
 def start_params(params, default_field_for=None):

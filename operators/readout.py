@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import fastdb
 from .errors import FewShotError
-from .params import precision_k
+from .params import name_param, precision_k
 
 _TRUTH_TYPES = {
     "Classification": ".label",
@@ -21,7 +21,7 @@ def readout_params(dataset, params):
     import fiftyone as fo
 
     params = params or {}
-    gt = (params.get("ground_truth_field") or "").strip()
+    gt = name_param(params, "ground_truth_field") or ""
     cls = params.get("positive_class")
     cls = None if cls is None else str(cls).strip()
     if not gt and not cls:

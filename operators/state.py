@@ -185,6 +185,17 @@ def _when(ts):
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%H:%M:%S UTC")
 
 
+def _busy_message(cur):
+    return ("A %s is running since %s on this dataset; wait for it to finish"
+            % (str(cur.get("operation", "train")).replace("_", " "), _when(cur.get("since", time.time()))))
+
+
+def running_operation(state):
+    """What a form says while another start/train/reset holds the lease, or None."""
+    cur = state.store.get(LEASE_KEY)
+    return None if lease_is_free(cur) else _busy_message(cur)
+
+
 class Lease(object):
     """Holds the session's lease while ``operation`` runs; renews it every 10 s.
 
@@ -208,11 +219,7 @@ class Lease(object):
         if not store.set_if_absent(LEASE_KEY, mine):
             cur = store.get(LEASE_KEY)
             if not lease_is_free(cur) or not store.compare_and_set(LEASE_KEY, cur, mine):
-                cur = store.get(LEASE_KEY) or {}
-                raise FewShotError(
-                    "A %s is running since %s on this dataset; wait for it to finish"
-                    % (str(cur.get("operation", "train")).replace("_", " "), _when(cur.get("since", time.time())))
-                )
+                raise FewShotError(_busy_message(store.get(LEASE_KEY) or {}))
         self.value = mine
         self._thread = threading.Thread(target=self._renew, daemon=True, name="fewshot-lease")
         self._thread.start()

@@ -45,7 +45,15 @@ def check_train(dataset, view, params, state):
     check_output_field(dataset, cfg["prediction_field"], "prediction")
     if len(view) == 0:
         raise FewShotError("The current view is empty; nothing to score")
+    c = labels.label_counts(dataset)  # (indexed counts: instant; the train reads the labels again)
+    _check_counts(c["num_positive"], c["num_negative"])
     return cfg, settings, rp
+
+
+def _check_counts(npos, nneg):
+    if not npos or not nneg:
+        raise FewShotError("Training needs at least one positive and one negative label; have %d positive "
+                           "and %d negative" % (npos, nneg))
 
 
 def train_and_label(dataset, view, params, progress=None):
@@ -83,11 +91,7 @@ def prepare_run(dataset, view, params, state):
     dataset.reload()  # the schema as stored: another process may have changed it
     cfg, settings, rp = check_train(dataset, view, params, state)
     pos, neg = labels.read_labels(dataset)
-    if not len(pos) or not len(neg):
-        raise FewShotError(
-            "Training needs at least one positive and one negative label; have %d positive and %d negative"
-            % (len(pos), len(neg))
-        )
+    _check_counts(len(pos), len(neg))
     repaired = runs.unfinished_ids(cfg)
     if not int(cfg.get("subset_size") or 0) and not view._pipeline():
         ids, redrawn = None, False  # the whole dataset: the matrix's IDs (no extra read)

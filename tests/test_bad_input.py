@@ -216,3 +216,30 @@ def test_bad_scorer_settings(ds, ExecutionError):
         run("train_and_label", ds, mode="cosine")
     with pytest.raises(ExecutionError, match="subset size must be >= 0"):
         started(ds, subset_size=-1)
+
+
+def test_forms_show_what_execution_would_refuse(ds, plugin, ExecutionError):
+    started(ds)
+    assert "No predictions yet" in form_error("suggest_samples", ds)
+    run("label_positive", ds, selected=class_ids(ds, "Bag", 2))
+    assert "at least one positive and one negative" in form_error("train_and_label", ds)
+    labeled(ds)
+    assert form_error("train_and_label", ds) is None
+    st = plugin.operators.state
+    with st.Lease(st.SessionState(ds), "train"):  # a train running in another tab
+        assert "A train is running since" in form_error("train_and_label", ds)
+    assert form_error("train_and_label", ds) is None
+
+
+def test_out_of_range_and_mistyped_params(ds, ExecutionError):
+    started(ds)
+    labeled(ds)
+    big = 10**19  # beyond MongoDB's 8-byte integers
+    assert "at most" in form_error("start_session", ds, embedding_field=EMB, subset_size=big)
+    with pytest.raises(ExecutionError, match="at most"):
+        run("start_session", ds, embedding_field=EMB, subset_size=big)
+    assert run("get_session", ds)["subset_size"] == 0
+    assert "must be a name" in form_error("start_session", ds, model=123)
+    assert "must be a name" in form_error("train_and_label", ds, ground_truth_field=123)
+    with pytest.raises(ExecutionError, match="must be a name|ground_truth_field. Reason: Invalid value type"):
+        run("train_and_label", ds, ground_truth_field=123)  # (FiftyOne checks the declared type first)
