@@ -43,11 +43,28 @@ def check_train(dataset, view, params, state):
     settings = scorer_params(params, cfg.get("scorer"))
     rp = readout.readout_params(dataset, params)
     check_output_field(dataset, cfg["prediction_field"], "prediction")
+    _check_sample_view(view)
     if len(view) == 0:
         raise FewShotError("The current view is empty; nothing to score")
     c = labels.label_counts(dataset)  # (indexed counts: instant; the train reads the labels again)
     _check_counts(c["num_positive"], c["num_negative"])
     return cfg, settings, rp
+
+
+def _check_sample_view(view):
+    """Refuses a view of patches, frames or clips: its rows are not the
+    dataset's samples (a patches view was scored as the whole dataset, or as
+    nothing while recorded as a complete run over it)."""
+    from fiftyone.core.clips import ClipsView
+    from fiftyone.core.patches import PatchesView, EvaluationPatchesView
+    from fiftyone.core.video import FramesView
+
+    kinds = ((PatchesView, "patches"), (EvaluationPatchesView, "patches"), (FramesView, "frames"),
+             (ClipsView, "clips"))
+    for cls, what in kinds:
+        if isinstance(view, cls):
+            raise FewShotError("The grid shows %s, not samples; Train & Label scores samples: switch "
+                               "the App back to the samples view" % what)
 
 
 def _check_counts(npos, nneg):

@@ -79,3 +79,23 @@ def test_train_declares_the_prediction_field_again_when_the_user_removed_it(synt
     ds.reload()
     assert not ds.has_field("fewshot_prediction")
     assert (how == "rename") == ds.has_field("iter1_predictions")
+
+
+def test_train_refuses_a_patches_view(synth, fo):
+    from fiftyone.operators.executor import ExecutionError
+
+    from conftest import run
+
+    ds = synth
+    for s in ds.select(ds.values("id")[:60]).iter_samples(autosave=True):
+        s["gt"] = fo.Detections(detections=[fo.Detection(label="a", bounding_box=[0.1, 0.1, 0.2, 0.2])])
+    run("start_session", ds, embedding_field="emb")
+    ids, cl = ds.values(["id", "cluster"])
+    run("label_positive", ds, sample_ids=[i for i, c in zip(ids, cl) if c == 0][:5])
+    run("label_negative", ds, sample_ids=[i for i, c in zip(ids, cl) if c == 1][:5])
+    patches = ds.to_patches("gt")
+    for view in (patches, patches.match(fo.ViewField("gt.label") == "a")):
+        with pytest.raises(ExecutionError, match="shows patches"):
+            run("train_and_label", ds, view=view)
+    assert not ds.has_field("fewshot_prediction") or ds.exists("fewshot_prediction").count() == 0
+    assert run("get_session", ds)["run"] is None
