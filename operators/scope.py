@@ -67,21 +67,37 @@ def _fingerprint(view):
     return hashlib.sha1(json.dumps(view._pipeline(), sort_keys=True, default=str).encode()).hexdigest()
 
 
+MAX_DERIVED = 8  # plugin-set views remembered per dataset (several tabs each show one)
+
+
 def remember_derived(state, kind, view, base, note=None):
     """Records that the plugin set ``view`` (``kind``: "suggestions",
     "predictions", ...) in the App, derived from ``base`` (``note``: what the
-    panel says about it while the App shows it)."""
+    panel says about it while the App shows it). The last ``MAX_DERIVED`` are
+    kept: a second tab setting its own view must not make the first tab's
+    Train score the suggestions themselves instead of the view behind them."""
     base, _ = resolve_base(state, base)  # derived from a derived view: keep the first base
-    state.store.set(DERIVED_KEY, {"kind": kind, "view": _fingerprint(view), "base": base._serialize(),
-                                  "note": note})
+    rec = {"kind": kind, "view": _fingerprint(view), "base": base._serialize(), "note": note}
+    store = state.store
+    for _ in range(20):  # compare-and-set: two tabs recording at once both stay
+        cur = store.get(DERIVED_KEY)
+        kept = [r for r in _records(cur) if r.get("view") != rec["view"]]
+        new = {"views": (kept + [rec])[-MAX_DERIVED:]}
+        if store.set_if_absent(DERIVED_KEY, new) if cur is None else store.compare_and_set(DERIVED_KEY, cur, new):
+            return
+
+
+def _records(got):
+    got = got or {}
+    return got.get("views") or ([got] if got.get("view") else [])  # (one record, as kept before)
 
 
 def derived_record(state, view):
     """The record of the plugin-set view the App shows, or None."""
-    rec = state.store.get(DERIVED_KEY)
-    if rec and view._pipeline() and rec.get("view") == _fingerprint(view):
-        return rec
-    return None
+    if not view._pipeline():
+        return None
+    fp = _fingerprint(view)
+    return next((r for r in reversed(_records(state.store.get(DERIVED_KEY))) if r.get("view") == fp), None)
 
 
 def resolve_base(state, view):

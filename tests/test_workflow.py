@@ -292,6 +292,21 @@ def test_views_the_plugin_set_score_their_base_view_when_asked(ds, fo):
             assert plain["num_in_scope"] == 5 + 4  # the suggestions and the labeled samples
 
 
+def test_two_tabs_each_keep_the_view_behind_their_grid(ds, fo):
+    """Tab A shows suggestions, then tab B shows predictions of another view: tab
+    A's panel Train still scores the view its suggestions came from."""
+    start(ds)
+    run("label_positive", ds, selected=class_ids(ds, "Bag", 2))
+    run("label_negative", ds, selected=class_ids(ds, "Bag", 2, exclude=True))
+    run("train_and_label", ds)
+    base_a = ds.match(fo.ViewField("ground_truth.label").is_in(["Bag", "Sneaker", "Trouser"]))
+    a = run("suggest_samples", ds, view=base_a, num_samples=5)
+    run("show_predictions", ds, view=ds.match(fo.ViewField("ground_truth.label") == "Coat"))  # tab B
+    grid_a = ds.select(a["ids"], ordered=True)
+    t = run("train_and_label", ds, view=grid_a, base_view=True)
+    assert t["scope"]["derived_from"] == "suggestions" and t["num_in_scope"] == len(base_a) + 2
+
+
 def test_background_weight_takes_auto_or_a_number(ds):
     """From Python (validated by FiftyOne's operator executor): "auto", a number
     and a numeric string are accepted; what the run used is in its summary."""
