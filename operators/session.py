@@ -11,7 +11,8 @@ from ..embeddings import warm as ewarm
 from ..embeddings import fields as efields
 from ..embeddings import zoo
 from ..scoring import MODEL_DEFAULTS as SCORER_DEFAULTS
-from . import labels, params as P, runs
+from . import appconfig, labels, params as P, runs
+from .appconfig import visible_fields  # noqa: F401 (re-exported)
 from .errors import FewShotError
 from .scope import scope_ids
 from .state import SESSION_KEY, Lease, SessionState, require_session  # noqa: F401 (re-exported)
@@ -188,7 +189,10 @@ def start_session(dataset, view, params, progress=None):
         cfg = dict(state.config or {}, **p)
         n_scope, computed, dim = _ensure_embeddings(dataset, view, state, cfg, p, progress)
         created = _declare_fields(dataset, p["prediction_field"])
-        colors = apply_colors(dataset, p["prediction_field"]) + show_by_default(dataset, p["prediction_field"])
+        before = appconfig.snapshot(dataset)
+        colors = (appconfig.apply_colors(dataset, p["prediction_field"])
+                  + appconfig.show_by_default(dataset, p["prediction_field"]))
+        before["active_paths"] = list(dataset.app_config.active_fields.paths)
 
         def apply(cur):
             new = dict(cur or {}, **p)
@@ -203,6 +207,7 @@ def start_session(dataset, view, params, progress=None):
             new["created_fields"] = list(dict.fromkeys((new.get("created_fields") or []) + owned + created))
             new["label_fields"] = dict(P.LABEL_FIELDS)
             new["color_paths"] = sorted(set(new.get("color_paths") or []) | set(colors))
+            new.setdefault("app_before", before)  # (the first start's: reset gives those back)
             new["dim"] = dim
             return new
 
@@ -215,78 +220,6 @@ def start_session(dataset, view, params, progress=None):
                seconds=round(time.time() - t0, 3))
     out.update(labels.label_counts(dataset))
     return out
-
-
-GREEN, RED = "#2ca02c", "#d62728"
-
-
-def color_entries(pred):
-    """FiftyOne color-scheme entries: positive green, negative red."""
-    values = [{"value": "positive", "color": GREEN}, {"value": "negative", "color": RED}]
-
-    def flag(color):  # a label field shows "True" on its tiles
-        return {"fieldColor": color, "valueColors": [{"value": v, "color": color} for v in ("True", "true")]}
-
-    return [
-        {"path": pred, "fieldColor": GREEN, "colorByAttribute": "label", "valueColors": values},
-        dict(flag(GREEN), path=P.LABEL_FIELDS["positive"]),
-        dict(flag(RED), path=P.LABEL_FIELDS["negative"]),
-    ]
-
-
-def apply_colors(dataset, pred):
-    """Adds our entries to the dataset's App color scheme (kept across reloads),
-    leaving the user's other entries as they are; returns the paths set."""
-    import fiftyone as fo
-
-    ours = color_entries(pred)
-    paths = {e["path"] for e in ours}
-    scheme = dataset.app_config.color_scheme or fo.ColorScheme()
-    kept = [f for f in (scheme.fields or []) if f.get("path") not in paths]
-    scheme.fields = kept + ours
-    if scheme.color_by is None:  # the App applies per-value colors only when coloring by value
-        scheme.color_by = "value"
-    dataset.app_config.color_scheme = scheme
-    dataset.save()
-    return sorted(paths)
-
-
-def remove_colors(dataset, paths):
-    scheme = dataset.app_config.color_scheme
-    if scheme is not None and scheme.fields:
-        scheme.fields = [f for f in scheme.fields if f.get("path") not in set(paths)]
-    active = dataset.app_config.active_fields
-    if active is not None and not active.exclude:
-        active.paths = [p for p in active.paths if p not in set(paths)]
-    dataset.save()
-
-
-def show_by_default(dataset, pred):
-    """Makes the label and prediction fields active in the dataset's default
-    App sidebar (so tiles show them after every reload); returns the paths added."""
-    import fiftyone as fo
-
-    ours = [pred] + list(P.LABEL_FIELDS.values())
-    active = dataset.app_config.active_fields
-    if active is None:
-        active = fo.DatasetAppConfig.default_active_fields(dataset)
-    if active.exclude:
-        active.paths = [p for p in active.paths if p not in ours]
-        added = []
-    else:
-        added = [p for p in ours if p not in active.paths]
-        active.paths = list(active.paths) + added
-    dataset.app_config.active_fields = active
-    dataset.save()
-    return added
-
-
-def visible_fields(dataset, pred):
-    """The fields to show on grid tiles: the dataset's label fields, ours first."""
-    import fiftyone as fo
-
-    labels = [n for n, f in dataset.get_field_schema(embedded_doc_type=fo.Label).items() if n != pred]
-    return [pred] + list(P.LABEL_FIELDS.values()) + labels
 
 
 def last_train(cfg):
@@ -359,7 +292,7 @@ def reset_session(dataset, keep_labels=False):
         state.store.delete(SESSION_KEY)
         kept = keep_labels_as_tags(dataset) if keep_labels else None
         deleted = _delete_own_fields(dataset, cfg.get("created_fields", []))
-        remove_colors(dataset, cfg.get("color_paths") or [])
+        appconfig.restore(dataset, cfg.get("color_paths") or [], cfg.get("app_before"))
         state.clear()
     ewarm.wait(dataset)  # a warm-up still running would save the cache after the clear
     ecache.clear(dataset)  # the plugin's own embedding cache files (rebuilt on demand)

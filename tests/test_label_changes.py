@@ -86,3 +86,32 @@ def test_labels_are_refused_when_a_user_field_took_the_name(synth, fo):
     with pytest.raises(Exception, match="not created by the few-shot plugin"):
         run("label_negative", ds, sample_ids=[ds.first().id])
     assert ds.count_values("fewshot_negative") == {"mine": len(ds)}
+
+
+def test_reset_gives_the_app_settings_back_as_they_were(synth, fo):
+    ds = synth
+    assert ds.app_config.active_fields is None and ds.app_config.color_scheme is None
+    _trained(ds)
+    run("start_session", ds, embedding_field="emb", prediction_field="pred2")  # a second start
+    ds.reload()
+    assert ds.app_config.active_fields is not None  # the session shows its fields by default
+    run("reset_session", ds)
+    ds.reload()
+    assert ds.app_config.active_fields is None  # the App's default again: every label field shown
+    assert ds.app_config.color_scheme is None
+
+
+def test_reset_keeps_app_settings_the_user_changed_meanwhile(synth, fo):
+    ds = synth
+    _trained(ds)
+    ds.reload()
+    active = ds.app_config.active_fields
+    active.paths = list(active.paths) + ["cluster"]
+    scheme = ds.app_config.color_scheme
+    scheme.opacity = 0.5
+    ds.save()
+    run("reset_session", ds)
+    ds.reload()
+    assert "cluster" in ds.app_config.active_fields.paths
+    assert not {"fewshot_prediction", "fewshot_positive"} & set(ds.app_config.active_fields.paths)
+    assert ds.app_config.color_scheme.opacity == 0.5 and not ds.app_config.color_scheme.fields
