@@ -3,6 +3,7 @@ plus every labeled sample. IDs are ``S12`` arrays throughout."""
 
 import hashlib
 import json
+import time
 
 import numpy as np
 
@@ -68,28 +69,30 @@ def _fingerprint(view):
 
 
 MAX_DERIVED = 8  # plugin-set views remembered per dataset (several tabs each show one)
+DERIVED_PREFIX = DERIVED_KEY + "/"
+MAX_BASE_BYTES = 4 << 20  # a base view bigger than this (a huge ID selection) is not remembered
 
 
 def remember_derived(state, kind, view, base, note=None):
     """Records that the plugin set ``view`` (``kind``: "suggestions",
     "predictions", ...) in the App, derived from ``base`` (``note``: what the
-    panel says about it while the App shows it). The last ``MAX_DERIVED`` are
-    kept: a second tab setting its own view must not make the first tab's
-    Train score the suggestions themselves instead of the view behind them."""
+    panel says about it while the App shows it). One store key per view, the
+    last ``MAX_DERIVED`` kept: a second tab setting its own view must not make
+    the first tab's Train score the suggestions themselves instead of the view
+    behind them (and one document holding them all passed MongoDB's 16 MB with
+    large base views). Returns whether it was recorded."""
     base, _ = resolve_base(state, base)  # derived from a derived view: keep the first base
-    rec = {"kind": kind, "view": _fingerprint(view), "base": base._serialize(), "note": note}
-    store = state.store
-    for _ in range(20):  # compare-and-set: two tabs recording at once both stay
-        cur = store.get(DERIVED_KEY)
-        kept = [r for r in _records(cur) if r.get("view") != rec["view"]]
-        new = {"views": (kept + [rec])[-MAX_DERIVED:]}
-        if store.set_if_absent(DERIVED_KEY, new) if cur is None else store.compare_and_set(DERIVED_KEY, cur, new):
-            return
-
-
-def _records(got):
-    got = got or {}
-    return got.get("views") or ([got] if got.get("view") else [])  # (one record, as kept before)
+    stages = base._serialize()
+    if len(json.dumps(stages, default=str)) > MAX_BASE_BYTES:
+        return False  # Train then scores the view shown, and says so in its scope
+    store, fp = state.store, _fingerprint(view)
+    store.set(DERIVED_PREFIX + fp, {"kind": kind, "view": fp, "base": stages, "note": note, "at": time.time()})
+    keys = [k for k in store.list_keys() if k.startswith(DERIVED_PREFIX)]
+    if len(keys) > MAX_DERIVED:
+        at = {k: (store.get(k) or {}).get("at", 0) for k in keys}
+        for k in sorted(keys, key=at.get)[: len(keys) - MAX_DERIVED]:
+            store.delete(k)
+    return True
 
 
 def derived_record(state, view):
@@ -97,7 +100,11 @@ def derived_record(state, view):
     if not view._pipeline():
         return None
     fp = _fingerprint(view)
-    return next((r for r in reversed(_records(state.store.get(DERIVED_KEY))) if r.get("view") == fp), None)
+    rec = state.store.get(DERIVED_PREFIX + fp)
+    if rec is None:  # (a session recorded before: one record under DERIVED_KEY)
+        old = state.store.get(DERIVED_KEY) or {}
+        rec = old if old.get("view") == fp else None
+    return rec
 
 
 def resolve_base(state, view):
