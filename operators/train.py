@@ -52,7 +52,7 @@ def check_train(dataset, view, params, state):
 
 
 def _check_sample_view(view):
-    """Refuses a view of patches, frames or clips: its rows are not the
+    """Refuses a view of patches, frames, clips or dynamic groups: its rows are not the
     dataset's samples (a patches view was scored as the whole dataset, or as
     nothing while recorded as a complete run over it)."""
     from fiftyone.core.clips import ClipsView
@@ -61,10 +61,14 @@ def _check_sample_view(view):
 
     kinds = ((PatchesView, "patches"), (EvaluationPatchesView, "patches"), (FramesView, "frames"),
              (ClipsView, "clips"))
-    for cls, what in kinds:
-        if isinstance(view, cls):
-            raise FewShotError("The grid shows %s, not samples; Train & Label scores samples: switch "
-                               "the App back to the samples view" % what)
+    what = next((w for cls, w in kinds if isinstance(view, cls)), None)
+    # a group_by() view's rows are groups (one sample each on the grid); FiftyOne
+    # has no public test for it (1.22), hence the private property
+    if what is None and getattr(view, "_is_dynamic_groups", False):
+        what = "groups"
+    if what is not None:
+        raise FewShotError("The grid shows %s, not samples; Train & Label scores samples: switch "
+                           "the App back to the samples view" % what)
 
 
 def _check_counts(npos, nneg):
