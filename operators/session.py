@@ -287,10 +287,16 @@ def reset_session(dataset, keep_labels=False):
     require_session(state)
     with Lease(state, "reset_session"):
         cfg = require_session(state)
-        # first: a label call in flight sees the reset and takes its values back
+        if keep_labels:
+            labels.read_labels(dataset)  # refuses (a sample marked both ways) before anything changes
+        # then: a label call in flight sees the reset and takes its values back
         # (it says so); the tags are read after, so a label written before is kept
         state.store.delete(SESSION_KEY)
-        kept = keep_labels_as_tags(dataset) if keep_labels else None
+        try:
+            kept = keep_labels_as_tags(dataset) if keep_labels else None
+        except Exception:
+            state.store.set(SESSION_KEY, cfg)  # nothing deleted yet: the session goes on
+            raise
         deleted = _delete_own_fields(dataset, cfg.get("created_fields", []))
         appconfig.restore(dataset, cfg.get("color_paths") or [], cfg.get("app_before"))
         state.clear()

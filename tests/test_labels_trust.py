@@ -230,3 +230,23 @@ def test_a_label_given_while_a_reset_keeps_labels_is_tagged_or_refused(synth, pl
     assert set(ids[:3]) <= tagged
     # (refused: "no session", or "reset while labeling" with its value taken back)
     assert ids[10] in tagged or told is not None, "a successful label call was lost"
+
+
+def test_a_refused_reset_that_keeps_labels_leaves_the_session(synth):
+    """A reset refused by the labels check (a sample marked both ways by hand)
+    changes nothing: the session goes on and the fix the message asks for works."""
+    ds = synth
+    ids = ds.values("id")
+    run("start_session", ds, embedding_field="emb")
+    run("label_positive", ds, sample_ids=ids[:3])
+    run("label_negative", ds, sample_ids=ids[3:6])
+    run("train_and_label", ds)
+    s = ds[ids[0]]
+    s[NEG] = True  # a hand edit: positive and negative
+    s.save()
+    with pytest.raises(Exception, match="both positive and negative"):
+        run("reset_session", ds, keep_labels=True)
+    g = run("get_session", ds)
+    assert g["active"] and g["iteration"] == 1
+    run("clear_labels", ds, sample_ids=[ids[0]])
+    assert run("reset_session", ds, keep_labels=True)["kept_labels_as_tags"] == {"num_positive": 2, "num_negative": 3}
