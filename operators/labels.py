@@ -147,6 +147,8 @@ def not_in_view(view, ids):
 
 def set_labels(dataset, view, selected, params, label, current=None):
     """Labels the target samples ``label`` (POSITIVE/NEGATIVE/None = clear)."""
+    from .session import owns_field  # (session imports this module)
+
     state = SessionState(dataset)
     cfg = require_session(state)
     ids = fastdb.to_bytes(target_ids(view, selected, params, current))
@@ -162,7 +164,8 @@ def set_labels(dataset, view, selected, params, label, current=None):
     # a prediction made for the old label state (a copy of the old label at
     # confidence 1.0, or a model score for an unlabeled sample) would look
     # current beside the new label: it goes until the next train scores it
-    fastdb.remove_predictions(dataset, cfg["prediction_field"], ids[was != want], fastdb.now_ms())
+    if owns_field(dataset, cfg["prediction_field"], "prediction"):  # (never a field the user took over)
+        fastdb.remove_predictions(dataset, cfg["prediction_field"], ids[was != want], fastdb.now_ms())
     out = {
         "label": label,
         "num_targeted": int(len(ids)),

@@ -115,3 +115,14 @@ def test_reset_keeps_app_settings_the_user_changed_meanwhile(synth, fo):
     assert "cluster" in ds.app_config.active_fields.paths
     assert not {"fewshot_prediction", "fewshot_positive"} & set(ds.app_config.active_fields.paths)
     assert ds.app_config.color_scheme.opacity == 0.5 and not ds.app_config.color_scheme.fields
+
+
+def test_label_calls_leave_a_prediction_field_the_plugin_no_longer_owns(synth, fo):
+    ds = synth
+    pos, neg = _trained(ds)
+    ds.delete_sample_field(PRED)  # the user deleted it and stored their own under that name
+    ds.set_values(PRED, [fo.Classification(label="theirs")] * len(ds))
+    run("clear_labels", ds, sample_ids=pos[:2])
+    run("label_positive", ds, sample_ids=neg[:2])
+    ds.reload()
+    assert ds.count_values(PRED + ".label") == {"theirs": len(ds)}
