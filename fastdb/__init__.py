@@ -20,6 +20,7 @@ from .reads import (
     scan_vectors,
     stamp,
     stamp_of,
+    stored_fields,
     view_ids,
 )
 from .writes import (

@@ -218,3 +218,19 @@ def label_flags(dataset, ids, pos_field, neg_field):
             out_p.append(d.get(pos_field) is True)
             out_n.append(d.get(neg_field) is True)
     return np.array(out_ids, dtype=ID_DTYPE), np.array(out_p, bool), np.array(out_n, bool)
+
+
+def stored_fields(dataset, names):
+    """``{name: {"ftype", "embedded_doc_type", "info", "fields"}}`` of the top-level
+    sample fields ``names`` as the database stores them (absent: not there).
+
+    Read from the dataset's document, not the in-memory dataset: that object is
+    shared by the App's operator threads, and reloading it to see a change
+    made elsewhere races their schema edits (a field added by a start or train
+    in another thread was lost from memory between two of its steps: 3 of 25
+    trains re-declaring their prediction field failed while labels were given)."""
+    doc = _coll(dataset).database["datasets"].find_one({"_id": dataset._doc.id}, {"sample_fields": 1}) or {}
+    want = set(names)
+    return {f["name"]: {"ftype": f.get("ftype"), "embedded_doc_type": f.get("embedded_doc_type"),
+                        "info": f.get("info") or {}, "fields": [g.get("name") for g in f.get("fields") or []]}
+            for f in doc.get("sample_fields") or [] if f.get("name") in want}

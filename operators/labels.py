@@ -147,7 +147,7 @@ def not_in_view(view, ids):
 
 def set_labels(dataset, view, selected, params, label, current=None):
     """Labels the target samples ``label`` (POSITIVE/NEGATIVE/None = clear)."""
-    from .session import owns_field  # (session imports this module)
+    from .session import stored_role  # (session imports this module)
 
     state = SessionState(dataset)
     cfg = require_session(state)
@@ -164,7 +164,7 @@ def set_labels(dataset, view, selected, params, label, current=None):
     # a prediction made for the old label state (a copy of the old label at
     # confidence 1.0, or a model score for an unlabeled sample) would look
     # current beside the new label: it goes until the next train scores it
-    if owns_field(dataset, cfg["prediction_field"], "prediction"):  # (never a field the user took over)
+    if stored_role(dataset, cfg["prediction_field"], "EmbeddedDocumentField") == "prediction":  # (not a user's)
         fastdb.remove_predictions(dataset, cfg["prediction_field"], ids[was != want], fastdb.now_ms())
     out = {
         "label": label,
@@ -181,15 +181,20 @@ def check_label_fields(dataset):
     renamed, or dropped by a saved ``keep_fields()`` view): values written there
     would not show in the grid, yet training would read them and the next
     start would clear them as leftovers. A field of that name the plugin did
-    not create is refused too (never overwritten)."""
-    from .session import check_output_field
+    not create is refused too (never overwritten). Checked on the stored
+    schema (another process may have changed it)."""
+    from .session import stored_role
 
-    dataset.reload()  # the schema as the database has it (another process may have changed it)
     for name in LABEL_FIELDS.values():
-        if not check_output_field(dataset, name, "label"):
+        role = stored_role(dataset, name, "BooleanField")
+        if role is None:
             raise FewShotError(
                 "The label field '%s' is gone from the dataset (deleted or renamed, with the labels it "
                 "held); run Start Session to declare it again, then label" % name)
+        if role != "label":
+            raise FewShotError(
+                "Field '%s' already exists on the dataset and was not created by the few-shot plugin; "
+                "rename or delete that field to label with this plugin (it will not be overwritten)" % name)
 
 
 def _current(dataset, ids):

@@ -125,7 +125,27 @@ def _declare_fields(dataset, pred):
 def declare_prediction_field(dataset, pred):
     """Declares the prediction field (and its run attributes) when it does not
     exist (a new session, or the user deleted or renamed it since); refuses
-    one the plugin did not create. Returns whether it was created."""
+    one the plugin did not create. Returns whether it was created.
+
+    Checked against the stored schema and retried: the App's operator threads
+    share one in-memory dataset and reload it, which can undo a schema change
+    in memory between two steps (3 of 25 trains failed re-declaring the field
+    while labels were given in another thread)."""
+    created = False
+    for _ in range(5):
+        try:
+            created |= _declare_prediction_once(dataset, pred)
+        except ValueError:  # ("Cannot infer ... non-existent sample field": undone in memory)
+            pass
+        f = fastdb.stored_fields(dataset, [pred]).get(pred)
+        if f and f["info"].get(ROLE_KEY) == "prediction" and set(RUN_ATTRS) <= set(f["fields"]):
+            return created
+        dataset.reload()
+    raise FewShotError("Could not declare the prediction field '%s' (the dataset's schema kept changing "
+                       "meanwhile); try again" % pred)
+
+
+def _declare_prediction_once(dataset, pred):
     import fiftyone as fo
 
     created = not check_output_field(dataset, pred, "prediction")
@@ -143,6 +163,18 @@ def declare_run_attrs(dataset, pred):
     for attr, ftype in RUN_ATTRS.items():
         if pred + "." + attr not in schema:
             dataset.add_sample_field(pred + "." + attr, getattr(fo, ftype))
+
+
+def stored_role(dataset, name, ftype):
+    """The plugin role recorded on field ``name`` as stored, if its type is
+    ``ftype`` (a FiftyOne field class name); "" for a field of another owner or
+    type; None when there is no such field. Read from the database, not the
+    shared in-memory dataset (:func:`fastdb.stored_fields`)."""
+    f = fastdb.stored_fields(dataset, [name]).get(name)
+    if f is None:
+        return None
+    right = (f["ftype"] or "").rsplit(".", 1)[-1] == ftype
+    return (f["info"].get(ROLE_KEY) or "") if right else ""
 
 
 def _ensure_embeddings(dataset, view, state, cfg, p, progress):

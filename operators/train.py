@@ -109,7 +109,6 @@ def train_and_label(dataset, view, params, progress=None):
 
 def prepare_run(dataset, view, params, state):
     """Session, settings, labels and the inference set (under the lease)."""
-    dataset.reload()  # the schema as stored: another process may have changed it
     cfg, settings, rp = check_train(dataset, view, params, state)
     pos, neg = labels.read_labels(dataset)
     _check_counts(len(pos), len(neg))

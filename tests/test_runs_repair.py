@@ -99,3 +99,43 @@ def test_train_refuses_a_patches_view(synth, fo):
             run("train_and_label", ds, view=view)
     assert not ds.has_field("fewshot_prediction") or ds.exists("fewshot_prediction").count() == 0
     assert run("get_session", ds)["run"] is None
+
+
+def test_redeclaring_the_prediction_field_survives_label_calls_in_another_thread(synth):
+    """The App runs operators in a thread pool on one shared in-memory dataset,
+    which each call reloads: a train re-declaring its prediction field must not
+    lose it to a concurrent reload."""
+    import threading
+
+    from conftest import run
+
+    ds = synth
+    run("start_session", ds, embedding_field="emb")
+    ids, cl = ds.values(["id", "cluster"])
+    run("label_positive", ds, sample_ids=[i for i, c in zip(ids, cl) if c == 0][:5])
+    run("label_negative", ds, sample_ids=[i for i, c in zip(ids, cl) if c == 1][:5])
+    others = [i for i, c in zip(ids, cl) if c == 2][:30]
+    stop = threading.Event()
+
+    def labeler():
+        k = 0
+        while not stop.is_set():
+            run(("label_positive", "clear_labels")[k % 2], ds, sample_ids=[others[k % 30]])
+            k += 1
+
+    t = threading.Thread(target=labeler)
+    t.start()
+    errors = []
+    try:
+        for _ in range(15):
+            ds.reload()
+            if ds.has_field("fewshot_prediction"):
+                ds.delete_sample_field("fewshot_prediction")
+            try:
+                run("train_and_label", ds)
+            except Exception as e:
+                errors.append(str(e).strip().splitlines()[-1][:200])
+    finally:
+        stop.set()
+        t.join()
+    assert not errors
