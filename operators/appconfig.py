@@ -26,8 +26,8 @@ def restore(dataset, paths, before):
             and set(active.paths) - ours == set(before.get("active_paths") or []) - ours):
         app.active_fields = None
     scheme = app.color_scheme
-    if scheme is not None and before.get("color_by") is None and scheme.color_by == "value":
-        scheme.color_by = None
+    if scheme is not None and before.get("color_by") is None and scheme.color_by == "value" and not scheme.fields:
+        scheme.color_by = None  # (per-value colors the user added since need it: then it stays)
     if scheme is not None and before.get("scheme_unset") and not scheme.fields:
         d = {k: v for k, v in scheme.to_dict().items() if k != "_id" and k != "fields"}
         if not any(v is not None for v in d.values()):

@@ -126,3 +126,16 @@ def test_label_calls_leave_a_prediction_field_the_plugin_no_longer_owns(synth, f
     run("label_positive", ds, sample_ids=neg[:2])
     ds.reload()
     assert ds.count_values(PRED + ".label") == {"theirs": len(ds)}
+
+
+def test_reset_keeps_color_by_value_when_the_users_own_colors_need_it(synth, fo):
+    ds = synth
+    _trained(ds)
+    ds.reload()
+    scheme = ds.app_config.color_scheme
+    scheme.fields = list(scheme.fields) + [{"path": "cluster", "valueColors": [{"value": "1", "color": "#000000"}]}]
+    ds.save()
+    run("reset_session", ds)
+    ds.reload()
+    scheme = ds.app_config.color_scheme
+    assert [f["path"] for f in scheme.fields] == ["cluster"] and scheme.color_by == "value"
