@@ -20,6 +20,7 @@ from .reads import (
     scan_vectors,
     stamp,
     stamp_of,
+    stored_app_config,
     stored_fields,
     view_ids,
 )

@@ -234,3 +234,10 @@ def stored_fields(dataset, names):
     return {f["name"]: {"ftype": f.get("ftype"), "embedded_doc_type": f.get("embedded_doc_type"),
                         "info": f.get("info") or {}, "fields": [g.get("name") for g in f.get("fields") or []]}
             for f in doc.get("sample_fields") or [] if f.get("name") in want}
+
+
+def stored_app_config(dataset):
+    """The dataset's App config as the database stores it (a dict; see
+    :func:`stored_fields` for why not the in-memory dataset)."""
+    doc = _coll(dataset).database["datasets"].find_one({"_id": dataset._doc.id}, {"app_config": 1}) or {}
+    return doc.get("app_config") or {}

