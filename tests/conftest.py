@@ -159,3 +159,42 @@ def cluster_ids(ds, c, n=None, exclude=False):
     ids, cl = ds.values(["id", "cluster"])
     out = [i for i, k in zip(ids, cl) if (k == c) != exclude]
     return out[:n] if n else out
+
+
+def start_labeled(ds, k=5):
+    """A session on ``emb`` with ``k`` positive (cluster 0) and ``k`` negative
+    (cluster 1) labels; returns their IDs."""
+    run("start_session", ds, embedding_field="emb")
+    ids, cl = ds.values(["id", "cluster"])
+    pos = [i for i, c in zip(ids, cl) if c == 0][:k]
+    neg = [i for i, c in zip(ids, cl) if c == 1][:k]
+    run("label_positive", ds, sample_ids=pos)
+    run("label_negative", ds, sample_ids=neg)
+    return pos, neg
+
+
+class flipping_labels(object):
+    """While in the block, another thread labels and clears ``ids`` in turn, one
+    call at a time (another tab, in the App's thread pool)."""
+
+    def __init__(self, ds, ids):
+        import threading
+
+        self.ds, self.ids = ds, list(ids)
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run)
+
+    def _run(self):
+        k = 0
+        while not self._stop.is_set():
+            run(("label_positive", "clear_labels")[k % 2], self.ds, sample_ids=[self.ids[k % len(self.ids)]])
+            k += 1
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        return False

@@ -6,18 +6,13 @@ them and the next session would clear them)."""
 
 import pytest
 
-from conftest import run
+from conftest import flipping_labels, run, start_labeled
 
 PRED = "fewshot_prediction"
 
 
 def _trained(ds):
-    run("start_session", ds, embedding_field="emb")
-    ids, cl = ds.values(["id", "cluster"])
-    pos = [i for i, c in zip(ids, cl) if c == 0][:5]
-    neg = [i for i, c in zip(ids, cl) if c == 1][:5]
-    run("label_positive", ds, sample_ids=pos)
-    run("label_negative", ds, sample_ids=neg)
+    pos, neg = start_labeled(ds)
     run("train_and_label", ds)
     return pos, neg
 
@@ -145,30 +140,15 @@ def test_restarts_racing_label_calls_keep_their_fields_and_app_settings(synth, p
     """start_session with a new prediction field while another thread labels
     (the App's thread pool, one shared in-memory dataset): every start succeeds,
     and its field and App settings are stored."""
-    import threading
-
     ds = synth
     pos, neg = _trained(ds)
-    stop = threading.Event()
-
-    def labeler():
-        k = 0
-        while not stop.is_set():
-            run(("label_positive", "clear_labels")[k % 2], ds, sample_ids=[pos[k % 5]])
-            k += 1
-
-    t = threading.Thread(target=labeler)
-    t.start()
     errors, names = [], ["pred_%d" % i for i in range(20)]
-    try:
+    with flipping_labels(ds, pos):
         for name in names:
             try:
                 run("start_session", ds, embedding_field="emb", warm_cache=False, prediction_field=name)
             except Exception as e:
                 errors.append(str(e).strip().splitlines()[-1][:200])
-    finally:
-        stop.set()
-        t.join()
     assert not errors
     fastdb = plugin.fastdb
     stored = fastdb.stored_fields(ds, names)

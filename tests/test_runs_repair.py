@@ -4,6 +4,7 @@ finished iteration, and the session never reports it repaired when it was not.""
 
 import pytest
 
+from conftest import flipping_labels, run, start_labeled
 from test_adversarial import labeled
 
 
@@ -16,7 +17,6 @@ def test_an_unfinished_run_in_a_previous_prediction_field_is_repaired(ds20k, plu
     ds = ds20k
     labeled(ds)
     train = plugin.operators.train
-    from conftest import run
 
     run("train_and_label", ds)
     with pytest.raises(RuntimeError):  # iteration 2 fails after its first block of writes
@@ -43,7 +43,6 @@ def test_an_unfinished_run_in_a_previous_prediction_field_is_repaired(ds20k, plu
 def test_an_unfinished_runs_field_that_is_no_longer_ours_is_left_alone(ds20k, plugin, fo):
     ds = ds20k
     labeled(ds)
-    from conftest import run
 
     with pytest.raises(RuntimeError):
         plugin.operators.train.train_and_label(ds, ds.view(), {}, progress=_fail_after_first_block)
@@ -58,13 +57,8 @@ def test_an_unfinished_runs_field_that_is_no_longer_ours_is_left_alone(ds20k, pl
 
 @pytest.mark.parametrize("how", ["delete", "rename"])
 def test_train_declares_the_prediction_field_again_when_the_user_removed_it(synth, how):
-    from conftest import run
-
     ds = synth
-    run("start_session", ds, embedding_field="emb")
-    ids, cl = ds.values(["id", "cluster"])
-    run("label_positive", ds, sample_ids=[i for i, c in zip(ids, cl) if c == 0][:5])
-    run("label_negative", ds, sample_ids=[i for i, c in zip(ids, cl) if c == 1][:5])
+    start_labeled(ds)
     first = run("train_and_label", ds)
     if how == "delete":
         ds.delete_sample_field("fewshot_prediction")
@@ -84,15 +78,10 @@ def test_train_declares_the_prediction_field_again_when_the_user_removed_it(synt
 def test_train_refuses_a_patches_view(synth, fo):
     from fiftyone.operators.executor import ExecutionError
 
-    from conftest import run
-
     ds = synth
     for s in ds.select(ds.values("id")[:60]).iter_samples(autosave=True):
         s["gt"] = fo.Detections(detections=[fo.Detection(label="a", bounding_box=[0.1, 0.1, 0.2, 0.2])])
-    run("start_session", ds, embedding_field="emb")
-    ids, cl = ds.values(["id", "cluster"])
-    run("label_positive", ds, sample_ids=[i for i, c in zip(ids, cl) if c == 0][:5])
-    run("label_negative", ds, sample_ids=[i for i, c in zip(ids, cl) if c == 1][:5])
+    start_labeled(ds)
     patches = ds.to_patches("gt")
     for view in (patches, patches.match(fo.ViewField("gt.label") == "a")):
         with pytest.raises(ExecutionError, match="shows patches"):
@@ -105,28 +94,11 @@ def test_redeclaring_the_prediction_field_survives_label_calls_in_another_thread
     """The App runs operators in a thread pool on one shared in-memory dataset,
     which each call reloads: a train re-declaring its prediction field must not
     lose it to a concurrent reload."""
-    import threading
-
-    from conftest import run
-
     ds = synth
-    run("start_session", ds, embedding_field="emb")
+    start_labeled(ds)
     ids, cl = ds.values(["id", "cluster"])
-    run("label_positive", ds, sample_ids=[i for i, c in zip(ids, cl) if c == 0][:5])
-    run("label_negative", ds, sample_ids=[i for i, c in zip(ids, cl) if c == 1][:5])
-    others = [i for i, c in zip(ids, cl) if c == 2][:30]
-    stop = threading.Event()
-
-    def labeler():
-        k = 0
-        while not stop.is_set():
-            run(("label_positive", "clear_labels")[k % 2], ds, sample_ids=[others[k % 30]])
-            k += 1
-
-    t = threading.Thread(target=labeler)
-    t.start()
     errors = []
-    try:
+    with flipping_labels(ds, [i for i, c in zip(ids, cl) if c == 2][:30]):
         for _ in range(15):
             ds.reload()
             if ds.has_field("fewshot_prediction"):
@@ -135,7 +107,4 @@ def test_redeclaring_the_prediction_field_survives_label_calls_in_another_thread
                 run("train_and_label", ds)
             except Exception as e:
                 errors.append(str(e).strip().splitlines()[-1][:200])
-    finally:
-        stop.set()
-        t.join()
     assert not errors

@@ -3,14 +3,11 @@ large base views) and refuses views whose rows are not the dataset's samples."""
 
 import pytest
 
-from conftest import run
+from conftest import run, start_labeled
 
 
 def _trained(ds):
-    run("start_session", ds, embedding_field="emb")
-    ids, cl = ds.values(["id", "cluster"])
-    run("label_positive", ds, sample_ids=[i for i, c in zip(ids, cl) if c == 0][:5])
-    run("label_negative", ds, sample_ids=[i for i, c in zip(ids, cl) if c == 1][:5])
+    start_labeled(ds)
     run("train_and_label", ds)
 
 
