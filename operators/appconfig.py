@@ -29,7 +29,8 @@ def snapshot(dataset):
     """What the session will change, before it does (kept with its first start)."""
     scheme = dataset.app_config.color_scheme
     return {"active_unset": dataset.app_config.active_fields is None, "scheme_unset": scheme is None,
-            "color_by": None if scheme is None else scheme.color_by}
+            "color_by": None if scheme is None else scheme.color_by,
+            "color_paths": [f.get("path") for f in (scheme.fields or [])] if scheme is not None else []}
 
 
 def restore(dataset, paths, before):
@@ -45,7 +46,9 @@ def restore(dataset, paths, before):
             and set(active.paths) - ours == set(before.get("active_paths") or []) - ours):
         app.active_fields = None
     scheme = app.color_scheme
-    if scheme is not None and before.get("color_by") is None and scheme.color_by == "value" and not scheme.fields:
+    added = [f for f in (scheme.fields or []) if f.get("path") not in set(before.get("color_paths") or [])] \
+        if scheme is not None else []
+    if scheme is not None and before.get("color_by") is None and scheme.color_by == "value" and not added:
         scheme.color_by = None  # (per-value colors the user added since need it: then it stays)
     if scheme is not None and before.get("scheme_unset") and not scheme.fields:
         d = {k: v for k, v in scheme.to_dict().items() if k != "_id" and k != "fields"}

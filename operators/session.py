@@ -135,6 +135,8 @@ def declare_prediction_field(dataset, pred):
     for _ in range(5):
         try:
             created |= _declare_prediction_once(dataset, pred)
+        except FewShotError:  # (a refusal: a field of that name the plugin did not create)
+            raise
         except ValueError:  # ("Cannot infer ... non-existent sample field": undone in memory)
             pass
         f = fastdb.stored_fields(dataset, [pred]).get(pred)

@@ -156,3 +156,35 @@ def test_restarts_racing_label_calls_keep_their_fields_and_app_settings(synth, p
     app = fastdb.stored_app_config(ds)
     assert set(names) <= set(app["active_fields"]["paths"])
     assert set(names) <= {f["path"] for f in app["color_scheme"]["fields"]}
+
+
+def test_reset_unsets_color_by_when_only_colors_from_before_the_session_remain(synth, fo):
+    ds = synth
+    ds.app_config.color_scheme = fo.ColorScheme(fields=[{"path": "cluster", "fieldColor": "#000000"}])
+    ds.save()
+    _trained(ds)
+    run("reset_session", ds)
+    ds.reload()
+    scheme = ds.app_config.color_scheme
+    assert [f["path"] for f in scheme.fields] == ["cluster"] and scheme.color_by is None
+
+
+def test_a_user_field_taking_the_prediction_name_mid_train_is_refused_clearly(synth, fo, plugin, monkeypatch):
+    ds = synth
+    _trained(ds)
+    labels_mod = plugin.operators.labels
+    orig = labels_mod.read_labels
+
+    def meanwhile(dataset):  # the user's notebook, in another process, while this train starts
+        coll = dataset._sample_collection.database["datasets"]
+        coll.update_one({"_id": dataset._doc.id}, {"$pull": {"sample_fields": {"name": PRED}}})
+        coll.update_one({"_id": dataset._doc.id}, {"$push": {"sample_fields": {
+            "name": PRED, "ftype": "fiftyone.core.fields.StringField", "embedded_doc_type": None,
+            "subfield": None, "fields": [], "db_field": PRED, "description": None, "info": None,
+            "read_only": False, "created_at": None}}})
+        monkeypatch.setattr(labels_mod, "read_labels", orig)
+        return orig(dataset)
+
+    monkeypatch.setattr(labels_mod, "read_labels", meanwhile)
+    with pytest.raises(Exception, match="not created by the few-shot plugin"):
+        run("train_and_label", ds)
