@@ -57,9 +57,6 @@ def restore(dataset, paths, before):
     dataset.save()
 
 
-GREEN, RED = "#2ca02c", "#d62728"
-
-
 def color_entries(pred):
     """FiftyOne color-scheme entries: positive green, negative red."""
     values = [{"value": "positive", "color": GREEN}, {"value": "negative", "color": RED}]
@@ -127,5 +124,3 @@ def visible_fields(dataset, pred):
 
     labels = [n for n, f in dataset.get_field_schema(embedded_doc_type=fo.Label).items() if n != pred]
     return [pred] + list(P.LABEL_FIELDS.values()) + labels
-
-

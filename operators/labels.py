@@ -147,12 +147,15 @@ def not_in_view(view, ids):
 
 def set_labels(dataset, view, selected, params, label, current=None):
     """Labels the target samples ``label`` (POSITIVE/NEGATIVE/None = clear)."""
-    from .session import stored_role  # (session imports this module)
+    from .session import stored_roles  # (session imports this module)
 
     state = SessionState(dataset)
     cfg = require_session(state)
     ids = fastdb.to_bytes(target_ids(view, selected, params, current))
-    check_label_fields(dataset)
+    pred = cfg["prediction_field"]
+    roles = stored_roles(dataset, dict({n: "BooleanField" for n in LABEL_FIELDS.values()},
+                                       **{pred: "EmbeddedDocumentField"}))
+    check_label_fields(roles)
     pos0, neg0 = _current(dataset, ids)
     _, written_at = fastdb.set_label_flags(dataset, ids, {
         LABEL_FIELDS[POSITIVE]: True if label == POSITIVE else None,
@@ -164,8 +167,8 @@ def set_labels(dataset, view, selected, params, label, current=None):
     # a prediction made for the old label state (a copy of the old label at
     # confidence 1.0, or a model score for an unlabeled sample) would look
     # current beside the new label: it goes until the next train scores it
-    if stored_role(dataset, cfg["prediction_field"], "EmbeddedDocumentField") == "prediction":  # (not a user's)
-        fastdb.remove_predictions(dataset, cfg["prediction_field"], ids[was != want], fastdb.now_ms())
+    if roles[pred] == "prediction":  # (never a field the user took over)
+        fastdb.remove_predictions(dataset, pred, ids[was != want], fastdb.now_ms())
     out = {
         "label": label,
         "num_targeted": int(len(ids)),
@@ -176,17 +179,15 @@ def set_labels(dataset, view, selected, params, label, current=None):
     return out
 
 
-def check_label_fields(dataset):
+def check_label_fields(roles):
     """Refuses to label while a label field is gone from the schema (deleted,
     renamed, or dropped by a saved ``keep_fields()`` view): values written there
     would not show in the grid, yet training would read them and the next
     start would clear them as leftovers. A field of that name the plugin did
-    not create is refused too (never overwritten). Checked on the stored
-    schema (another process may have changed it)."""
-    from .session import stored_role
-
+    not create is refused too (never overwritten). ``roles``: the stored
+    schema's (:func:`.session.stored_roles`; another process may have changed it)."""
     for name in LABEL_FIELDS.values():
-        role = stored_role(dataset, name, "BooleanField")
+        role = roles[name]
         if role is None:
             raise FewShotError(
                 "The label field '%s' is gone from the dataset (deleted or renamed, with the labels it "

@@ -45,8 +45,6 @@ def name_param(params, key):
     raise FewShotError("%s must be a name (text), not %r" % (key, v))
 
 
-_name = name_param
-
 
 def start_params(params, default_field_for=None):
     """Start-session params with defaults applied (no I/O).
@@ -54,14 +52,14 @@ def start_params(params, default_field_for=None):
     ``default_field_for(model)`` names the embedding field of a model.
     """
     params = params or {}
-    model = _name(params, "model")
-    field = _name(params, "embedding_field")
+    model = name_param(params, "model")
+    field = name_param(params, "embedding_field")
     if field is None and model is not None and default_field_for is not None:
         field = default_field_for(model)
     return {
         "model": model,
         "embedding_field": field,
-        "prediction_field": _name(params, "prediction_field") or DEFAULT_PREDICTION_FIELD,
+        "prediction_field": name_param(params, "prediction_field") or DEFAULT_PREDICTION_FIELD,
         "subset_size": whole_number(
             params.get("subset_size"), "Working subset size", 0, minimum=0
         ),

@@ -167,16 +167,19 @@ def declare_run_attrs(dataset, pred):
             dataset.add_sample_field(pred + "." + attr, getattr(fo, ftype))
 
 
-def stored_role(dataset, name, ftype):
-    """The plugin role recorded on field ``name`` as stored, if its type is
-    ``ftype`` (a FiftyOne field class name); "" for a field of another owner or
-    type; None when there is no such field. Read from the database, not the
-    shared in-memory dataset (:func:`fastdb.stored_fields`)."""
-    f = fastdb.stored_fields(dataset, [name]).get(name)
-    if f is None:
-        return None
-    right = (f["ftype"] or "").rsplit(".", 1)[-1] == ftype
-    return (f["info"].get(ROLE_KEY) or "") if right else ""
+def stored_roles(dataset, types):
+    """``{name: role}`` for the fields ``types`` (``{name: FiftyOne field class
+    name}``) as stored: the plugin role recorded on the field if it has that
+    type, "" for a field of another owner or type, None when there is no such
+    field. Read from the database, not the shared in-memory dataset
+    (:func:`fastdb.stored_fields`)."""
+    stored = fastdb.stored_fields(dataset, list(types))
+    out = {}
+    for name, ftype in types.items():
+        f = stored.get(name)
+        right = f is not None and (f["ftype"] or "").rsplit(".", 1)[-1] == ftype
+        out[name] = None if f is None else ((f["info"].get(ROLE_KEY) or "") if right else "")
+    return out
 
 
 def _ensure_embeddings(dataset, view, state, cfg, p, progress):
@@ -272,12 +275,6 @@ def get_session(dataset):
     out["possibly_mislabeled"] = labels.possibly_mislabeled(dataset, out["last_train"])
     out["run"] = runs.describe(dataset, state, cfg)
     return out
-
-
-def owns_field(dataset, name, role):
-    """Whether ``name`` exists and this plugin created it for ``role``."""
-    f = dataset.get_field(name)
-    return f is not None and (getattr(f, "info", None) or {}).get(ROLE_KEY) == role
 
 
 def _own(dataset, name):

@@ -22,8 +22,8 @@ from . import labels, readout, runs
 from .errors import FewShotError
 from .params import scorer_params
 from .scope import describe, scope_ids, view_to_score
-from .session import (P_ATTR, check_output_field, compute_embeddings, declare_prediction_field, owns_field,
-                      require_session)
+from .session import (P_ATTR, check_output_field, compute_embeddings, declare_prediction_field, require_session,
+                      stored_roles)
 from .state import Lease, SessionState
 
 POOL_SAMPLE = 20000  # unlabeled samples the background and calibration are fitted on
@@ -92,8 +92,8 @@ def train_and_label(dataset, view, params, progress=None):
         rec = runs.begin(state, run.id, run.iteration, lease.token, int(vec.write.sum()), run.settings,
                          run.pred_field)
         try:
-            run.removed_unfinished = runs.remove_elsewhere(
-                dataset, run.cfg, run.repaired_runs, lambda f: owns_field(dataset, f, "prediction"))
+            run.removed_unfinished = runs.remove_elsewhere(dataset, run.cfg, run.repaired_runs, lambda f: stored_roles(
+                dataset, {f: "EmbeddedDocumentField"})[f] == "prediction")
             out = score_and_write(run, vec, src, model, lease, progress)
         except Exception as e:
             if not lease.lost:
