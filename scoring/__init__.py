@@ -10,5 +10,6 @@ from .rocchio import (
     sigmoid,
     valid_rows,
 )
-from .model import MODEL_DEFAULTS, REFERENCE, FewShotModel, check_model_settings
+from .model import FewShotModel
+from .settings import MODEL_DEFAULTS, REFERENCE, check_model_settings
 from .suggest import suggest

@@ -62,7 +62,9 @@ for any model, so a slope fitted on them runs flat. Measured on the suggestion
 loop of ``bench/bench_quality.py``: a fitted slope came out 0.3-0.9 where the
 pool's own labels wanted 2-4 times the mixture's (Fashion-MNIST, common
 concepts). The loop's targets missed (20 trials per cell): 16 with a fitted
-slope, 11 with the shift only; F1 at the 10% priors 0.56 -> 0.70-0.73.
+slope, 11 with the shift only; F1 at the 10% priors 0.56 -> 0.70-0.73. (The
+model shifts :func:`pool_mixture` for a common concept then: see
+:class:`.model.FewShotModel`.)
 
 Written labels are "positive" iff P >= 0.5. ``bench/bench_quality.py``
 measures F1, ECE and the predicted/true positive ratio against the seed sigmoid.
@@ -73,7 +75,6 @@ import numpy as np
 from .rocchio import sigmoid
 
 MAX_POOL = 100000
-MAX_LOO = 300
 EM_ITERS = 150
 SINGLE_POSITIVE_SHRINK = 0.4
 MIN_POOL = 500
@@ -82,62 +83,6 @@ SELECTED_MIN = 6  # labels picked from the scores needed to recalibrate
 MIN_SLOPE = 0.1  # Platt's slope floor: P never falls as the score rises
 MATCH_TOLERANCE = 1.25  # predicted / expected positives a common concept's map may be off (match_prior)
 SELECTED_REG = 0.05  # pull of the recalibration's shift toward 0 (0.05: 11 misses, 0.3: 11-16, 1.0: 14)
-
-
-def loo_scores(scorer, pos, neg, max_items=MAX_LOO, seed=0, with_index=False):
-    """Leave-one-out raw scores of the labeled rows (unit-norm ``pos``/``neg``).
-
-    Each labeled vector is scored by the scorer's prototypes refitted without it
-    (same background and weights). Returns ``(pos_scores, neg_scores)``; a side
-    with a single label has no leave-one-out score for positives, while a single
-    negative is scored against the background-only prototype when there is one.
-    ``with_index``: also the rows each score belongs to,
-    ``(pos_scores, neg_scores, pos_rows, neg_rows)``.
-    """
-    pos = np.asarray(pos, dtype=np.float32)
-    neg = np.asarray(neg, dtype=np.float32)
-    p0, n0 = scorer.pos_centroid.copy(), scorer.neg_centroid.copy()
-    kp, kn = len(pos), len(neg)
-    rng = np.random.default_rng(seed)
-    bg = scorer.background
-    w = scorer.background_weight
-    out, rows = [], [np.zeros(0, np.int64), np.zeros(0, np.int64)]
-    try:
-        # positives: the positive prototype without the item
-        lp = []
-        if kp > 1:
-            idx = np.arange(kp) if kp <= max_items else rng.choice(kp, max_items, replace=False)
-            psum = p0.astype(np.float64) * kp
-            rows[0] = np.asarray(idx, np.int64)
-            for i in idx:
-                scorer.set_prototypes((psum - pos[i]) / (kp - 1), n0)
-                lp.append(float(scorer.raw_scores(pos[i : i + 1], normalized=True)[0]))
-        out.append(np.asarray(lp))
-        # negatives: the negative prototype without the item
-        ln = []
-        if kn > 1 or (bg is not None and w > 0):
-            idx = np.arange(kn) if kn <= max_items else rng.choice(kn, max_items, replace=False)
-            if bg is not None:
-                nsum = n0.astype(np.float64) * kn * (1.0 + w) - w * kn * bg.mean
-            else:
-                nsum = n0.astype(np.float64) * kn
-            rows[1] = np.asarray(idx, np.int64)
-            for i in idx:
-                rest = nsum - neg[i]
-                if bg is not None:
-                    proto = (rest + w * max(kn - 1, 1) * bg.mean) / (max(kn - 1, 1) * (1.0 + w))
-                    if kn == 1:
-                        proto = bg.mean
-                else:
-                    proto = rest / (kn - 1)
-                scorer.set_prototypes(p0, proto)
-                ln.append(float(scorer.raw_scores(neg[i : i + 1], normalized=True)[0]))
-        out.append(np.asarray(ln))
-    finally:
-        scorer.set_prototypes(p0, n0)
-    if with_index:
-        return out[0], out[1], rows[0], rows[1]
-    return out[0], out[1]
 
 
 def _logit(p, eps=1e-6):
@@ -282,17 +227,12 @@ def fit(pool_scores, loo_pos, loo_neg, own_pos=None, seed=0, prior=None, pool_fa
         pool_fallback: with ``prior``, components that swap fall back to the
             pool's own mixture at that prior instead of Platt (module docstring)
     """
-    s = np.asarray(pool_scores, dtype=np.float64)
-    if len(s) > MAX_POOL:
-        s = np.random.default_rng(seed).choice(s, MAX_POOL, replace=False)
-    center = float(np.median(s))
-    scale = float(s.std()) or 1.0
-    z = (s - center) / scale
+    center, scale, z = _standardized(pool_scores, seed)
     lp = (np.asarray(loo_pos, dtype=np.float64) - center) / scale
     ln = (np.asarray(loo_neg, dtype=np.float64) - center) / scale
     k = max(len(lp), 1)
     if len(lp) == 0:
-        own = np.asarray(own_pos if own_pos is not None else [np.max(s)], dtype=np.float64)
+        own = np.asarray(own_pos if own_pos is not None else [center + scale * np.max(z)], dtype=np.float64)
         lp = SINGLE_POSITIVE_SHRINK * (own - center) / scale
     weight = LABEL_WEIGHT * k * k
     if len(z) < MIN_POOL:
@@ -309,13 +249,35 @@ def fit(pool_scores, loo_pos, loo_neg, own_pos=None, seed=0, prior=None, pool_fa
         # negative; seen at 5 labels per side with a fixed 60% prior): the
         # posterior would fall with the score, a constant once forced monotone
         if prior is not None and pool_fallback:
-            pooled = _pool_mixture(z, float(prior))
-            if pooled is not None:
-                cal = Calibration(center, scale, *pooled)
-                cal.method = "pool mixture"  # (the run's summary says which map it wrote)
+            cal = pool_mixture(pool_scores, prior, seed)
+            if cal is not None:
                 return cal
         return _platt(center, scale, lp, ln, z, prior=None if prior is None else float(prior))
     return Calibration(center, scale, pi, m1, s1, m0, s0)
+
+
+def _standardized(pool_scores, seed):
+    """``(center, scale, z)``: the pool's scores (at most ``MAX_POOL`` of
+    them) standardized with their median and standard deviation."""
+    s = np.asarray(pool_scores, dtype=np.float64)
+    if len(s) > MAX_POOL:
+        s = np.random.default_rng(seed).choice(s, MAX_POOL, replace=False)
+    center = float(np.median(s))
+    scale = float(s.std()) or 1.0
+    return center, scale, (s - center) / scale
+
+
+def pool_mixture(pool_scores, prior, seed=0):
+    """The mixture of the pool's scores alone at a fixed ``prior`` (no labels
+    shape its components; see :func:`_pool_mixture`), or None on a pool under
+    ``MIN_POOL`` or when its components swap."""
+    center, scale, z = _standardized(pool_scores, seed)
+    pooled = _pool_mixture(z, float(prior)) if len(z) >= MIN_POOL else None
+    if pooled is None:
+        return None
+    cal = Calibration(center, scale, *pooled)
+    cal.method = "pool mixture"  # (the run's summary says which map it wrote)
+    return cal
 
 
 def _em(z, zl, rl, weight, start, free_prior=True):

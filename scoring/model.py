@@ -2,7 +2,7 @@
 with the pool's background (negative prototype shrunk toward the pool mean,
 whitened metric) and calibrated probabilities. Pure numpy.
 
-Settings (``MODEL_DEFAULTS``; the defaults are what ``bench/bench_quality.py``
+Settings (``MODEL_DEFAULTS`` in :mod:`.settings`; the defaults are what ``bench/bench_quality.py``
 measured better than the seed scorer at every k):
 
 - ``mode``, ``beta``, ``gamma``, ``temperature``: the seed scorer
@@ -51,24 +51,18 @@ labels; or, from 10 negative labels that look rare themselves, to 1 - the
 rare-concept model's estimate for the negatives ("negatives",
 :meth:`FewShotModel._common_prior`).
 
-``REFERENCE`` are the seed settings (no background, no calibration).
+``REFERENCE`` (:mod:`.settings`) are the seed settings (no background, no calibration).
 """
 
 import numpy as np
 
 from . import calibration
 from .kernel import KernelTerm
-from .background import DEFAULT_BACKGROUND_WEIGHT, DEFAULT_SHRINKAGE, Background
-from .rocchio import DEFAULTS, RocchioScorer, ScoringError, check_settings, sigmoid
+from .loo import loo_scores
+from .background import DEFAULT_BACKGROUND_WEIGHT, Background
+from .rocchio import RocchioScorer, ScoringError, sigmoid
+from .settings import check_model_settings
 
-MODEL_DEFAULTS = dict(
-    DEFAULTS,
-    calibrate=True,
-    whiten="auto",
-    shrinkage=DEFAULT_SHRINKAGE,
-    background_weight="auto",
-    kernel_weight="auto",
-)
 WHITEN_MIN_LABELS = 5
 RARE_BACKGROUND_WEIGHT = DEFAULT_BACKGROUND_WEIGHT
 COMMON_PRIOR = 0.2
@@ -85,49 +79,6 @@ SUSPECT_Z = 3.0
 COMMON_KERNEL_WEIGHT = 1.0
 RARE_KERNEL_WEIGHT = 0.5
 KERNEL_MIN_POS = 10  # a rare concept's kernel term lost AP below this (bench_quality.py)
-REFERENCE = dict(MODEL_DEFAULTS, calibrate=False, whiten=False, background_weight=0.0, kernel_weight=0.0)
-WEIGHTS = ("background_weight", "kernel_weight")  # "auto" or a number >= 0
-
-
-def _as_bool(v, name):
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, str) and v.lower() in ("true", "false", "on", "off"):
-        return v.lower() in ("true", "on")
-    if isinstance(v, (int, np.integer)) and v in (0, 1):
-        return bool(v)
-    raise ScoringError("%s must be true or false" % name)
-
-
-def check_model_settings(**kw):
-    """Validates all scorer settings; returns them as a normalized dict."""
-    s = dict(MODEL_DEFAULTS)
-    s.update({k: v for k, v in kw.items() if v is not None})
-    unknown = set(s) - set(MODEL_DEFAULTS)
-    if unknown:
-        raise ScoringError("Unknown scorer setting(s): %s" % ", ".join(sorted(unknown)))
-    out = check_settings(s["mode"], s["beta"], s["gamma"], s["temperature"])
-    out["calibrate"] = _as_bool(s["calibrate"], "calibrate")
-    w = s["whiten"]
-    out["whiten"] = "auto" if isinstance(w, str) and w.strip().lower() == "auto" else _as_bool(w, "whiten (or auto)")
-    for name in ("shrinkage",) + WEIGHTS:
-        auto = name in WEIGHTS
-        if auto and isinstance(s[name], str) and s[name].strip().lower() in ("auto", ""):
-            out[name] = "auto"
-            continue
-        what = "auto or a finite number >= 0" if auto else "a finite number >= 0"
-        if isinstance(s[name], (bool, np.bool_)):
-            raise ScoringError("%s must be %s" % (name, what))
-        try:
-            v = float(s[name])
-        except (TypeError, ValueError):
-            raise ScoringError("%s must be %s" % (name, what))
-        if not np.isfinite(v) or v < 0:
-            raise ScoringError("%s must be %s" % (name, what))
-        out[name] = v
-    if out["whiten"] is not False and out["shrinkage"] <= 0:
-        raise ScoringError("shrinkage must be > 0 when whitening")
-    return out
 
 
 def quantile_prior(pool_scores, loo_pos):
@@ -320,16 +271,42 @@ class FewShotModel(object):
         (:func:`.calibration.recalibrate`)."""
         if not self.settings["calibrate"]:
             return None
-        lp, ln, ip, in_ = calibration.loo_scores(self.scorer, self._pos, self._neg, seed=seed,
+        lp, ln, ip, in_ = loo_scores(self.scorer, self._pos, self._neg, seed=seed,
                                                  with_index=True)
         if self._kernel is not None:
             kp, kn = self._kernel[0].loo(self._pos, self._neg, ip, in_)
             lp, ln = self._combine(lp, kp), self._combine(ln, kn)
         own = self.raw_scores(self._pos)
+        picked = None
+        if selected is not None:
+            sp, sn = (np.asarray(m, bool) for m in selected)
+            picked = (sp[ip], sn[in_])
+        cal = self._base_calibration(pool_scores, lp, ln, own, seed, picked)
+        if picked is not None:
+            calibration.recalibrate(cal, np.r_[lp[picked[0]], ln[picked[1]]],
+                                    np.r_[np.ones(int(picked[0].sum())), np.zeros(int(picked[1].sum()))],
+                                    pool_scores)
+        self.calibration = cal
+        self._loo = (ip, lp, in_, ln)
+        return self.calibration
+
+    def _base_calibration(self, pool_scores, lp, ln, own, seed, picked):
+        """The map before any recalibration on suggested labels (``picked``:
+        which leave-one-out scores belong to labels picked from the scores)."""
         # a common concept's mixture prior runs low with few labels (0.4-0.5x at
         # k = 5 on digits); the fixed estimate of _common_prior was within
         # 0.7-1.2x (bench_quality.py: ECE and F1 misses 45 -> 35)
         fixed = None if self._fixed_prior is None else min(max(self._fixed_prior[0], 1e-4), 1 - 1e-4)
+        if fixed is not None and picked is not None and sum(int(m.sum()) for m in picked) >= calibration.SELECTED_MIN:
+            # labels picked from the scores crowd the boundary and the top, so
+            # with their weight in the mixture its components sat too close
+            # together (a timid map); the pool's scores alone shape it then
+            # (bench_quality.py's suggestion loop, 20 trials per cell: ECE at
+            # the 30-90% priors 0.018-0.121 -> 0.004-0.111, misses 7 -> 5)
+            cal = calibration.pool_mixture(pool_scores, fixed, seed=seed)
+            if cal is not None:
+                cal.prior_method = self._fixed_prior[1]
+                return cal
         cal = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed, prior=fixed, pool_fallback=True)
         if fixed is not None:
             if cal.prior == fixed:  # (Platt on a pool under MIN_POOL keeps its own)
@@ -341,13 +318,7 @@ class FewShotModel(object):
             # Gaussian): the lower, shape-free estimate is fixed instead
             cal = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed, prior=max(q, 1e-4))
             cal.prior_method = "quantile"
-        if selected is not None:
-            sp, sn = (np.asarray(m, bool) for m in selected)
-            calibration.recalibrate(cal, np.r_[lp[sp[ip]], ln[sn[in_]]],
-                                    np.r_[np.ones(int(sp[ip].sum())), np.zeros(int(sn[in_].sum()))], pool_scores)
-        self.calibration = cal
-        self._loo = (ip, lp, in_, ln)
-        return self.calibration
+        return cal
 
     def suspects(self, threshold=SUSPECT_THRESHOLD, outlier_z=SUSPECT_Z):
         """Labeled samples whose leave-one-out score strongly disagrees with

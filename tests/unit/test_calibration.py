@@ -13,6 +13,7 @@ from scoring import (  # noqa: E402
 )
 from scoring import calibration  # noqa: E402
 from scoring.background import Background  # noqa: E402
+from scoring.loo import loo_scores  # noqa: E402
 
 
 def clusters(n=3000, d=24, rate=0.1, seed=0):
@@ -63,7 +64,7 @@ def test_leave_one_out_scores_refit_without_the_item():
     pos, neg = X[y][:3], X[~y][:4]
     bg = Background.fit(X)
     s = RocchioScorer().fit(pos, neg, background=bg, background_weight=3.0)
-    lp, ln = calibration.loo_scores(s, pos, neg)
+    lp, ln = loo_scores(s, pos, neg)
     for i in range(3):
         ref = RocchioScorer().fit(np.delete(pos, i, 0), neg, background=bg, background_weight=3.0)
         assert lp[i] == pytest.approx(ref.raw_scores(pos[i : i + 1], normalized=True)[0], abs=1e-5)

@@ -1,0 +1,60 @@
+"""The scorer's settings (``MODEL_DEFAULTS``, described in :mod:`.model`) and
+their validation; ``REFERENCE`` are the seed settings (no background, no
+calibration)."""
+
+import numpy as np
+
+from .background import DEFAULT_SHRINKAGE
+from .rocchio import DEFAULTS, ScoringError, check_settings
+
+MODEL_DEFAULTS = dict(
+    DEFAULTS,
+    calibrate=True,
+    whiten="auto",
+    shrinkage=DEFAULT_SHRINKAGE,
+    background_weight="auto",
+    kernel_weight="auto",
+)
+REFERENCE = dict(MODEL_DEFAULTS, calibrate=False, whiten=False, background_weight=0.0, kernel_weight=0.0)
+WEIGHTS = ("background_weight", "kernel_weight")  # "auto" or a number >= 0
+
+
+def _as_bool(v, name):
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, str) and v.lower() in ("true", "false", "on", "off"):
+        return v.lower() in ("true", "on")
+    if isinstance(v, (int, np.integer)) and v in (0, 1):
+        return bool(v)
+    raise ScoringError("%s must be true or false" % name)
+
+
+def check_model_settings(**kw):
+    """Validates all scorer settings; returns them as a normalized dict."""
+    s = dict(MODEL_DEFAULTS)
+    s.update({k: v for k, v in kw.items() if v is not None})
+    unknown = set(s) - set(MODEL_DEFAULTS)
+    if unknown:
+        raise ScoringError("Unknown scorer setting(s): %s" % ", ".join(sorted(unknown)))
+    out = check_settings(s["mode"], s["beta"], s["gamma"], s["temperature"])
+    out["calibrate"] = _as_bool(s["calibrate"], "calibrate")
+    w = s["whiten"]
+    out["whiten"] = "auto" if isinstance(w, str) and w.strip().lower() == "auto" else _as_bool(w, "whiten (or auto)")
+    for name in ("shrinkage",) + WEIGHTS:
+        auto = name in WEIGHTS
+        if auto and isinstance(s[name], str) and s[name].strip().lower() in ("auto", ""):
+            out[name] = "auto"
+            continue
+        what = "auto or a finite number >= 0" if auto else "a finite number >= 0"
+        if isinstance(s[name], (bool, np.bool_)):
+            raise ScoringError("%s must be %s" % (name, what))
+        try:
+            v = float(s[name])
+        except (TypeError, ValueError):
+            raise ScoringError("%s must be %s" % (name, what))
+        if not np.isfinite(v) or v < 0:
+            raise ScoringError("%s must be %s" % (name, what))
+        out[name] = v
+    if out["whiten"] is not False and out["shrinkage"] <= 0:
+        raise ScoringError("shrinkage must be > 0 when whitening")
+    return out
