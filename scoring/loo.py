@@ -8,13 +8,21 @@ import numpy as np
 MAX_LOO = 300
 
 
-def loo_scores(scorer, pos, neg, max_items=MAX_LOO, seed=0, with_index=False):
+def _rows(k, max_items, rng, given):
+    if given is not None:
+        return np.asarray(given, np.int64)
+    return np.arange(k) if k <= max_items else rng.choice(k, max_items, replace=False)
+
+
+def loo_scores(scorer, pos, neg, max_items=MAX_LOO, seed=0, with_index=False, rows=None):
     """Leave-one-out raw scores of the labeled rows (unit-norm ``pos``/``neg``).
 
     Each labeled vector is scored by the scorer's prototypes refitted without it
     (same background and weights). Returns ``(pos_scores, neg_scores)``; a side
     with a single label has no leave-one-out score for positives, while a single
     negative is scored against the background-only prototype when there is one.
+    At most ``max_items`` rows per side are scored (a random sample), or the
+    rows given: ``rows = (pos_rows, neg_rows)``.
     ``with_index``: also the rows each score belongs to,
     ``(pos_scores, neg_scores, pos_rows, neg_rows)``.
     """
@@ -25,12 +33,13 @@ def loo_scores(scorer, pos, neg, max_items=MAX_LOO, seed=0, with_index=False):
     rng = np.random.default_rng(seed)
     bg = scorer.background
     w = scorer.background_weight
+    given = rows or (None, None)
     out, rows = [], [np.zeros(0, np.int64), np.zeros(0, np.int64)]
     try:
         # positives: the positive prototype without the item
         lp = []
         if kp > 1:
-            idx = np.arange(kp) if kp <= max_items else rng.choice(kp, max_items, replace=False)
+            idx = _rows(kp, max_items, rng, given[0])
             psum = p0.astype(np.float64) * kp
             rows[0] = np.asarray(idx, np.int64)
             for i in idx:
@@ -40,7 +49,7 @@ def loo_scores(scorer, pos, neg, max_items=MAX_LOO, seed=0, with_index=False):
         # negatives: the negative prototype without the item
         ln = []
         if kn > 1 or (bg is not None and w > 0):
-            idx = np.arange(kn) if kn <= max_items else rng.choice(kn, max_items, replace=False)
+            idx = _rows(kn, max_items, rng, given[1])
             if bg is not None:
                 nsum = n0.astype(np.float64) * kn * (1.0 + w) - w * kn * bg.mean
             else:

@@ -58,7 +58,7 @@ import numpy as np
 
 from . import calibration
 from .kernel import KernelTerm
-from .loo import loo_scores
+from .loo import MAX_LOO, loo_scores
 from .background import DEFAULT_BACKGROUND_WEIGHT, Background
 from .rocchio import RocchioScorer, ScoringError, sigmoid
 from .settings import check_model_settings
@@ -78,6 +78,7 @@ SUSPECT_THRESHOLD = 0.05  # leave-one-out P(label) that flags it (bench_quality.
 SUSPECT_Z = 3.0
 COMMON_KERNEL_WEIGHT = 1.0
 RARE_KERNEL_WEIGHT = 0.5
+POOL_MAP_MIN_SHARE = 0.05  # suggested labels: the smaller class's share of the pool for the pool's own map
 KERNEL_MIN_POS = 10  # a rare concept's kernel term lost AP below this (bench_quality.py)
 
 
@@ -271,24 +272,38 @@ class FewShotModel(object):
         (:func:`.calibration.recalibrate`)."""
         if not self.settings["calibrate"]:
             return None
-        lp, ln, ip, in_ = loo_scores(self.scorer, self._pos, self._neg, seed=seed,
-                                                 with_index=True)
-        if self._kernel is not None:
-            kp, kn = self._kernel[0].loo(self._pos, self._neg, ip, in_)
-            lp, ln = self._combine(lp, kp), self._combine(ln, kn)
+        lp, ln, ip, in_ = self._loo_scores(seed=seed)
         own = self.raw_scores(self._pos)
-        picked = None
-        if selected is not None:
-            sp, sn = (np.asarray(m, bool) for m in selected)
-            picked = (sp[ip], sn[in_])
+        picked = self._picked_scores(selected, seed)
         cal = self._base_calibration(pool_scores, lp, ln, own, seed, picked)
         if picked is not None:
-            calibration.recalibrate(cal, np.r_[lp[picked[0]], ln[picked[1]]],
-                                    np.r_[np.ones(int(picked[0].sum())), np.zeros(int(picked[1].sum()))],
-                                    pool_scores)
+            calibration.recalibrate(cal, np.r_[picked[0], picked[1]],
+                                    np.r_[np.ones(len(picked[0])), np.zeros(len(picked[1]))], pool_scores)
         self.calibration = cal
         self._loo = (ip, lp, in_, ln)
         return self.calibration
+
+    def _loo_scores(self, seed=0, rows=None):
+        """Leave-one-out scores (:func:`.loo.loo_scores`), with the kernel term."""
+        lp, ln, ip, in_ = loo_scores(self.scorer, self._pos, self._neg, seed=seed, with_index=True, rows=rows)
+        if self._kernel is not None:
+            kp, kn = self._kernel[0].loo(self._pos, self._neg, ip, in_)
+            lp, ln = self._combine(lp, kp), self._combine(ln, kn)
+        return lp, ln, ip, in_
+
+    def _picked_scores(self, selected, seed):
+        """Leave-one-out scores of the labels marked in ``selected`` (at most
+        ``MAX_LOO`` per side, drawn at random), or None. Scored on their own:
+        the calibration's sample of labels can leave most of them out."""
+        if selected is None:
+            return None
+        rng = np.random.default_rng(seed)
+        rows = []
+        for m in selected:
+            r = np.flatnonzero(np.asarray(m, bool))
+            rows.append(np.sort(rng.choice(r, MAX_LOO, replace=False)) if len(r) > MAX_LOO else r)
+        lp, ln, ip, in_ = self._loo_scores(seed=seed, rows=tuple(rows))
+        return lp, ln
 
     def _base_calibration(self, pool_scores, lp, ln, own, seed, picked):
         """The map before any recalibration on suggested labels (``picked``:
@@ -297,15 +312,18 @@ class FewShotModel(object):
         # k = 5 on digits); the fixed estimate of _common_prior was within
         # 0.7-1.2x (bench_quality.py: ECE and F1 misses 45 -> 35)
         fixed = None if self._fixed_prior is None else min(max(self._fixed_prior[0], 1e-4), 1 - 1e-4)
-        if fixed is not None and picked is not None and sum(int(m.sum()) for m in picked) >= calibration.SELECTED_MIN:
+        share = None if fixed is None else min(fixed, 1.0 - fixed)
+        if share is not None and share >= POOL_MAP_MIN_SHARE and picked is not None \
+                and len(picked[0]) + len(picked[1]) >= calibration.SELECTED_MIN:
             # labels picked from the scores crowd the boundary and the top, so
             # with their weight in the mixture its components sat too close
             # together (a timid map); the pool's scores alone shape it then
             # (bench_quality.py's suggestion loop, 20 trials per cell: ECE at
-            # the 30-90% priors 0.018-0.121 -> 0.004-0.111, misses 7 -> 5)
+            # the 30-90% priors 0.018-0.121 -> 0.004-0.111, misses 7 -> 4)
+            # (not when one class is under 5% of the pool: its component is
+            # lost in the other's tail, and the map went flat at a 98-99% concept)
             cal = calibration.pool_mixture(pool_scores, fixed, seed=seed)
             if cal is not None:
-                cal.prior_method = self._fixed_prior[1]
                 return cal
         cal = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed, prior=fixed, pool_fallback=True)
         if fixed is not None:
