@@ -307,7 +307,8 @@ class FewShotModel(object):
 
     def _base_calibration(self, pool_scores, lp, ln, own, seed, picked):
         """The map before any recalibration on suggested labels (``picked``:
-        which leave-one-out scores belong to labels picked from the scores)."""
+        the leave-one-out scores of the labels picked from the scores,
+        ``(positives, negatives)``, or None)."""
         # a common concept's mixture prior runs low with few labels (0.4-0.5x at
         # k = 5 on digits); the fixed estimate of _common_prior was within
         # 0.7-1.2x (bench_quality.py: ECE and F1 misses 45 -> 35)
