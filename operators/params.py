@@ -45,7 +45,6 @@ def name_param(params, key):
     raise FewShotError("%s must be a name (text), not %r" % (key, v))
 
 
-
 def start_params(params, default_field_for=None):
     """Start-session params with defaults applied (no I/O).
 

@@ -167,6 +167,11 @@ def declare_run_attrs(dataset, pred):
             dataset.add_sample_field(pred + "." + attr, getattr(fo, ftype))
 
 
+def add_created(cfg, names):
+    """The session's ``created_fields`` with ``names`` added (once each, in order)."""
+    return list(dict.fromkeys((cfg.get("created_fields") or []) + list(names)))
+
+
 def stored_roles(dataset, types):
     """``{name: role}`` for the fields ``types`` (``{name: FiftyOne field class
     name}``) as stored: the plugin role recorded on the field if it has that
@@ -240,7 +245,7 @@ def start_session(dataset, view, params, progress=None):
             # a new session owns the label fields even when an earlier session left
             # them behind (a reset that was killed, a start that failed)
             owned = list(P.LABEL_FIELDS.values()) if cur is None else []
-            new["created_fields"] = list(dict.fromkeys((new.get("created_fields") or []) + owned + created))
+            new["created_fields"] = add_created(new, owned + created)
             new["label_fields"] = dict(P.LABEL_FIELDS)
             new["color_paths"] = sorted(set(new.get("color_paths") or []) | set(colors))
             new.setdefault("app_before", before)  # (the first start's: reset gives those back)

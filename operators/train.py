@@ -22,8 +22,8 @@ from . import labels, readout, runs
 from .errors import FewShotError
 from .params import scorer_params
 from .scope import describe, scope_ids, view_to_score
-from .session import (P_ATTR, check_output_field, compute_embeddings, declare_prediction_field, require_session,
-                      stored_roles)
+from .session import (P_ATTR, add_created, check_output_field, compute_embeddings, declare_prediction_field,
+                      require_session, stored_roles)
 from .state import Lease, SessionState
 
 POOL_SAMPLE = 20000  # unlabeled samples the background and calibration are fitted on
@@ -120,8 +120,7 @@ def prepare_run(dataset, view, params, state):
                                  redraw=bool(params.get("resample_subset")))
         ids = np.union1d(ids, runs.repair_ids(dataset, cfg, repaired))
     if declare_prediction_field(dataset, cfg["prediction_field"]):  # the user deleted or renamed it
-        state.update(lambda c: dict(c, created_fields=list(dict.fromkeys(
-            (c.get("created_fields") or []) + [cfg["prediction_field"]]))))
+        state.update(lambda c: dict(c, created_fields=add_created(c, [cfg["prediction_field"]])))
     return SimpleNamespace(
         dataset=dataset, state=state, cfg=cfg, settings=settings, rp=rp, field=cfg["embedding_field"],
         pred_field=cfg["prediction_field"], ids=ids, pos=pos, neg=neg, npos=len(pos), nneg=len(neg),

@@ -249,7 +249,7 @@ def fit(pool_scores, loo_pos, loo_neg, own_pos=None, seed=0, prior=None, pool_fa
         # negative; seen at 5 labels per side with a fixed 60% prior): the
         # posterior would fall with the score, a constant once forced monotone
         if prior is not None and pool_fallback:
-            cal = pool_mixture(pool_scores, prior, seed)
+            cal = _pool_calibration(center, scale, z, prior)
             if cal is not None:
                 return cal
         return _platt(center, scale, lp, ln, z, prior=None if prior is None else float(prior))
@@ -271,7 +271,10 @@ def pool_mixture(pool_scores, prior, seed=0):
     """The mixture of the pool's scores alone at a fixed ``prior`` (no labels
     shape its components; see :func:`_pool_mixture`), or None on a pool under
     ``MIN_POOL`` or when its components swap."""
-    center, scale, z = _standardized(pool_scores, seed)
+    return _pool_calibration(*_standardized(pool_scores, seed), prior)
+
+
+def _pool_calibration(center, scale, z, prior):
     pooled = _pool_mixture(z, float(prior)) if len(z) >= MIN_POOL else None
     if pooled is None:
         return None
