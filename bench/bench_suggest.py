@@ -27,14 +27,18 @@ ROUNDS, PER_ROUND = 5, 10
 MIXES = [(0.2, 0.0), (0.1, 0.0), (0.0, 0.0), (0.1, 0.3)]
 
 
-def fit(pool, lab):
+def fit(pool, lab, suggested=False):
+    """The model on labels ``lab``; with ``suggested``, those after the 1 + 1
+    start are marked as picked by suggestions (as the plugin records them)."""
     t = pool.truth[lab]
+    picked = np.arange(len(lab)) >= 2
+    sel = (picked[t], picked[~t]) if suggested else None
     m = FewShotModel()
-    m.fit(pool.X[lab[t]], pool.X[lab[~t]], pool.X, background=pool.background)
-    return m
+    m.fit(pool.X[lab[t]], pool.X[lab[~t]], pool.X, background=pool.background, selected=sel)
+    return m, sel
 
 
-def loop(pool, held_X, held_t, start, pick):
+def loop(pool, held_X, held_t, start, pick, suggested=False):
     """Runs the loop; returns (positives found in the picked labels, held-out AP)."""
     labeled = list(start)
     found = 0
@@ -44,15 +48,14 @@ def loop(pool, held_X, held_t, start, pick):
         chosen = pick(lab, unl, r)
         found += int(pool.truth[chosen].sum())
         labeled.extend(chosen.tolist())
-    return found, q.average_precision(fit(pool, np.array(labeled)).raw_scores(held_X), held_t)
+    return found, q.average_precision(fit(pool, np.array(labeled), suggested)[0].raw_scores(held_X), held_t)
 
 
 def suggested(pool, top, rand):
     def pick(lab, unl, r):
-        m = fit(pool, lab)
+        m, sel = fit(pool, lab, suggested=True)
         raw = m.raw_scores(pool.X[unl])
-        picked, t = np.arange(len(lab)) >= 2, pool.truth[lab]  # after the 1 + 1 start
-        m.fit_calibration(raw, selected=(picked[t], picked[~t]))
+        m.fit_calibration(raw, selected=sel)
         idx, _, _ = suggest(m.proba(raw), PER_ROUND, top_fraction=top, random_fraction=rand, seed=r)
         return unl[idx]
 
@@ -76,7 +79,7 @@ def run(args, data):
             results["random"].append(loop(pool, X[held], truth[held], start,
                                           lambda lab, unl, _: r.choice(unl, PER_ROUND, replace=False)))
             for name, mix in zip(names[1:], MIXES):
-                results[name].append(loop(pool, X[held], truth[held], start, suggested(pool, *mix)))
+                results[name].append(loop(pool, X[held], truth[held], start, suggested(pool, *mix), True))
     print("\n%s, %d classes x %d seeds; start 1+1 labels, then %d rounds x %d labels\n"
           % (data, len(classes), args.seeds, ROUNDS, PER_ROUND))
     print("| strategy | positives found in the %d labels | vs random | held-out AP after | vs random |"

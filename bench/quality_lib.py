@@ -72,7 +72,7 @@ def model(**settings):
 
     def fn(pool, pos, neg, unl, selected=None):
         m = FewShotModel(**settings)
-        m.fit(pool.X[pos], pool.X[neg], pool.X[unl], background=pool.background)
+        m.fit(pool.X[pos], pool.X[neg], pool.X[unl], background=pool.background, selected=selected)
         raw = m.raw_scores(pool.X[unl])
         m.fit_calibration(raw, selected=selected)
         p = m.proba(raw)
@@ -85,7 +85,8 @@ def before(pool, pos, neg, unl, selected=None):
     """The previous defaults: pool background (3) and whitening from 5 positive
     labels whatever the prior, mixture prior by EM (explicit settings); it did
     not know which labels were suggested."""
-    return model(background_weight=3.0, whiten=len(pos) >= WHITEN_MIN_LABELS, kernel_weight=0.0)(pool, pos, neg, unl)
+    return model(background_weight=3.0, whiten=len(pos) >= WHITEN_MIN_LABELS, kernel_weight=0.0,
+                 shrinkage=100.0)(pool, pos, neg, unl)
 
 
 # --- label strategies: -> (pos, neg) positions in the pool

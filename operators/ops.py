@@ -165,6 +165,11 @@ class TrainAndLabel(_Delegable):
             label="Nearest-labels term weight (auto: 1 for a common concept, 0.5 for a rare one "
                   "from 10 positive labels; 0: prototypes only)",
             default=str(prev.get("kernel_weight", "auto")), view=types.FieldView())
+        inputs.define_property(
+            "shrinkage", types.OneOf([types.String(), types.Number(min=0)]),
+            label="Whitening shrinkage (auto: 3000 / k^2 within 10-100 for a rare concept, k = positive "
+                  "labels not from suggestions; or a number > 0; lower whitens harder)",
+            default=str(prev.get("shrinkage", "auto")), view=types.FieldView())
         inputs.bool("resample_subset", label="Re-draw the working subset", default=False)
         inputs.bool("base_view", label="If the grid shows suggestions or predictions the plugin set, "
                     "score the view they were drawn from", default=False)

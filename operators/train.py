@@ -198,12 +198,12 @@ def fit_model(run, vec):
     sample = sample[vec.scored[sample]]
     P, N = m.block(vec.rows[vec.lab > 0]), m.block(vec.rows[vec.lab < 0])
     S = m.block(vec.rows[sample]) if len(sample) else np.concatenate([P, N])
+    pos_ids, neg_ids = vec.ids[vec.lab > 0], vec.ids[vec.lab < 0]
+    picked = labels.suggested_masks(run.state, run.pos, run.neg, pos_ids, neg_ids)
     model = FewShotModel(**run.settings)
-    model.fit(P, N, S)
+    model.fit(P, N, S, selected=picked)
     model.suspect_ids = None
     if len(sample):
-        pos_ids, neg_ids = vec.ids[vec.lab > 0], vec.ids[vec.lab < 0]
-        picked = labels.suggested_masks(run.state, run.pos, run.neg, pos_ids, neg_ids)
         model.fit_calibration(model.raw_scores(S), selected=picked)
         model.suspect_ids = _suspects(model, pos_ids, neg_ids)
     return model

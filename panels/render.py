@@ -162,7 +162,10 @@ def scorer_line(sc):
     if sc.get("concept"):
         parts.append("a %s concept" % sc["concept"])
     if sc.get("whitened") or sc.get("background_weight"):
-        parts.append("pool background %g%s" % (sc.get("background_weight") or 0, ", whitened" if sc.get("whitened") else ""))
+        whitened = ""
+        if sc.get("whitened"):
+            whitened = ", whitened" + (" (shrinkage %g)" % sc["shrinkage"] if sc.get("shrinkage") else "")
+        parts.append("pool background %g%s" % (sc.get("background_weight") or 0, whitened))
     if sc.get("kernel_weight"):
         parts.append("nearest labels %g" % sc["kernel_weight"])
     if sc.get("recalibrated_on"):

@@ -10,10 +10,13 @@ measured better than the seed scorer at every k):
   calibration;
 - ``calibrate`` (True): P(positive) from :mod:`.calibration`; False gives the
   plain seed ``sigmoid(s / temperature)``;
-- ``whiten`` ("auto") and ``shrinkage`` (100): the whitened metric of
+- ``whiten`` ("auto") and ``shrinkage`` ("auto"): the whitened metric of
   :mod:`.background`; "auto" whitens a rare concept from ``WHITEN_MIN_LABELS``
   positive labels on (the benchmark: +0.013 to +0.032 AP over no whitening at
-  k = 5..20, but -0.030 at k = 1), True/False force it;
+  k = 5..20, but -0.030 at k = 1), True/False force it; "auto" shrinkage is
+  :func:`.background.auto_shrinkage` of the positive labels (the probes
+  deciding rare or common keep ``DEFAULT_SHRINKAGE``, what that decision was
+  measured with), a number fixes it for both;
 - ``background_weight`` ("auto"): how many times its labels' count the pool
   mean counts in the negative prototype (0 = labeled negatives only); "auto"
   is ``RARE_BACKGROUND_WEIGHT`` for a rare concept, 0 for a common one;
@@ -59,7 +62,7 @@ import numpy as np
 from . import calibration
 from .kernel import KernelTerm
 from .loo import MAX_LOO, loo_scores
-from .background import DEFAULT_BACKGROUND_WEIGHT, Background
+from .background import DEFAULT_BACKGROUND_WEIGHT, DEFAULT_SHRINKAGE, Background, auto_shrinkage
 from .rocchio import RocchioScorer, ScoringError, sigmoid
 from .settings import check_model_settings
 
@@ -106,6 +109,7 @@ class FewShotModel(object):
         self._forced = None  # a choice made by the caller (the negatives' model below)
         self._fixed_prior = None  # (a common concept's pool positive rate, how it was estimated)
         self._kernel = None  # (KernelTerm, weight, prototype center, scale, kernel center, scale)
+        self._used_shrinkage = None  # the whitening's, when the fit whitened
 
     def _auto(self):
         return "auto" in (self.settings["whiten"], self.settings["background_weight"])
@@ -154,7 +158,7 @@ class FewShotModel(object):
         """The pool's positive rate as a probe model (labeled prototypes only)
         estimates it: the mean of its calibration's prior and the quantile prior."""
         probe = FewShotModel(**dict(self.settings, background_weight=0.0, kernel_weight=0.0, calibrate=True,
-                                    whiten=self.whitens(len(pos))))
+                                    whiten=self.whitens(len(pos)), shrinkage=self._shrinkage(DEFAULT_SHRINKAGE)))
         probe.fit(pos, neg, pool_sample, seed=seed, background=background)
         raw = probe.raw_scores(pool_sample)
         probe.fit_calibration(raw, seed=seed)
@@ -164,12 +168,13 @@ class FewShotModel(object):
             est.append(q)
         return float(np.mean(est))
 
-    def fit(self, pos, neg, pool_sample=None, seed=0, background=None):
+    def fit(self, pos, neg, pool_sample=None, seed=0, background=None, selected=None):
         """``pool_sample``: unit-norm rows of the unlabeled pool (needed when the
         background is used; a random sample of it is enough). ``background``: a
         :class:`.background.Background` already fitted on that pool with this
         model's whitening, or a function of ``whiten`` that returns one (the
-        benchmark reuses them per pool)."""
+        benchmark reuses them per pool; this model's shrinkage replaces its
+        own). ``selected``: as in :meth:`fit_calibration` (:meth:`_whitening`)."""
         self.choice = None
         # undecided "auto" settings count as the rare concept's, which use the pool
         if (self._auto() or self.uses_background(len(pos))) and (pool_sample is None or len(pool_sample) == 0):
@@ -180,6 +185,7 @@ class FewShotModel(object):
             self._decide(pos, neg, pool_sample, seed, background)
         whiten = self.whitens(len(pos))
         bg = background(whiten) if self.uses_background(len(pos)) else None
+        bg = self._whitening(bg, whiten, len(pos) - (int(np.sum(selected[0])) if selected is not None else 0))
         self.scorer.fit(pos, neg, background=bg, background_weight=self.background_weight())
         self._pos, self._neg = np.asarray(pos, np.float32), np.asarray(neg, np.float32)
         self.calibration = None
@@ -191,6 +197,22 @@ class FewShotModel(object):
         self._fixed_prior = self._common_prior(pos, neg, pool_sample, seed, background, r)
         self._fit_kernel(pool_sample, r, w, seed)
         return self
+
+    def _whitening(self, bg, whiten, num_pos):
+        """``bg`` with this model's shrinkage: auto is :func:`.background.auto_shrinkage`
+        of ``num_pos``, the positive labels not picked by suggestions (top-scored,
+        near the current direction: counted, bench_quality.py's loop missed 7
+        targets instead of 5 at 20 trials), or 100 for a common concept."""
+        self._used_shrinkage = None
+        if bg is None or not whiten or getattr(bg, "eigvals", None) is None:
+            return bg
+        auto = auto_shrinkage(num_pos) if self.choice != "common" else DEFAULT_SHRINKAGE
+        self._used_shrinkage = self._shrinkage(auto)
+        return bg.reshrunk(self._used_shrinkage)
+
+    def _shrinkage(self, auto):
+        s = self.settings["shrinkage"]
+        return auto if s == "auto" else s
 
     def _common_prior(self, pos, neg, pool_sample, seed, background, r):
         """A common concept's pool positive rate, fixed in its calibration: the
@@ -207,7 +229,8 @@ class FewShotModel(object):
             return None  # (only the calibration uses it)
         en = self._negatives_prior
         if en is not None and en < COMMON_PRIOR and len(neg) >= NEGATIVES_MODEL_MIN:
-            other = FewShotModel(**self.settings)
+            # (its prior was measured with the fixed shrinkage: 0.93-0.98x below)
+            other = FewShotModel(**dict(self.settings, shrinkage=self._shrinkage(DEFAULT_SHRINKAGE)))
             other._forced = "rare"
             other.fit(neg, pos, pool_sample, seed=seed, background=background)
             other.fit_calibration(other.raw_scores(pool_sample), seed=seed)
@@ -238,7 +261,7 @@ class FewShotModel(object):
             if fixed is not None:
                 return fixed
             if whiten not in memo:
-                memo[whiten] = Background.fit(pool_sample, shrinkage=self.settings["shrinkage"],
+                memo[whiten] = Background.fit(pool_sample, shrinkage=self._shrinkage(DEFAULT_SHRINKAGE),
                                               whiten=whiten, seed=seed)
             return memo[whiten]
 
@@ -247,10 +270,12 @@ class FewShotModel(object):
     def describe(self):
         """What this fit used: the rare/common decision and the effective settings."""
         cal = self.calibration
+        whitened = bool(self.scorer.background is not None and self.scorer.background.whitened)
         return {
             "concept": self.choice,
             "probe_prior": None if self.probe_prior is None else round(float(self.probe_prior), 4),
-            "whitened": bool(self.scorer.background is not None and self.scorer.background.whitened),
+            "whitened": whitened,
+            "shrinkage": self._used_shrinkage if whitened else None,
             "background_weight": float(self.scorer.background_weight),
             "calibration": cal.method if cal is not None else None,
             "recalibrated_on": cal.recal[2] if cal is not None and cal.recal else 0,

@@ -4,19 +4,19 @@ calibration)."""
 
 import numpy as np
 
-from .background import DEFAULT_SHRINKAGE
 from .rocchio import DEFAULTS, ScoringError, check_settings
 
 MODEL_DEFAULTS = dict(
     DEFAULTS,
     calibrate=True,
     whiten="auto",
-    shrinkage=DEFAULT_SHRINKAGE,
+    shrinkage="auto",
     background_weight="auto",
     kernel_weight="auto",
 )
 REFERENCE = dict(MODEL_DEFAULTS, calibrate=False, whiten=False, background_weight=0.0, kernel_weight=0.0)
 WEIGHTS = ("background_weight", "kernel_weight")  # "auto" or a number >= 0
+AUTO_NUMBERS = ("shrinkage",) + WEIGHTS  # "auto" or a number
 
 
 def _as_bool(v, name):
@@ -40,12 +40,11 @@ def check_model_settings(**kw):
     out["calibrate"] = _as_bool(s["calibrate"], "calibrate")
     w = s["whiten"]
     out["whiten"] = "auto" if isinstance(w, str) and w.strip().lower() == "auto" else _as_bool(w, "whiten (or auto)")
-    for name in ("shrinkage",) + WEIGHTS:
-        auto = name in WEIGHTS
-        if auto and isinstance(s[name], str) and s[name].strip().lower() in ("auto", ""):
+    for name in AUTO_NUMBERS:
+        if isinstance(s[name], str) and s[name].strip().lower() in ("auto", ""):
             out[name] = "auto"
             continue
-        what = "auto or a finite number >= 0" if auto else "a finite number >= 0"
+        what = "auto or a finite number >= 0"
         if isinstance(s[name], (bool, np.bool_)):
             raise ScoringError("%s must be %s" % (name, what))
         try:
@@ -55,6 +54,6 @@ def check_model_settings(**kw):
         if not np.isfinite(v) or v < 0:
             raise ScoringError("%s must be %s" % (name, what))
         out[name] = v
-    if out["whiten"] is not False and out["shrinkage"] <= 0:
+    if out["whiten"] is not False and out["shrinkage"] != "auto" and out["shrinkage"] <= 0:
         raise ScoringError("shrinkage must be > 0 when whitening")
     return out

@@ -66,7 +66,7 @@ def test_suggest_bad_input(trained):
             run("suggest_samples", trained, **kw)
 
 
-def test_quality_readout_is_reported_and_kept_in_history(trained):
+def test_quality_readout_is_reported_and_kept_in_history(trained, plugin):
     ds = trained
     r1 = run("train_and_label", ds, ground_truth_field="ground_truth", positive_class="Trouser",
              precision_k=5)
@@ -91,11 +91,18 @@ def test_quality_readout_is_reported_and_kept_in_history(trained):
 
     run("label_positive", ds, selected=class_ids(ds, "Trouser", 5)[3:])
     r2 = run("train_and_label", ds, ground_truth_field="ground_truth", positive_class="Trouser")
+    sc = r2["scorer"]  # 5 positive labels: a rare concept whitens with shrinkage 3000 / 5^2 -> 100
+    assert sc["concept"] == "rare" and sc["whitened"] and sc["shrinkage"] == 100.0, sc
     hist = run("get_session", ds)["history"]
     assert [h["quality"]["num_scored"] for h in hist[-2:]] == [q["num_scored"], q["num_scored"] - 2]
     assert r2["quality"]["k"] == 100 or r2["quality"]["k"] == r2["quality"]["num_scored"]
     # without a ground-truth field: no readout
     assert run("train_and_label", ds)["quality"] is None
+    run("label_positive", ds, selected=class_ids(ds, "Trouser", 10)[5:])
+    sc = run("train_and_label", ds)["scorer"]  # 10 positive labels: 3000 / 10^2
+    assert sc["concept"] == "rare" and sc["whitened"] and sc["shrinkage"] == 30.0, sc
+    last = run("get_session", ds)["last_train"]  # what the panel renders
+    assert "whitened (shrinkage 30)" in plugin.panels.render.scorer_line(last["scorer"])
 
 
 @pytest.mark.parametrize(

@@ -132,7 +132,7 @@ def test_operator_call_from_python(ds, fo):
     foo.get_operator(URI + "label_negative")(ds, selected=class_ids(ds, "Bag", 2, exclude=True))
     r = foo.get_operator(URI + "train_and_label")(ds, mode="query", beta=1.0, gamma=0.5)
     assert r["settings"] == {"mode": "query", "beta": 1.0, "gamma": 0.5, "temperature": 1.0,
-                             "calibrate": True, "whiten": "auto", "shrinkage": 100.0,
+                             "calibrate": True, "whiten": "auto", "shrinkage": "auto",
                              "background_weight": "auto", "kernel_weight": "auto"}
     # settings persist as the defaults of the next click
     assert foo.get_operator(URI + "train_and_label")(ds)["settings"]["mode"] == "query"
@@ -340,4 +340,34 @@ def test_kernel_weight_takes_auto_or_a_number(ds):
     before = ds.values("fewshot_prediction.run_id")
     with pytest.raises(ExecutionError, match="kernel_weight must be auto or a finite number >= 0"):
         run("train_and_label", ds, kernel_weight="lots")
+    assert ds.values("fewshot_prediction.run_id") == before
+
+
+def test_shrinkage_takes_auto_or_a_number_and_the_form_shows_it(ds):
+    """The whitening's shrinkage: "auto" (a rare concept's falls as positive
+    labels grow) or a number, from Python or the form; it persists as the next
+    click's default like every setting (a session started before "auto" keeps
+    its 100 until set), and a bad value is refused before anything is written."""
+    import fiftyone.operators as foo
+    from fiftyone.operators.executor import ExecutionContext, ExecutionError
+    from test_bad_input import form_error
+
+    start(ds)
+    run("label_positive", ds, selected=class_ids(ds, "Bag", 10))
+    run("label_negative", ds, selected=class_ids(ds, "Bag", 10, exclude=True))
+    r = run("train_and_label", ds, whiten="on", shrinkage="25")
+    assert r["settings"]["shrinkage"] == 25.0 and r["scorer"]["shrinkage"] == 25.0
+    assert run("train_and_label", ds)["scorer"]["shrinkage"] == 25.0  # persisted
+    ctx = ExecutionContext(request_params={"dataset_name": ds.name, "view": ds.view()._serialize(), "params": {}})
+    prop = foo.get_operator(URI + "train_and_label").resolve_input(ctx).type.properties["shrinkage"]
+    assert prop.default == "25.0"  # the form shows what the next click uses
+    r = run("train_and_label", ds, whiten="auto", shrinkage="auto")
+    assert r["settings"]["shrinkage"] == "auto" and r["scorer"]["concept"] == "rare"
+    assert r["scorer"]["whitened"] and r["scorer"]["shrinkage"] == 30.0  # 3000 / 10^2
+    assert "shrinkage must be auto or a finite number" in form_error("train_and_label", ds, shrinkage="strong")
+    before = ds.values("fewshot_prediction.run_id")
+    with pytest.raises(ExecutionError, match="shrinkage must be"):
+        run("train_and_label", ds, shrinkage="strong")
+    with pytest.raises(ExecutionError, match="shrinkage must be > 0 when whitening"):
+        run("train_and_label", ds, shrinkage=0)
     assert ds.values("fewshot_prediction.run_id") == before

@@ -42,6 +42,15 @@ def test_whitened_distances_equal_the_explicit_metric():
     np.testing.assert_allclose(bg.inner(X @ q, proj, q @ bg.vecs), X @ A @ q, rtol=1e-3, atol=1e-5)
 
 
+def test_a_reshrunk_background_equals_a_fit_at_that_shrinkage():
+    X, _ = clusters(800, d=16)
+    bg = Background.fit(X, shrinkage=100.0, rank=16)
+    for s in (2.0, 15.0, 100.0):
+        np.testing.assert_allclose(bg.reshrunk(s).coefs, Background.fit(X, shrinkage=s, rank=16).coefs, rtol=1e-6)
+    flat = Background.fit(X, whiten=False)
+    assert flat.reshrunk(2.0) is flat
+
+
 def test_background_shrinks_the_negative_prototype_toward_the_pool_mean():
     X, y = clusters()
     bg = Background.fit(X, whiten=False)
@@ -117,9 +126,11 @@ def test_model_settings_validation():
     assert check_model_settings(background_weight=" Auto ")["background_weight"] == "auto"
     assert check_model_settings(background_weight="1.5")["background_weight"] == 1.5
     assert check_model_settings(whiten=" AUTO")["whiten"] == "auto"
+    assert check_model_settings()["shrinkage"] == "auto" and check_model_settings(shrinkage="30")["shrinkage"] == 30.0
     with pytest.raises(ScoringError, match="background_weight"):
         check_model_settings(background_weight=True)
-    for kw, msg in (({"whiten": "maybe"}, "whiten"), ({"shrinkage": -1}, "shrinkage"),
+    for kw, msg in (({"whiten": "maybe"}, "whiten"), ({"shrinkage": -1}, "shrinkage"), ({"shrinkage": 0}, "shrinkage"),
+                    ({"shrinkage": "strong"}, "shrinkage"),
                     ({"background_weight": float("nan")}, "background_weight"),
                     ({"background_weight": "sometimes"}, "auto or a finite number"),
                     ({"colour": 1}, "Unknown"), ({"mode": "cosine"}, "mode")):
