@@ -164,7 +164,7 @@ def scorer_line(sc):
     if sc.get("whitened") or sc.get("background_weight"):
         whitened = ""
         if sc.get("whitened"):
-            whitened = ", whitened" + (" (shrinkage %g)" % sc["shrinkage"] if sc.get("shrinkage") else "")
+            whitened = ", whitened" + (" (shrinkage %.3g)" % sc["shrinkage"] if sc.get("shrinkage") else "")
         parts.append("pool background %g%s" % (sc.get("background_weight") or 0, whitened))
     if sc.get("kernel_weight"):
         parts.append("nearest labels %g" % sc["kernel_weight"])
