@@ -15,8 +15,7 @@ MODEL_DEFAULTS = dict(
     kernel_weight="auto",
 )
 REFERENCE = dict(MODEL_DEFAULTS, calibrate=False, whiten=False, background_weight=0.0, kernel_weight=0.0)
-WEIGHTS = ("background_weight", "kernel_weight")  # "auto" or a number >= 0
-AUTO_NUMBERS = ("shrinkage",) + WEIGHTS  # "auto" or a number
+AUTO_NUMBERS = ("shrinkage", "background_weight", "kernel_weight")  # "auto" or a number >= 0
 
 
 def _as_bool(v, name):
