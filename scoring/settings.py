@@ -13,8 +13,10 @@ MODEL_DEFAULTS = dict(
     shrinkage="auto",
     background_weight="auto",
     kernel_weight="auto",
+    power=1.0,  # "auto" is measured but off by default (scoring/power.py)
 )
-REFERENCE = dict(MODEL_DEFAULTS, calibrate=False, whiten=False, background_weight=0.0, kernel_weight=0.0)
+REFERENCE = dict(MODEL_DEFAULTS, calibrate=False, whiten=False, background_weight=0.0, kernel_weight=0.0, power=1.0)
+MIN_POWER = 0.05  # (below, float32 powers flatten every vector to the same one)
 AUTO_NUMBERS = ("shrinkage", "background_weight", "kernel_weight")  # "auto" or a number >= 0
 
 
@@ -53,6 +55,26 @@ def check_model_settings(**kw):
         if not np.isfinite(v) or v < 0:
             raise ScoringError("%s must be %s" % (name, what))
         out[name] = v
+    out["power"] = _power(s["power"])
     if out["whiten"] is not False and out["shrinkage"] != "auto" and out["shrinkage"] <= 0:
         raise ScoringError("shrinkage must be > 0 when whitening")
     return out
+
+
+def _power(v):
+    """``power`` (:mod:`.power`): "auto" or a number in [MIN_POWER, 1]; an
+    empty field is the default (1), as for the other settings."""
+    if isinstance(v, str) and v.strip().lower() == "auto":
+        return "auto"
+    if isinstance(v, str) and not v.strip():
+        return MODEL_DEFAULTS["power"]
+    what = "power must be auto or a number from %g to 1 (1: embeddings as they are)" % MIN_POWER
+    if isinstance(v, (bool, np.bool_)):
+        raise ScoringError(what)
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        raise ScoringError(what)
+    if not (np.isfinite(v) and MIN_POWER <= v <= 1.0):
+        raise ScoringError(what)
+    return v

@@ -1,0 +1,95 @@
+"""The power transform of nonnegative embeddings (scoring/power.py): applied
+by "auto" only when every vector the fit sees is >= 0, the same for the fit
+and for scoring (its ranking gain is measured by bench/bench_quality.py on
+Lite0 features; on raw pixel ink it lost AP, on random ReLU features it was
+neutral: a property of learned CNN features, not a test's)."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from scoring import FewShotModel, ScoringError, check_model_settings, l2_normalize  # noqa: E402
+from scoring.power import AUTO_POWER, choose, transform  # noqa: E402
+
+
+def ink():
+    """scikit-learn's 8x8 digits as raw ink (nonnegative, like pooled ReLU features)."""
+    from sklearn.datasets import load_digits
+
+    X, digit = load_digits(return_X_y=True)
+    return l2_normalize(X.astype(np.float32)), digit
+
+
+def test_auto_transforms_only_when_every_vector_is_nonnegative():
+    X, _ = ink()
+    assert choose("auto", X[:10], X[10:20], X[20:]) == AUTO_POWER
+    signed = X.copy()
+    signed[25, 3] = -1e-3  # one negative value in the pool sample
+    assert choose("auto", X[:10], X[10:20], signed[20:]) == 1.0
+    assert choose(0.3, signed) == 0.3 and choose(1.0, X) == 1.0
+    assert FewShotModel().fit(X[:10], X[10:20], X[20:]).describe()["power"] == 1.0  # off by default
+    m = FewShotModel(power="auto").fit(X[:10], X[10:20], X[20:])
+    assert m.describe()["power"] == AUTO_POWER
+    s = FewShotModel(power="auto").fit(signed[:10], signed[10:20], signed[20:])
+    assert s.describe()["power"] == 1.0
+    ref = FewShotModel(power=1.0).fit(signed[:10], signed[10:20], signed[20:])
+    assert np.array_equal(s.raw_scores(signed[20:]), ref.raw_scores(signed[20:]))
+
+
+def test_the_fit_and_the_scores_see_the_same_transformed_vectors():
+    """With the settings fixed (no rare/common decision), power 0.5 on X is the
+    untransformed model on transform(X, 0.5): labels, the pool sample,
+    leave-one-out scores, kernel term, calibration and scored rows alike."""
+    X, digit = ink()
+    y = digit == 3
+    pos, neg = np.flatnonzero(y)[:10], np.flatnonzero(~y)[:10]
+    rest = np.setdiff1d(np.arange(len(y)), np.r_[pos, neg])
+    T = transform(X, 0.5)
+    assert np.allclose(np.linalg.norm(T, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(T, l2_normalize(np.sqrt(X)), atol=1e-6)
+    fixed = dict(whiten=True, background_weight=3.0, kernel_weight=0.5)
+    a, b = FewShotModel(power=0.5, **fixed), FewShotModel(power=1.0, **fixed)
+    ra, pa = a.fit_score(X[pos], X[neg], X[rest])
+    rb, pb = b.fit_score(T[pos], T[neg], T[rest])
+    assert np.allclose(ra, rb, atol=1e-5) and np.allclose(pa, pb, atol=1e-6)
+    assert [list(s) for s in a.suspects()] == [list(s) for s in b.suspects()]
+
+
+def test_rare_or_common_is_decided_on_the_untransformed_vectors():
+    """The probes deciding rare or common (and a common concept's prior model)
+    see the embeddings as they are, as those decisions were measured: power
+    auto decides exactly as power 1, for rare digits and common unions."""
+    X, digit = ink()
+    nines = [0, 1, 2, 4, 5, 6, 7, 8, 9]
+    for cls, k in (([3], 10), ([0, 6, 8], 5), ([1, 2, 3, 4, 5, 7, 9], 10), ([0, 2, 4, 6, 8], 20), (nines, 12)):
+        y = np.isin(digit, cls)
+        rng = np.random.default_rng(k)
+        pos = rng.choice(np.flatnonzero(y), k, replace=False)
+        neg = rng.choice(np.flatnonzero(~y), k, replace=False)
+        rest = np.setdiff1d(np.arange(len(y)), np.r_[pos, neg])
+        a = FewShotModel(power="auto").fit(X[pos], X[neg], X[rest])
+        b = FewShotModel(power=1.0).fit(X[pos], X[neg], X[rest])
+        assert a.describe()["power"] == AUTO_POWER and b.describe()["power"] == 1.0
+        assert (a.choice, a.probe_prior) == (b.choice, b.probe_prior), cls
+        if a.choice == "common" and a._fixed_prior[1] == "negatives":
+            assert a._fixed_prior == b._fixed_prior
+
+
+@pytest.mark.parametrize("bad", ["strong", 0, -0.5, 1.5, float("nan"), "inf", True, 1e-300, 0.01])
+def test_a_bad_power_is_refused(bad):
+    with pytest.raises(ScoringError, match="power must be auto or a number from 0.05 to 1"):
+        check_model_settings(power=bad)
+    assert check_model_settings(power="0.25")["power"] == 0.25
+    assert check_model_settings(power=" AUTO ")["power"] == "auto"
+    assert check_model_settings(power=" ")["power"] == 1.0  # an emptied field: the default, off
+
+
+def test_a_single_vector_is_refused_with_the_scorers_error():
+    X, _ = ink()
+    m = FewShotModel(power=0.5).fit(X[:10], X[10:20], X[20:])
+    with pytest.raises(ScoringError, match="Expected rows of embeddings"):
+        m.raw_scores(X[30])
