@@ -170,6 +170,11 @@ class TrainAndLabel(_Delegable):
             label="Whitening shrinkage (auto: 3000 / k^2 within 10-100 for a rare concept, k = positive "
                   "labels not from suggestions; or a number > 0; lower whitens harder)",
             default=str(prev.get("shrinkage", "auto")), view=types.FieldView())
+        inputs.define_property(
+            "power", types.OneOf([types.String(), types.Number(min=0)]),
+            label="Power transform of the embeddings, each value ^ power (1, the default: as they "
+                  "are; auto: 0.5 when every embedding is >= 0, as CNN features are; or a number from 0.05 to 1)",
+            default=str(prev.get("power", 1.0)), view=types.FieldView())
         inputs.bool("resample_subset", label="Re-draw the working subset", default=False)
         inputs.bool("base_view", label="If the grid shows suggestions or predictions the plugin set, "
                     "score the view they were drawn from", default=False)

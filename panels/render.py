@@ -161,6 +161,8 @@ def scorer_line(sc):
     parts = []
     if sc.get("concept"):
         parts.append("a %s concept" % sc["concept"])
+    if sc.get("power") not in (None, 1.0):
+        parts.append("embeddings ^%g" % sc["power"])
     if sc.get("whitened") or sc.get("background_weight"):
         whitened = ""
         if sc.get("whitened"):

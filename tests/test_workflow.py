@@ -133,7 +133,7 @@ def test_operator_call_from_python(ds, fo):
     r = foo.get_operator(URI + "train_and_label")(ds, mode="query", beta=1.0, gamma=0.5)
     assert r["settings"] == {"mode": "query", "beta": 1.0, "gamma": 0.5, "temperature": 1.0,
                              "calibrate": True, "whiten": "auto", "shrinkage": "auto",
-                             "background_weight": "auto", "kernel_weight": "auto"}
+                             "background_weight": "auto", "kernel_weight": "auto", "power": 1.0}
     # settings persist as the defaults of the next click
     assert foo.get_operator(URI + "train_and_label")(ds)["settings"]["mode"] == "query"
 
@@ -370,4 +370,34 @@ def test_shrinkage_takes_auto_or_a_number_and_the_form_shows_it(ds):
         run("train_and_label", ds, shrinkage="strong")
     with pytest.raises(ExecutionError, match="shrinkage must be > 0 when whitening"):
         run("train_and_label", ds, shrinkage=0)
+    assert ds.values("fewshot_prediction.run_id") == before
+
+
+def test_power_takes_auto_or_a_number_and_the_run_says_which_it_used(ds, plugin):
+    """The power transform (scoring/power.py): off by default (1), "auto" takes
+    the square root of Lite0's nonnegative embeddings, a number fixes it; it
+    persists like every setting, the run's scorer summary and the panel say
+    what it used, and a bad value is refused before anything is written."""
+    import fiftyone.operators as foo
+    from fiftyone.operators.executor import ExecutionContext, ExecutionError
+    from test_bad_input import form_error
+
+    start(ds)
+    run("label_positive", ds, selected=class_ids(ds, "Bag", 5))
+    run("label_negative", ds, selected=class_ids(ds, "Bag", 5, exclude=True))
+    r = run("train_and_label", ds)
+    assert r["settings"]["power"] == 1.0 and r["scorer"]["power"] == 1.0
+    assert "embeddings ^" not in (plugin.panels.render.scorer_line(r["scorer"]) or "")
+    r = run("train_and_label", ds, power="auto")
+    assert r["settings"]["power"] == "auto" and r["scorer"]["power"] == 0.5
+    line = plugin.panels.render.scorer_line(r["scorer"])
+    assert "embeddings ^0.5" in line, line
+    assert run("train_and_label", ds)["scorer"]["power"] == 0.5  # persisted
+    ctx = ExecutionContext(request_params={"dataset_name": ds.name, "view": ds.view()._serialize(), "params": {}})
+    prop = foo.get_operator(URI + "train_and_label").resolve_input(ctx).type.properties["power"]
+    assert prop.default == "auto"  # the form shows what the next click uses
+    assert "power must be auto or a number from 0.05 to 1" in form_error("train_and_label", ds, power="2")
+    before = ds.values("fewshot_prediction.run_id")
+    with pytest.raises(ExecutionError, match="power must be auto or a number"):
+        run("train_and_label", ds, power="strong")
     assert ds.values("fewshot_prediction.run_id") == before
