@@ -18,6 +18,7 @@ and ours (``train_and_label`` defaults), all in the same run; then the
 issue's targets, checked.
 
     python bench/bench_quality.py [--ks 1 5 10 20] [--trials 10] [--data fashion-mnist digits]
+                                  [--ours power=auto ...]   (settings other than the defaults)
 """
 
 import argparse
@@ -48,7 +49,7 @@ def run_cell(name, y, X, bucket, labels, k, trials):
         if labels == "random":
             (pos, neg), sel = q.random_labels(pool, k, rng), None
         else:
-            pos, neg, sel = q.suggested_labels(pool, rng)
+            pos, neg, sel = q.suggested_labels(pool, rng, fit=SCORERS["ours"])
         for s, fn in SCORERS.items():
             rows[s].append(q.evaluate(pool, pos, neg, fn, selected=sel))
     return {s: np.nanmean(np.array(r, float), axis=0) if len(r) else None for s, r in rows.items()}
@@ -118,8 +119,11 @@ def main():
     ap.add_argument("--data", nargs="+", default=list(DATA))
     ap.add_argument("--buckets", type=float, nargs="+", default=list(concepts.BUCKETS))
     ap.add_argument("--labels", nargs="+", default=["random", "suggest"])
+    ap.add_argument("--ours", nargs="+", default=[], metavar="SETTING=VALUE",
+                    help="scorer settings for ours and its suggestion loop (not --noise), e.g. power=auto")
     ap.add_argument("--noise", action="store_true", help="only the flipped-label measurement")
     args = ap.parse_args()
+    SCORERS["ours"] = q.model(**dict(s.split("=", 1) for s in args.ours))
     if args.noise:
         return noise(args)
     t0 = time.time()

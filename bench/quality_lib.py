@@ -9,6 +9,7 @@ import common
 sys.path.insert(0, common.REPO)
 from scoring import FewShotModel, RocchioScorer, suggest  # noqa: E402
 from scoring.background import Background  # noqa: E402
+from scoring.power import transform  # noqa: E402
 from scoring.model import WHITEN_MIN_LABELS  # noqa: E402
 
 DEFAULT_TOP_FRACTION = 0.1  # what suggest_samples uses (operators/params.py)
@@ -46,11 +47,12 @@ class Pool(object):
         self.X, self.truth = X, truth
         self._bg = {}
 
-    def background(self, whiten):
-        whiten = bool(whiten)
-        if whiten not in self._bg:
-            self._bg[whiten] = Background.fit(self.X, whiten=whiten)
-        return self._bg[whiten]
+    def background(self, whiten, power=1.0):
+        """Fitted on the rows as the model transforms them (``power``, :mod:`scoring.power`)."""
+        key = (bool(whiten), float(power))
+        if key not in self._bg:
+            self._bg[key] = Background.fit(transform(self.X, power), whiten=key[0])
+        return self._bg[key]
 
 
 # --- scorers: fn(pool, pos, neg, unl, selected=None) -> (scores, P or None, estimated prior or None)
@@ -86,7 +88,7 @@ def before(pool, pos, neg, unl, selected=None):
     labels whatever the prior, mixture prior by EM (explicit settings); it did
     not know which labels were suggested."""
     return model(background_weight=3.0, whiten=len(pos) >= WHITEN_MIN_LABELS, kernel_weight=0.0,
-                 shrinkage=100.0)(pool, pos, neg, unl)
+                 shrinkage=100.0, power=1.0)(pool, pos, neg, unl)
 
 
 # --- label strategies: -> (pos, neg) positions in the pool
