@@ -6,6 +6,8 @@ possibly-mislabeled flags use these instead."""
 import numpy as np
 
 MAX_LOO = 300
+SUSPECT_THRESHOLD = 0.05  # leave-one-out P(label) that flags it (bench_quality.py --noise)
+SUSPECT_Z = 3.0
 
 
 def _rows(k, max_items, rng, given):
@@ -70,4 +72,31 @@ def loo_scores(scorer, pos, neg, max_items=MAX_LOO, seed=0, with_index=False, ro
         scorer.set_prototypes(p0, n0)
     if with_index:
         return out[0], out[1], rows[0], rows[1]
+    return out[0], out[1]
+
+
+
+def suspects(calibration, loo, threshold=SUSPECT_THRESHOLD, outlier_z=SUSPECT_Z):
+    """Labeled samples whose leave-one-out score strongly disagrees with their
+    label: ``(positive rows, negative rows)`` from ``loo = (positive rows,
+    their scores, negative rows, their scores)``.
+
+    A positive is flagged when its leave-one-out P(positive) is below
+    ``threshold``, or below 0.5 while its score is more than ``outlier_z``
+    standard deviations below the other positives' (the calibration is timid
+    with few labels); negatives mirror it. One wrong support example misleads
+    a prototype scorer most (``shared/notes/few-shot-scoring.md``);
+    ``bench/bench_quality.py --noise`` measures the flags."""
+    ip, lp, in_, ln = loo
+    out = []
+    for rows, s, sign in ((ip, lp, 1.0), (in_, ln, -1.0)):
+        p = calibration.predict_proba(s) if len(s) else np.zeros(0)
+        agree = p if sign > 0 else 1.0 - p  # P(the label is right)
+        flag = agree < threshold
+        if len(s) > 2:
+            m = len(s) - 1
+            mean = (s.sum() - s) / m  # of the others
+            sd = np.sqrt(np.maximum(((s * s).sum() - s * s) / m - mean * mean, 1e-12))
+            flag |= (agree < 0.5) & (sign * (s - mean) / sd < -outlier_z)
+        out.append(rows[flag])
     return out[0], out[1]

@@ -63,7 +63,7 @@ import numpy as np
 
 from . import calibration, power
 from .kernel import KernelTerm
-from .loo import MAX_LOO, loo_scores
+from .loo import MAX_LOO, SUSPECT_THRESHOLD, SUSPECT_Z, loo_scores, suspects
 from .background import DEFAULT_BACKGROUND_WEIGHT, DEFAULT_SHRINKAGE, Background, auto_shrinkage
 from .rocchio import RocchioScorer, ScoringError, sigmoid
 from .settings import check_model_settings
@@ -79,8 +79,6 @@ RARE_UNLESS = 0.25
 # as well or better
 NEGATIVES_PROBE_MIN = 5
 NEGATIVES_MODEL_MIN = 10  # a common concept's prior from the negatives' model (_common_prior)
-SUSPECT_THRESHOLD = 0.05  # leave-one-out P(label) that flags it (bench_quality.py --noise)
-SUSPECT_Z = 3.0
 COMMON_KERNEL_WEIGHT = 1.0
 RARE_KERNEL_WEIGHT = 0.5
 POOL_MAP_MIN_SHARE = 0.05  # suggested labels: the smaller class's share of the pool for the pool's own map
@@ -386,30 +384,12 @@ class FewShotModel(object):
 
     def suspects(self, threshold=SUSPECT_THRESHOLD, outlier_z=SUSPECT_Z):
         """Labeled samples whose leave-one-out score strongly disagrees with
-        their label: ``(positive rows, negative rows)`` into the ``pos`` and
-        ``neg`` given to :meth:`fit`, or None without calibration.
-
-        A positive is flagged when its leave-one-out P(positive) is below
-        ``threshold``, or below 0.5 while its score is more than ``outlier_z``
-        standard deviations below the other positives' (the calibration is
-        timid with few labels); negatives mirror it. One wrong support example
-        misleads a prototype scorer most (``shared/notes/few-shot-scoring.md``);
-        ``bench/bench_quality.py --noise`` measures the flags."""
+        their label (:func:`.loo.suspects`): ``(positive rows, negative rows)``
+        into the ``pos`` and ``neg`` given to :meth:`fit`, or None without
+        calibration."""
         if self.calibration is None:
             return None
-        ip, lp, in_, ln = self._loo
-        out = []
-        for rows, s, sign in ((ip, lp, 1.0), (in_, ln, -1.0)):
-            p = self.calibration.predict_proba(s) if len(s) else np.zeros(0)
-            agree = p if sign > 0 else 1.0 - p  # P(the label is right)
-            flag = agree < threshold
-            if len(s) > 2:
-                m = len(s) - 1
-                mean = (s.sum() - s) / m  # of the others
-                sd = np.sqrt(np.maximum(((s * s).sum() - s * s) / m - mean * mean, 1e-12))
-                flag |= (agree < 0.5) & (sign * (s - mean) / sd < -outlier_z)
-            out.append(rows[flag])
-        return out[0], out[1]
+        return suspects(self.calibration, self._loo, threshold, outlier_z)
 
     def proba(self, raw):
         if self.calibration is not None:
