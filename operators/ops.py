@@ -12,7 +12,7 @@ import fiftyone.operators.types as types
 from ..embeddings import zoo
 from . import workflow as wf
 from .labels import NEGATIVE, POSITIVE
-from .ops_base import PLUGIN, FewShotOperator, _on_off, _with_progress  # noqa: F401
+from .ops_base import PLUGIN, FewShotOperator, _auto_or_number, _on_off, _with_progress  # noqa: F401
 from .ops_review import GetSession, ShowMislabeled, ShowPredictions, ShowSubset, SuggestSamples
 
 
@@ -154,27 +154,19 @@ class TrainAndLabel(_Delegable):
                     label="Whiten distances by the pool covariance "
                           "(auto: for a rare concept, from 5 positive labels)",
                     default=_on_off(prev.get("whiten", "auto")))
-        # "auto" or a number: a str-only input would refuse background_weight=3 from Python
-        inputs.define_property(
-            "background_weight", types.OneOf([types.String(), types.Number(min=0)]),
-            label="Pool mean weight in the negative prototype "
-                  "(auto: 3 for a rare concept, 0 for a common one; or a number >= 0)",
-            default=str(prev.get("background_weight", "auto")), view=types.FieldView())
-        inputs.define_property(
-            "kernel_weight", types.OneOf([types.String(), types.Number(min=0)]),
-            label="Nearest-labels term weight (auto: 1 for a common concept, 0.5 for a rare one "
-                  "from 10 positive labels; 0: prototypes only)",
-            default=str(prev.get("kernel_weight", "auto")), view=types.FieldView())
-        inputs.define_property(
-            "shrinkage", types.OneOf([types.String(), types.Number(min=0)]),
-            label="Whitening shrinkage (auto: 3000 / k^2 within 10-100 for a rare concept, k = positive "
-                  "labels not from suggestions; or a number > 0; lower whitens harder)",
-            default=str(prev.get("shrinkage", "auto")), view=types.FieldView())
-        inputs.define_property(
-            "power", types.OneOf([types.String(), types.Number(min=0)]),
-            label="Power transform of the embeddings, each value ^ power (1, the default: as they "
-                  "are; auto: 0.5 when every embedding is >= 0, as CNN features are; or a number from 0.05 to 1)",
-            default=str(prev.get("power", 1.0)), view=types.FieldView())
+        _auto_or_number(inputs, prev, "background_weight", "auto",
+                        "Pool mean weight in the negative prototype "
+                        "(auto: 3 for a rare concept, 0 for a common one; or a number >= 0)")
+        _auto_or_number(inputs, prev, "kernel_weight", "auto",
+                        "Nearest-labels term weight (auto: 1 for a common concept, 0.5 for a rare one "
+                        "from 10 positive labels; 0: prototypes only)")
+        _auto_or_number(inputs, prev, "shrinkage", "auto",
+                        "Whitening shrinkage (auto: 3000 / k^2 within 10-100 for a rare concept, k = positive "
+                        "labels not from suggestions; or a number > 0; lower whitens harder)")
+        _auto_or_number(inputs, prev, "power", 1.0,
+                        "Power transform of the embeddings, each value ^ power (1, the default: as they "
+                        "are; auto: 0.5 when every embedding is >= 0, as CNN features are; or a number "
+                        "from 0.05 to 1)")
         inputs.bool("resample_subset", label="Re-draw the working subset", default=False)
         inputs.bool("base_view", label="If the grid shows suggestions or predictions the plugin set, "
                     "score the view they were drawn from", default=False)
