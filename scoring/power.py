@@ -12,9 +12,9 @@ embeddings (CLIP, DINOv2) are left as they are.
 
 Off by default (``power`` = 1 in :mod:`.settings`). Measured with
 ``bench/bench_quality.py --ours power=auto`` (Lite0 features, random labels,
-k = 10): AP +0.007 to +0.020 at the Fashion-MNIST 1-10% priors and +0.024 to
+k = 10): AP +0.007 to +0.020 at the Fashion-MNIST 1-10% priors and +0.028 to
 +0.040 at digits 3-30%; but in the suggestion loop (20 trials) Fashion-MNIST's
-F1 fell below the seed scorer's at the 3%, 40% and 70% priors (0.907 -> 0.854
+F1 fell below the seed scorer's at the 3%, 40% and 70% priors (0.907 -> 0.855
 at 40%), and on raw pixel intensities (scikit-learn digits, 3-8% priors) AP
 fell 0.020.
 """

@@ -41,42 +41,30 @@ def test_auto_transforms_only_when_every_vector_is_nonnegative():
 
 
 def test_the_fit_and_the_scores_see_the_same_transformed_vectors():
-    """With the settings fixed (no rare/common decision), power 0.5 on X is the
-    untransformed model on transform(X, 0.5): labels, the pool sample,
-    leave-one-out scores, kernel term, calibration and scored rows alike."""
+    """power 0.5 on X is the untransformed model on transform(X, 0.5): labels,
+    the pool sample, the rare/common probes (and a 90% concept's negatives
+    model), leave-one-out scores, kernel term, calibration and scored rows."""
     X, digit = ink()
-    y = digit == 3
-    pos, neg = np.flatnonzero(y)[:10], np.flatnonzero(~y)[:10]
-    rest = np.setdiff1d(np.arange(len(y)), np.r_[pos, neg])
     T = transform(X, 0.5)
     assert np.allclose(np.linalg.norm(T, axis=1), 1.0, atol=1e-5)
     assert np.allclose(T, l2_normalize(np.sqrt(X)), atol=1e-6)
-    fixed = dict(whiten=True, background_weight=3.0, kernel_weight=0.5)
-    a, b = FewShotModel(power=0.5, **fixed), FewShotModel(power=1.0, **fixed)
-    ra, pa = a.fit_score(X[pos], X[neg], X[rest])
-    rb, pb = b.fit_score(T[pos], T[neg], T[rest])
-    assert np.allclose(ra, rb, atol=1e-5) and np.allclose(pa, pb, atol=1e-6)
-    assert [list(s) for s in a.suspects()] == [list(s) for s in b.suspects()]
-
-
-def test_rare_or_common_is_decided_on_the_untransformed_vectors():
-    """The probes deciding rare or common (and a common concept's prior model)
-    see the embeddings as they are, as those decisions were measured: power
-    auto decides exactly as power 1, for rare digits and common unions."""
-    X, digit = ink()
     nines = [0, 1, 2, 4, 5, 6, 7, 8, 9]
-    for cls, k in (([3], 10), ([0, 6, 8], 5), ([1, 2, 3, 4, 5, 7, 9], 10), ([0, 2, 4, 6, 8], 20), (nines, 12)):
+    seen = set()
+    for cls, k in (([3], 10), ([0, 6, 8], 5), ([0, 2, 4, 6, 8], 20), (nines, 12)):
         y = np.isin(digit, cls)
         rng = np.random.default_rng(k)
         pos = rng.choice(np.flatnonzero(y), k, replace=False)
         neg = rng.choice(np.flatnonzero(~y), k, replace=False)
         rest = np.setdiff1d(np.arange(len(y)), np.r_[pos, neg])
-        a = FewShotModel(power="auto").fit(X[pos], X[neg], X[rest])
-        b = FewShotModel(power=1.0).fit(X[pos], X[neg], X[rest])
+        a, b = FewShotModel(power="auto"), FewShotModel(power=1.0)
+        ra, pa = a.fit_score(X[pos], X[neg], X[rest])
+        rb, pb = b.fit_score(T[pos], T[neg], T[rest])
         assert a.describe()["power"] == AUTO_POWER and b.describe()["power"] == 1.0
-        assert (a.choice, a.probe_prior) == (b.choice, b.probe_prior), cls
-        if a.choice == "common" and a._fixed_prior[1] == "negatives":
-            assert a._fixed_prior == b._fixed_prior
+        assert (a.choice, a.probe_prior, a._fixed_prior) == (b.choice, b.probe_prior, b._fixed_prior), cls
+        assert np.allclose(ra, rb, atol=1e-5) and np.allclose(pa, pb, atol=1e-6)
+        assert [list(s) for s in a.suspects()] == [list(s) for s in b.suspects()]
+        seen.add(a.choice if a._fixed_prior is None else a._fixed_prior[1])
+    assert seen == {"rare", "boundary", "negatives"}, seen  # every path was compared
 
 
 @pytest.mark.parametrize("bad", ["strong", 0, -0.5, 1.5, float("nan"), "inf", True, 1e-300, 0.01])
