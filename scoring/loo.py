@@ -75,7 +75,6 @@ def loo_scores(scorer, pos, neg, max_items=MAX_LOO, seed=0, with_index=False, ro
     return out[0], out[1]
 
 
-
 def suspects(calibration, loo, threshold=SUSPECT_THRESHOLD, outlier_z=SUSPECT_Z):
     """Labeled samples whose leave-one-out score strongly disagrees with their
     label: ``(positive rows, negative rows)`` from ``loo = (positive rows,

@@ -189,7 +189,7 @@ class FewShotModel(object):
         if callable(background) and self._power != 1.0:
             # (the models fitted inside this one see transformed vectors: power 1)
             outer, p = background, self._power
-            background = lambda w, _p=1.0: outer(w, p)
+            background = lambda w: outer(w, p)
         # undecided "auto" settings count as the rare concept's, which use the pool
         if (self._auto() or self.uses_background(len(pos))) and (pool_sample is None or len(pool_sample) == 0):
             raise ScoringError("The background needs a sample of the unlabeled pool")

@@ -45,16 +45,7 @@ def check_model_settings(**kw):
         if isinstance(s[name], str) and s[name].strip().lower() in ("auto", ""):
             out[name] = "auto"
             continue
-        what = "auto or a finite number >= 0"
-        if isinstance(s[name], (bool, np.bool_)):
-            raise ScoringError("%s must be %s" % (name, what))
-        try:
-            v = float(s[name])
-        except (TypeError, ValueError):
-            raise ScoringError("%s must be %s" % (name, what))
-        if not np.isfinite(v) or v < 0:
-            raise ScoringError("%s must be %s" % (name, what))
-        out[name] = v
+        out[name] = _number(s[name], 0.0, np.inf, "%s must be auto or a finite number >= 0" % name)
     out["power"] = _power(s["power"])
     if out["whiten"] is not False and out["shrinkage"] != "auto" and out["shrinkage"] <= 0:
         raise ScoringError("shrinkage must be > 0 when whitening")
@@ -68,13 +59,18 @@ def _power(v):
         return "auto"
     if isinstance(v, str) and not v.strip():
         return MODEL_DEFAULTS["power"]
-    what = "power must be auto or a number from %g to 1 (1: embeddings as they are)" % MIN_POWER
+    return _number(v, MIN_POWER, 1.0, "power must be auto or a number from %g to 1 (1: embeddings as they are)"
+                   % MIN_POWER)
+
+
+def _number(v, lo, hi, message):
+    """``v`` as a finite float in [lo, hi] (not a bool), else ScoringError(message)."""
     if isinstance(v, (bool, np.bool_)):
-        raise ScoringError(what)
+        raise ScoringError(message)
     try:
         v = float(v)
     except (TypeError, ValueError):
-        raise ScoringError(what)
-    if not (np.isfinite(v) and MIN_POWER <= v <= 1.0):
-        raise ScoringError(what)
+        raise ScoringError(message)
+    if not (np.isfinite(v) and lo <= v <= hi):
+        raise ScoringError(message)
     return v
