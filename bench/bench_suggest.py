@@ -11,6 +11,7 @@ Reported after the 50 labels: positives found among them, and the AP of the
 final model on the held-out 20% (the same samples for every strategy).
 
     python bench/bench_suggest.py [--seeds 3] [--data fashion-mnist digits]
+                                  [--ours power=0.75 ...]   (settings other than the defaults)
 """
 
 import argparse
@@ -25,6 +26,7 @@ from scoring import FewShotModel, l2_normalize, suggest
 ROUNDS, PER_ROUND = 5, 10
 # (top-scored fraction, random fraction); (0.1, 0.0) is the default, (0.2, 0.0) was before
 MIXES = [(0.2, 0.0), (0.1, 0.0), (0.0, 0.0), (0.1, 0.3)]
+SETTINGS = {}  # the model's settings (--ours), for every strategy
 
 
 def fit(pool, lab, suggested=False):
@@ -33,7 +35,7 @@ def fit(pool, lab, suggested=False):
     t = pool.truth[lab]
     picked = np.arange(len(lab)) >= 2
     sel = (picked[t], picked[~t]) if suggested else None
-    m = FewShotModel()
+    m = FewShotModel(**SETTINGS)
     m.fit(pool.X[lab[t]], pool.X[lab[~t]], pool.X, background=pool.background, selected=sel)
     return m, sel
 
@@ -96,7 +98,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--data", nargs="+", default=list(DATA))
+    ap.add_argument("--ours", nargs="+", default=[], metavar="SETTING=VALUE",
+                    help="scorer settings other than the defaults (e.g. power=0.75)")
     args = ap.parse_args()
+    SETTINGS.update(dict(s.split("=", 1) for s in args.ours))
     for data in args.data:
         run(args, data)
 
