@@ -43,8 +43,22 @@ def transform(X, power):
     X = np.asarray(X, np.float32)
     if X.ndim != 2:
         raise ScoringError("Expected rows of embeddings, got shape %s" % (X.shape,))
-    a = np.abs(X)
-    a = np.sqrt(a) if power == 0.5 else np.power(a, power)
-    Y = np.copysign(a, X)
+    Y = _pow(np.abs(X), power)  # (in place from here: each pass over 1M rows counts)
+    np.copysign(Y, X, out=Y)
     norms = np.sqrt(np.einsum("ij,ij->i", Y, Y))
-    return Y / np.maximum(norms, 1e-12)[:, None]
+    Y /= np.maximum(norms, 1e-12)[:, None]
+    return Y
+
+
+def _pow(a, power):
+    """``a ** power`` for ``a >= 0`` (in place). Quarter powers are square
+    roots: np.power costs ~11 ns a value here, a square root ~1.2 (0.75 as
+    s * sqrt(s), s = sqrt(a): ~3.7 ns, 9 s less for 1M x 1280 values)."""
+    if power in (0.25, 0.5, 0.75):
+        np.sqrt(a, out=a)
+        if power == 0.75:
+            a *= np.sqrt(a)
+        elif power == 0.25:
+            np.sqrt(a, out=a)
+        return a
+    return np.power(a, power, out=a)

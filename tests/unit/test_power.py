@@ -81,3 +81,12 @@ def test_a_single_vector_is_refused_with_the_scorers_error():
     m = FewShotModel(power=0.5).fit(X[:10], X[10:20], X[20:])
     with pytest.raises(ScoringError, match="Expected rows of embeddings"):
         m.raw_scores(X[30])
+
+
+@pytest.mark.parametrize("p", [0.25, 0.5, 0.75, 0.6])
+def test_the_square_root_shortcuts_equal_np_power(p):
+    X = np.random.default_rng(3).standard_normal((50, 40)).astype(np.float32)
+    X[X < 0.3] = 0
+    want = np.power(np.abs(X), p)
+    want = np.copysign(want, X) / np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(transform(X, p), want, rtol=2e-6, atol=1e-7)
