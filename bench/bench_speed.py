@@ -14,7 +14,7 @@ field ``emb`` (10 Gaussian clusters, so labels mean something), then in one run:
 and checks that both write the same probabilities (to float32 rounding): ours
 timed with the default settings (pool background, whitening, calibration), then
 run once more with the reference scorer's settings (``calibrate=False,
-whiten="off", background_weight=0``) for the comparison.
+whiten="off", background_weight=0, power=1``) for the comparison.
 
     python bench/bench_speed.py [--sizes 100000 1000000] [--ref-1m]
 """
@@ -220,7 +220,7 @@ def main():
         t_ref = None
         if n <= 100_000 or args.ref_1m:
             op("start_session", ds, embedding_field="emb", subset_size=0)
-            op("train_and_label", ds, calibrate=False, whiten="off", background_weight=0)
+            op("train_and_label", ds, calibrate=False, whiten="off", background_weight=0, power=1)
             t_ref, _ = common.timed(reference_path, ds.view(), pos, neg)
             ours = np.array(ds.values("fewshot_prediction.p_positive"), dtype=np.float64)
             ref = np.array(ds.values("ref_prediction.p_positive"), dtype=np.float64)

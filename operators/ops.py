@@ -163,9 +163,9 @@ class TrainAndLabel(_Delegable):
         _auto_or_number(inputs, prev, "shrinkage", "auto",
                         "Whitening shrinkage (auto: 3000 / k^2 within 10-100 for a rare concept, k = positive "
                         "labels not from suggestions; or a number > 0; lower whitens harder)")
-        _auto_or_number(inputs, prev, "power", 1.0,
-                        "Power transform of the embeddings, each value ^ power (1, the default: as they "
-                        "are; auto: 0.5 when every embedding is >= 0, as CNN features are; or a number "
+        _auto_or_number(inputs, prev, "power", wf.SCORER_DEFAULTS["power"],
+                        "Power transform of the embeddings, each value ^ power (auto: 0.75 when every "
+                        "embedding is >= 0, as CNN features are, else 1; 1: as they are; or a number "
                         "from 0.05 to 1)")
         inputs.bool("resample_subset", label="Re-draw the working subset", default=False)
         inputs.bool("base_view", label="If the grid shows suggestions or predictions the plugin set, "

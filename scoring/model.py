@@ -20,8 +20,8 @@ measured better than the seed scorer at every k):
 - ``background_weight`` ("auto"): how many times its labels' count the pool
   mean counts in the negative prototype (0 = labeled negatives only); "auto"
   is ``RARE_BACKGROUND_WEIGHT`` for a rare concept, 0 for a common one;
-- ``power`` (1): :mod:`.power`'s transform of the vectors, before anything
-  else ("auto": 0.5 for nonnegative embeddings; off by default);
+- ``power`` ("auto"): :mod:`.power`'s transform of the vectors, before
+  anything else ("auto": 0.75 for nonnegative embeddings, else none; 1: off);
 - ``kernel_weight`` ("auto"): weight of the soft nearest-neighbour term of
   :mod:`.kernel` added to the standardized prototype score (0 = prototypes
   only); "auto" is ``COMMON_KERNEL_WEIGHT`` for a common concept,

@@ -13,7 +13,7 @@ MODEL_DEFAULTS = dict(
     shrinkage="auto",
     background_weight="auto",
     kernel_weight="auto",
-    power=1.0,  # "auto" is measured but off by default (scoring/power.py)
+    power="auto",  # 0.75 for nonnegative embeddings (scoring/power.py)
 )
 REFERENCE = dict(MODEL_DEFAULTS, calibrate=False, whiten=False, background_weight=0.0, kernel_weight=0.0, power=1.0)
 MIN_POWER = 0.05  # (below, float32 powers flatten every vector to the same one)

@@ -98,7 +98,7 @@ def test_fast_writes_keep_schema_and_last_modified_at(trained, fo):
 def test_subset_scores_equal_full_view_scores(ds, fo):
     # the seed scorer depends on the labels only (the default model also fits
     # the pool it scores, so its subset scores differ by design)
-    seed = dict(calibrate=False, whiten="off", background_weight=0)
+    seed = dict(calibrate=False, whiten="off", background_weight=0, power=1)
     run("start_session", ds, embedding_field=EMB)
     run("label_positive", ds, selected=class_ids(ds, "Bag", 2))
     run("label_negative", ds, selected=class_ids(ds, "Bag", 2, exclude=True))

@@ -95,8 +95,8 @@ def test_full_loop_writes_classifications(ds, fo):
     assert sess["active"] and sess["iteration"] == 1
     json.dumps(sess)  # JSON-able
 
-    # the seed scorer stays selectable: plain sigmoid(s / T), no background
-    r = run("train_and_label", ds, calibrate=False, whiten="off", background_weight=0)
+    # the seed scorer stays selectable: plain sigmoid(s / T), no background, no power transform
+    r = run("train_and_label", ds, calibrate=False, whiten="off", background_weight=0, power=1)
     assert r["calibration"] is None
     preds = {i: p for i, p in zip(*ds.values(["id", "fewshot_prediction"]))}
     s = RocchioScorer().fit([X[i] for i in pos], [X[i] for i in neg])
@@ -133,7 +133,7 @@ def test_operator_call_from_python(ds, fo):
     r = foo.get_operator(URI + "train_and_label")(ds, mode="query", beta=1.0, gamma=0.5)
     assert r["settings"] == {"mode": "query", "beta": 1.0, "gamma": 0.5, "temperature": 1.0,
                              "calibrate": True, "whiten": "auto", "shrinkage": "auto",
-                             "background_weight": "auto", "kernel_weight": "auto", "power": 1.0}
+                             "background_weight": "auto", "kernel_weight": "auto", "power": "auto"}
     # settings persist as the defaults of the next click
     assert foo.get_operator(URI + "train_and_label")(ds)["settings"]["mode"] == "query"
 
@@ -374,8 +374,8 @@ def test_shrinkage_takes_auto_or_a_number_and_the_form_shows_it(ds):
 
 
 def test_power_takes_auto_or_a_number_and_the_run_says_which_it_used(ds, plugin):
-    """The power transform (scoring/power.py): off by default (1), "auto" takes
-    the square root of Lite0's nonnegative embeddings, a number fixes it; it
+    """The power transform (scoring/power.py): "auto" by default, 0.75 on
+    Lite0's nonnegative embeddings; 1 turns it off, a number fixes it; it
     persists like every setting, the run's scorer summary and the panel say
     what it used, and a bad value is refused before anything is written."""
     import fiftyone.operators as foo
@@ -386,13 +386,14 @@ def test_power_takes_auto_or_a_number_and_the_run_says_which_it_used(ds, plugin)
     run("label_positive", ds, selected=class_ids(ds, "Bag", 5))
     run("label_negative", ds, selected=class_ids(ds, "Bag", 5, exclude=True))
     r = run("train_and_label", ds)
+    assert r["settings"]["power"] == "auto" and r["scorer"]["power"] == 0.75
+    line = plugin.panels.render.scorer_line(r["scorer"])
+    assert "embeddings ^0.75" in line, line
+    r = run("train_and_label", ds, power=1)
     assert r["settings"]["power"] == 1.0 and r["scorer"]["power"] == 1.0
     assert "embeddings ^" not in (plugin.panels.render.scorer_line(r["scorer"]) or "")
-    r = run("train_and_label", ds, power="auto")
-    assert r["settings"]["power"] == "auto" and r["scorer"]["power"] == 0.5
-    line = plugin.panels.render.scorer_line(r["scorer"])
-    assert "embeddings ^0.5" in line, line
-    assert run("train_and_label", ds)["scorer"]["power"] == 0.5  # persisted
+    assert run("train_and_label", ds)["scorer"]["power"] == 1.0  # persisted
+    assert run("train_and_label", ds, power="auto")["scorer"]["power"] == 0.75
     ctx = ExecutionContext(request_params={"dataset_name": ds.name, "view": ds.view()._serialize(), "params": {}})
     prop = foo.get_operator(URI + "train_and_label").resolve_input(ctx).type.properties["power"]
     assert prop.default == "auto"  # the form shows what the next click uses
@@ -401,3 +402,21 @@ def test_power_takes_auto_or_a_number_and_the_run_says_which_it_used(ds, plugin)
     with pytest.raises(ExecutionError, match="power must be auto or a number"):
         run("train_and_label", ds, power="strong")
     assert ds.values("fewshot_prediction.run_id") == before
+
+
+def test_a_session_from_before_the_power_setting_gets_the_default_the_form_shows(ds):
+    """A session whose stored settings have no ``power`` (started before the
+    setting existed): the form and the click both use the default (the form
+    showed 1 while the click used auto)."""
+    import fiftyone.operators as foo
+    from fiftyone.operators.executor import ExecutionContext
+
+    start(ds)
+    run("label_positive", ds, selected=class_ids(ds, "Bag", 5))
+    run("label_negative", ds, selected=class_ids(ds, "Bag", 5, exclude=True))
+    st = __import__("fiftyone.plugins.orgs.fewshot.few_shot_learning.operators.state", fromlist=["x"])
+    st.SessionState(ds).update(lambda cfg: dict(cfg, scorer={k: v for k, v in cfg["scorer"].items() if k != "power"}))
+    ctx = ExecutionContext(request_params={"dataset_name": ds.name, "view": ds.view()._serialize(), "params": {}})
+    prop = foo.get_operator(URI + "train_and_label").resolve_input(ctx).type.properties["power"]
+    r = run("train_and_label", ds)
+    assert prop.default == r["settings"]["power"] == "auto" and r["scorer"]["power"] == 0.75

@@ -31,23 +31,22 @@ def test_auto_transforms_only_when_every_vector_is_nonnegative():
     signed[25, 3] = -1e-3  # one negative value in the pool sample
     assert choose("auto", X[:10], X[10:20], signed[20:]) == 1.0
     assert choose(0.3, signed) == 0.3 and choose(1.0, X) == 1.0
-    assert FewShotModel().fit(X[:10], X[10:20], X[20:]).describe()["power"] == 1.0  # off by default
-    m = FewShotModel(power="auto").fit(X[:10], X[10:20], X[20:])
-    assert m.describe()["power"] == AUTO_POWER
-    s = FewShotModel(power="auto").fit(signed[:10], signed[10:20], signed[20:])
+    m = FewShotModel().fit(X[:10], X[10:20], X[20:])  # the default is auto
+    assert m.describe()["power"] == AUTO_POWER == 0.75
+    s = FewShotModel().fit(signed[:10], signed[10:20], signed[20:])
     assert s.describe()["power"] == 1.0
     ref = FewShotModel(power=1.0).fit(signed[:10], signed[10:20], signed[20:])
     assert np.array_equal(s.raw_scores(signed[20:]), ref.raw_scores(signed[20:]))
 
 
 def test_the_fit_and_the_scores_see_the_same_transformed_vectors():
-    """power 0.5 on X is the untransformed model on transform(X, 0.5): labels,
+    """power auto on X is the untransformed model on transform(X, 0.75): labels,
     the pool sample, the rare/common probes (and a 90% concept's negatives
     model), leave-one-out scores, kernel term, calibration and scored rows."""
     X, digit = ink()
-    T = transform(X, 0.5)
+    T = transform(X, AUTO_POWER)
     assert np.allclose(np.linalg.norm(T, axis=1), 1.0, atol=1e-5)
-    assert np.allclose(T, l2_normalize(np.sqrt(X)), atol=1e-6)
+    assert np.allclose(T, l2_normalize(X ** 0.75), atol=1e-6)
     nines = [0, 1, 2, 4, 5, 6, 7, 8, 9]
     seen = set()
     for cls, k in (([3], 10), ([0, 6, 8], 5), ([0, 2, 4, 6, 8], 20), (nines, 12)):
@@ -73,7 +72,7 @@ def test_a_bad_power_is_refused(bad):
         check_model_settings(power=bad)
     assert check_model_settings(power="0.25")["power"] == 0.25
     assert check_model_settings(power=" AUTO ")["power"] == "auto"
-    assert check_model_settings(power=" ")["power"] == 1.0  # an emptied field: the default, off
+    assert check_model_settings(power=" ")["power"] == "auto"  # an emptied field: the default
 
 
 def test_a_single_vector_is_refused_with_the_scorers_error():
