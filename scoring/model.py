@@ -2,8 +2,9 @@
 with the pool's background (negative prototype shrunk toward the pool mean,
 whitened metric) and calibrated probabilities. Pure numpy.
 
-Settings (``MODEL_DEFAULTS`` in :mod:`.settings`; the defaults are what ``bench/bench_quality.py``
-measured better than the seed scorer at every k):
+Settings (``MODEL_DEFAULTS`` in :mod:`.settings`; each default is what ``bench/bench_quality.py``
+measured best among the options tried, against the seed scorer at every k; the
+targets it still misses are printed by the bench):
 
 - ``mode``, ``beta``, ``gamma``, ``temperature``: the seed scorer
   (:class:`.rocchio.RocchioScorer`); ``temperature`` only matters without
@@ -173,10 +174,11 @@ class FewShotModel(object):
         """``pool_sample``: unit-norm rows of the unlabeled pool (needed when the
         background is used; a random sample of it is enough). ``background``: a
         :class:`.background.Background` already fitted on that pool with this
-        model's whitening (used as given), or a function ``(whiten)`` that
-        returns one, called ``(whiten, power)`` for the pool after
-        :func:`.power.transform` (the benchmark reuses them per pool; this
-        model's shrinkage replaces its own). ``selected``: as in
+        model's whitening (used as given; only with power 1: ScoringError
+        else), or a function ``(whiten)`` that returns one, called ``(whiten,
+        power)`` for the pool after :func:`.power.transform` when the power is
+        not 1 (the benchmark reuses them per pool; this model's shrinkage
+        replaces its own). ``selected``: as in
         :meth:`fit_calibration` (:meth:`_whitening`).
 
         Everything after the power transform sees the transformed vectors, the
@@ -186,6 +188,9 @@ class FewShotModel(object):
         self.choice = None
         self._power = power.choose(self.settings["power"], pos, neg, pool_sample)
         pos, neg, pool_sample = (power.transform(a, self._power) for a in (pos, neg, pool_sample))
+        if background is not None and not callable(background) and self._power != 1.0:
+            raise ScoringError("A fitted Background is of untransformed vectors: with power %g pass a "
+                               "function (whiten, power) that returns one, or power=1" % self._power)
         if callable(background) and self._power != 1.0:
             # (the models fitted inside this one see transformed vectors: power 1)
             outer, p = background, self._power

@@ -89,3 +89,19 @@ def test_the_square_root_shortcuts_equal_np_power(p):
     want = np.power(np.abs(X), p)
     want = np.copysign(want, X) / np.linalg.norm(want, axis=1, keepdims=True)
     np.testing.assert_allclose(transform(X, p), want, rtol=2e-6, atol=1e-7)
+
+
+def test_a_fitted_background_is_refused_once_the_vectors_are_transformed():
+    """A Background fitted on the untransformed pool would be applied to
+    transformed vectors (silently different scores): refused, with what to do."""
+    from scoring.background import Background
+
+    X, _ = ink()
+    bg = Background.fit(X[20:], whiten=True)
+    with pytest.raises(ScoringError, match="pass a function"):
+        FewShotModel(whiten=True, background_weight=3).fit(X[:10], X[10:20], X[20:], background=bg)
+    m = FewShotModel(whiten=True, background_weight=3, power=1).fit(X[:10], X[10:20], X[20:], background=bg)
+    assert m.describe()["power"] == 1.0
+    ok = FewShotModel(whiten=True, background_weight=3).fit(
+        X[:10], X[10:20], X[20:], background=lambda w, p: Background.fit(transform(X[20:], p), whiten=w))
+    assert ok.describe()["power"] == AUTO_POWER
