@@ -18,7 +18,7 @@ and ours (``train_and_label`` defaults), all in the same run; then the
 issue's targets, checked.
 
     python bench/bench_quality.py [--ks 1 5 10 20] [--trials 10] [--data fashion-mnist digits]
-                                  [--ours power=auto ...]   (settings other than the defaults)
+                                  [--ours power=1 ...]   (settings other than the defaults)
 """
 
 import argparse
@@ -120,7 +120,7 @@ def main():
     ap.add_argument("--buckets", type=float, nargs="+", default=list(concepts.BUCKETS))
     ap.add_argument("--labels", nargs="+", default=["random", "suggest"])
     ap.add_argument("--ours", nargs="+", default=[], metavar="SETTING=VALUE",
-                    help="scorer settings for ours and its suggestion loop (not --noise), e.g. power=auto")
+                    help="scorer settings for ours and its suggestion loop (not --noise), e.g. power=1")
     ap.add_argument("--noise", action="store_true", help="only the flipped-label measurement")
     args = ap.parse_args()
     SCORERS["ours"] = q.model(**dict(s.split("=", 1) for s in args.ours))

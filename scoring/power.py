@@ -18,9 +18,9 @@ Measured (``bench/bench_quality.py``, Lite0 features, in the same runs):
   (20 trials): 5 targets missed either way. ``bench/bench_suggest.py``:
   held-out AP after the suggested labels 0.835 both (Fashion-MNIST, 6 seeds),
   0.890 -> 0.901 (digits, 3 seeds).
-- 0.5 gained more AP at random labels (+0.049 / +0.079) but the suggestion
-  loop missed 6 targets (Fashion-MNIST F1 below the seed scorer's at 3%, 40%
-  and 70%).
+- 0.5 gained more at random labels (mean AP over the query +0.049 /
+  +0.079) but the suggestion loop missed 6 targets (Fashion-MNIST F1 below
+  the seed scorer's at 3%, 40% and 70%).
 - Raw pixel intensities (scikit-learn digits, nonnegative: "auto" applies)
   lost AP: -0.002 to -0.014 at the 1-10% priors with 0.75 (k = 5..20), up
   to -0.028 with 0.5; it is meant for a zoo model's pooled features.

@@ -54,7 +54,7 @@ def check_model_settings(**kw):
 
 def _power(v):
     """``power`` (:mod:`.power`): "auto" or a number in [MIN_POWER, 1]; an
-    empty field is the default (1), as for the other settings."""
+    empty field is the default ("auto"), as for the other settings."""
     if isinstance(v, str) and v.strip().lower() == "auto":
         return "auto"
     if isinstance(v, str) and not v.strip():
