@@ -136,6 +136,10 @@ def advanced(panel, s):
              default=str(s.kernel_weight if s.kernel_weight is not None else "auto"),
              description="weight of the similarity to the nearest labeled examples next to the prototypes "
                          "(0: prototypes only; auto: 1 for a common concept, 0.5 for a rare one from 10 positives)")
+    opts.str("power", label="Power transform",
+             default=str(s.power if s.power is not None else "auto"),
+             description="each embedding value ^ power (auto: 0.75 for nonnegative, CNN-like "
+                         "embeddings; 1: as they are, e.g. raw pixels)")
     sug = panel.h_stack("suggest", gap=1)
     sug.int("num_suggest", label="Suggest how many", default=20)
     sug.float("top_fraction", label="top-scored fraction", default=wf.DEFAULT_TOP_FRACTION)

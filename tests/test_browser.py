@@ -318,7 +318,11 @@ def test_a_train_run_by_a_worker_shows_in_the_grid_without_a_reload(app, fo, plu
         tiles.first.wait_for(timeout=60_000)
         _open_panel(page, page.get_by_role("heading", name="Iteration 0"))
         page.get_by_text("Advanced settings").click()
+        power = page.get_by_text("Power transform", exact=True).locator("xpath=following::input[1]")
+        expect(power).to_have_value("auto")  # the session's setting (the default)
+        power.fill("1")  # embeddings as they are (README: for raw pixels)
         page.get_by_text("Run Train & Label in the background (delegated operation)").click()
+        page.wait_for_timeout(1000)
         page.get_by_role("button", name="Train & Label").click()
         deadline = time.time() + 60
         while not service.get_queued_operations(dataset_name=ds.name):
@@ -330,6 +334,8 @@ def test_a_train_run_by_a_worker_shows_in_the_grid_without_a_reload(app, fo, plu
                         "DelegatedOperationService as D; D().execute_queued_operations(dataset_name=%r)"
                         % ds.name], env=dict(os.environ), check=True, timeout=300)
         assert plugin.operators.state.SessionState(ds).config["iteration"] == 1
+        last = plugin.operators.workflow.get_session(ds)["last_train"]
+        assert last["settings"]["power"] == 1.0 and last["scorer"]["power"] == 1.0  # what the panel sent
         expect(page.get_by_role("heading", name="Iteration 1")).to_be_visible(timeout=60_000)
         expect(tiles.first.locator("[data-cy=tag-fewshot_prediction]")).to_be_visible(timeout=30_000)
         shot(page, "12-delegated-train-shown")
