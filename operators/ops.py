@@ -154,16 +154,16 @@ class TrainAndLabel(_Delegable):
                     label="Whiten distances by the pool covariance "
                           "(auto: for a rare concept, from 5 positive labels)",
                     default=_on_off(prev.get("whiten", "auto")))
-        _auto_or_number(inputs, prev, "background_weight", "auto",
+        _auto_or_number(inputs, prev, "background_weight",
                         "Pool mean weight in the negative prototype "
                         "(auto: 3 for a rare concept, 0 for a common one; or a number >= 0)")
-        _auto_or_number(inputs, prev, "kernel_weight", "auto",
+        _auto_or_number(inputs, prev, "kernel_weight",
                         "Nearest-labels term weight (auto: 1 for a common concept, 0.5 for a rare one "
                         "from 10 positive labels; 0: prototypes only)")
-        _auto_or_number(inputs, prev, "shrinkage", "auto",
+        _auto_or_number(inputs, prev, "shrinkage",
                         "Whitening shrinkage (auto: 3000 / k^2 within 10-100 for a rare concept, k = positive "
                         "labels not from suggestions; or a number > 0; lower whitens harder)")
-        _auto_or_number(inputs, prev, "power", wf.SCORER_DEFAULTS["power"],
+        _auto_or_number(inputs, prev, "power",
                         "Power transform of the embeddings, each value ^ power (auto: 0.75 when every "
                         "embedding is >= 0, as CNN features are, else 1; 1: as they are; or a number "
                         "from 0.05 to 1)")

@@ -29,11 +29,12 @@ def show_derived(ctx, state, kind, view, base, note=None):
     ctx.ops.set_view(view=view)
 
 
-def _auto_or_number(inputs, prev, name, default, label):
+def _auto_or_number(inputs, prev, name, label):
     """A setting that takes "auto" or a number, shown as the session's last
-    value (a str-only input would refuse background_weight=3 from Python)."""
+    value, else the default the click uses (a str-only input would refuse
+    background_weight=3 from Python)."""
     inputs.define_property(name, types.OneOf([types.String(), types.Number(min=0)]), label=label,
-                           default=str(prev.get(name, default)), view=types.FieldView())
+                           default=str(prev.get(name, wf.SCORER_DEFAULTS[name])), view=types.FieldView())
 
 
 def _on_off(v):

@@ -188,10 +188,10 @@ class FewShotModel(object):
         self.choice = None
         self._power = power.choose(self.settings["power"], pos, neg, pool_sample)
         pos, neg, pool_sample = (power.transform(a, self._power) for a in (pos, neg, pool_sample))
-        if background is not None and not callable(background) and self._power != 1.0:
-            raise ScoringError("A fitted Background is of untransformed vectors: with power %g pass a "
-                               "function (whiten, power) that returns one, or power=1" % self._power)
-        if callable(background) and self._power != 1.0:
+        if background is not None and self._power != 1.0:
+            if not callable(background):
+                raise ScoringError("A fitted Background is of untransformed vectors: with power %g pass a "
+                                   "function (whiten, power) that returns one, or power=1" % self._power)
             # (the models fitted inside this one see transformed vectors: power 1)
             outer, p = background, self._power
             background = lambda w: outer(w, p)
