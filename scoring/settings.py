@@ -17,7 +17,13 @@ MODEL_DEFAULTS = dict(
 )
 REFERENCE = dict(MODEL_DEFAULTS, calibrate=False, whiten=False, background_weight=0.0, kernel_weight=0.0, power=1.0)
 MIN_POWER = 0.05  # (below, float32 powers flatten every vector to the same one)
-AUTO_NUMBERS = ("shrinkage", "background_weight", "kernel_weight")  # "auto" or a number >= 0
+# "auto" (an emptied field too: every default is auto) or a number in [lo, hi]
+AUTO_NUMBERS = {
+    "shrinkage": (0.0, np.inf, "a finite number >= 0"),
+    "background_weight": (0.0, np.inf, "a finite number >= 0"),
+    "kernel_weight": (0.0, np.inf, "a finite number >= 0"),
+    "power": (MIN_POWER, 1.0, "a number from %g to 1 (1: embeddings as they are)" % MIN_POWER),
+}
 
 
 def _as_bool(v, name):
@@ -41,26 +47,14 @@ def check_model_settings(**kw):
     out["calibrate"] = _as_bool(s["calibrate"], "calibrate")
     w = s["whiten"]
     out["whiten"] = "auto" if isinstance(w, str) and w.strip().lower() == "auto" else _as_bool(w, "whiten (or auto)")
-    for name in AUTO_NUMBERS:
+    for name, (lo, hi, what) in AUTO_NUMBERS.items():
         if isinstance(s[name], str) and s[name].strip().lower() in ("auto", ""):
             out[name] = "auto"
             continue
-        out[name] = _number(s[name], 0.0, np.inf, "%s must be auto or a finite number >= 0" % name)
-    out["power"] = _power(s["power"])
+        out[name] = _number(s[name], lo, hi, "%s must be auto or %s" % (name, what))
     if out["whiten"] is not False and out["shrinkage"] != "auto" and out["shrinkage"] <= 0:
         raise ScoringError("shrinkage must be > 0 when whitening")
     return out
-
-
-def _power(v):
-    """``power`` (:mod:`.power`): "auto" or a number in [MIN_POWER, 1]; an
-    empty field is the default ("auto"), as for the other settings."""
-    if isinstance(v, str) and v.strip().lower() == "auto":
-        return "auto"
-    if isinstance(v, str) and not v.strip():
-        return MODEL_DEFAULTS["power"]
-    return _number(v, MIN_POWER, 1.0, "power must be auto or a number from %g to 1 (1: embeddings as they are)"
-                   % MIN_POWER)
 
 
 def _number(v, lo, hi, message):
