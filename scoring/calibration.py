@@ -45,7 +45,7 @@ about as many samples positive as its prior says (used for common concepts).
 
 ``prior`` fixes the mixing weight instead (the model passes a shape-free
 estimate for a rare concept, where the EM weight runs high: see
-:func:`.model.quantile_prior`).
+:func:`.maps.quantile_prior`).
 
 **Labels picked from the scores** (``recalibrate``): the mixture takes labels
 as a random sample of each class, which suggested labels are not (they are the

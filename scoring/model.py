@@ -62,8 +62,9 @@ rare-concept model's estimate for the negatives ("negatives",
 
 import numpy as np
 
-from . import calibration, power
+from . import calibration, maps, power
 from .kernel import KernelTerm
+from .maps import quantile_prior
 from .loo import MAX_LOO, SUSPECT_THRESHOLD, SUSPECT_Z, loo_scores, suspects
 from .background import DEFAULT_BACKGROUND_WEIGHT, DEFAULT_SHRINKAGE, Background, auto_shrinkage
 from .rocchio import RocchioScorer, ScoringError, sigmoid
@@ -82,17 +83,7 @@ NEGATIVES_PROBE_MIN = 5
 NEGATIVES_MODEL_MIN = 10  # a common concept's prior from the negatives' model (_common_prior)
 COMMON_KERNEL_WEIGHT = 1.0
 RARE_KERNEL_WEIGHT = 0.5
-POOL_MAP_MIN_SHARE = 0.05  # suggested labels: the smaller class's share of the pool for the pool's own map
 KERNEL_MIN_POS = 10  # a rare concept's kernel term lost AP below this (bench_quality.py)
-
-
-def quantile_prior(pool_scores, loo_pos):
-    """A shape-free estimate of the pool's positive rate: half the positives
-    score above their (leave-one-out) median, so about twice the pool's share
-    above it is positive. None with fewer than 2 leave-one-out positives."""
-    if len(loo_pos) < 2:
-        return None
-    return min(1.0, 2.0 * float(np.mean(np.asarray(pool_scores) >= np.median(loo_pos))))
 
 
 class FewShotModel(object):
@@ -357,36 +348,12 @@ class FewShotModel(object):
     def _base_calibration(self, pool_scores, lp, ln, own, seed, picked):
         """The map before any recalibration on suggested labels (``picked``:
         the leave-one-out scores of the labels picked from the scores,
-        ``(positives, negatives)``, or None)."""
-        # a common concept's mixture prior runs low with few labels (0.4-0.5x at
-        # k = 5 on digits); the fixed estimate of _common_prior was within
-        # 0.7-1.2x (bench_quality.py: ECE and F1 misses 45 -> 35)
-        fixed = None if self._fixed_prior is None else min(max(self._fixed_prior[0], 1e-4), 1 - 1e-4)
-        share = None if fixed is None else min(fixed, 1.0 - fixed)
-        if share is not None and share >= POOL_MAP_MIN_SHARE and picked is not None \
-                and len(picked[0]) + len(picked[1]) >= calibration.SELECTED_MIN:
-            # labels picked from the scores crowd the boundary and the top, so
-            # with their weight in the mixture its components sat too close
-            # together (a timid map); the pool's scores alone shape it then
-            # (bench_quality.py's suggestion loop, 20 trials per cell: ECE at
-            # the 30-90% priors 0.018-0.121 -> 0.004-0.111, misses 7 -> 4)
-            # (not when one class is under 5% of the pool: its component is
-            # lost in the other's tail, and the map went flat at a 98-99% concept)
-            cal = calibration.pool_mixture(pool_scores, fixed, seed=seed)
-            if cal is not None:
-                return cal
-        cal = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed, prior=fixed, pool_fallback=True)
-        if fixed is not None:
-            if cal.prior == fixed:  # (Platt on a pool under MIN_POOL keeps its own)
-                cal.prior_method = self._fixed_prior[1]
-            calibration.match_prior(cal, pool_scores)
-        q = quantile_prior(pool_scores, lp)
-        if self.choice == "rare" and q is not None and cal.method == "mixture" and q < cal.prior:
-            # a rare concept's mixture prior runs high (the negatives' tail is not
-            # Gaussian): the lower, shape-free estimate is fixed instead
-            cal = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed, prior=max(q, 1e-4))
-            cal.prior_method = "quantile"
-        return cal
+        ``(positives, negatives)``, or None): :mod:`.maps`."""
+        if self._fixed_prior is not None:
+            return maps.common_map(pool_scores, lp, ln, own, seed, *self._fixed_prior, picked)
+        if self.choice == "rare":
+            return maps.rare_map(pool_scores, lp, ln, own, seed)
+        return calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed)
 
     def suspects(self, threshold=SUSPECT_THRESHOLD, outlier_z=SUSPECT_Z):
         """Labeled samples whose leave-one-out score strongly disagrees with

@@ -365,3 +365,25 @@ def test_match_prior_after_a_recalibration_and_a_recalibration_after_it():
     assert calibration.recalibrate(cal2, s, y, pool)
     np.testing.assert_allclose(cal2.predict_proba(s), sigmoid(x + b), atol=1e-4)
     assert cal2.offset == 0.0
+
+
+def test_a_collapsed_rare_prior_is_raised_to_a_third_of_the_quantile_estimate():
+    """Tight leave-one-out positives (5 labels, all close together) below the
+    pool's positives: the mixture's positive component is too narrow to hold
+    them and its weight collapses to ~0, so no sample reached P 0.5 (seen
+    with the nearest-labels term at k = 5, digits 1-3%). The shape-free
+    estimate's third is fixed then, and the pool's positives are found."""
+    from scoring.maps import QUANTILE_FLOOR, quantile_prior
+
+    rng = np.random.default_rng(0)
+    pool = np.r_[rng.normal(0, 1, 19500), rng.normal(4.5, 0.8, 500)]
+    truth = np.r_[np.zeros(19500, bool), np.ones(500, bool)]
+    lp, ln = 2.5 + 0.05 * np.arange(-2, 3), rng.normal(0, 1, 5)
+    assert calibration.fit(pool, lp, ln, own_pos=lp + 0.5).prior < 1e-3  # the collapse
+    m = FewShotModel()
+    m.choice, m._fixed_prior = "rare", None
+    cal = m._base_calibration(pool, lp, ln, lp + 0.5, 0, None)
+    assert cal.prior_method == "quantile floor"
+    assert cal.prior == pytest.approx(quantile_prior(pool, lp) / QUANTILE_FLOOR)
+    pred = cal.predict_proba(pool) >= 0.5
+    assert 2 * (pred & truth).sum() / (pred.sum() + truth.sum()) > 0.8
