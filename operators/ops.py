@@ -159,7 +159,7 @@ class TrainAndLabel(_Delegable):
                         "(auto: 3 for a rare concept, 0 for a common one; or a number >= 0)")
         _auto_or_number(inputs, prev, "kernel_weight",
                         "Nearest-labels term weight (auto: 1 for a common concept, 0.5 for a rare one "
-                        "from 10 positive labels; 0: prototypes only)")
+                        "from 5 positive labels, 10 while positives outnumber negatives; 0: prototypes only)")
         _auto_or_number(inputs, prev, "shrinkage",
                         "Whitening shrinkage (auto: 3000 / k^2 within 10-100 for a rare concept, k = positive "
                         "labels not from suggestions; or a number > 0; lower whitens harder)")

@@ -173,7 +173,8 @@ def scorer_line(sc):
             whitened = ", whitened" + (" (shrinkage %.3g)" % sc["shrinkage"] if sc.get("shrinkage") else "")
         parts.append("pool background %g%s" % (sc.get("background_weight") or 0, whitened))
     if sc.get("kernel_weight"):
-        parts.append("nearest labels %g" % sc["kernel_weight"])
+        pool_rows = " (and pool rows)" if sc.get("kernel_pool_rows") else ""
+        parts.append("nearest labels %g%s" % (sc["kernel_weight"], pool_rows))
     if sc.get("recalibrated_on"):
         parts.append("calibrated on %d labels from suggestions" % sc["recalibrated_on"])
     return ("Scorer: " + "; ".join(parts)) if parts else None

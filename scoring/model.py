@@ -26,8 +26,10 @@ targets it still misses are printed by the bench):
 - ``kernel_weight`` ("auto"): weight of the soft nearest-neighbour term of
   :mod:`.kernel` added to the standardized prototype score (0 = prototypes
   only); "auto" is ``COMMON_KERNEL_WEIGHT`` for a common concept,
-  ``RARE_KERNEL_WEIGHT`` for a rare one from ``KERNEL_MIN_POS`` positive
-  labels, else 0. It needs 2 labels per side.
+  ``RARE_KERNEL_WEIGHT`` for a rare one from ``KERNEL_POOL_MIN_POS`` positive
+  labels with pool rows on its negative side (from ``KERNEL_MIN_POS``
+  without them, while positive labels outnumber negative ones), else 0. It
+  needs 2 labels per side.
 
 **Rare or common** ("auto" settings). The pool mean is a good stand-in for
 "not the concept" only when the concept is rare, and the pool covariance's top
@@ -62,7 +64,7 @@ rare-concept model's estimate for the negatives ("negatives",
 
 import numpy as np
 
-from . import calibration, maps, power
+from . import calibration, kernel, maps, power
 from .kernel import KernelTerm
 from .maps import quantile_prior
 from .loo import MAX_LOO, SUSPECT_THRESHOLD, SUSPECT_Z, loo_scores, suspects
@@ -84,6 +86,7 @@ NEGATIVES_MODEL_MIN = 10  # a common concept's prior from the negatives' model (
 COMMON_KERNEL_WEIGHT = 1.0
 RARE_KERNEL_WEIGHT = 0.5
 KERNEL_MIN_POS = 10  # a rare concept's kernel term lost AP below this (bench_quality.py)
+KERNEL_POOL_MIN_POS = 5  # ... with pool rows on its negative side, from this many
 
 
 class FewShotModel(object):
@@ -127,7 +130,17 @@ class FewShotModel(object):
             return w
         if self.choice == "common":
             return COMMON_KERNEL_WEIGHT
-        return RARE_KERNEL_WEIGHT if self.choice == "rare" and num_pos >= KERNEL_MIN_POS else 0.0
+        enough = num_pos >= (KERNEL_POOL_MIN_POS if self._kernel_pool_rows(num_pos, num_neg) else KERNEL_MIN_POS)
+        return RARE_KERNEL_WEIGHT if self.choice == "rare" and enough else 0.0
+
+    def _kernel_pool_rows(self, num_pos, num_neg):
+        """Whether the kernel term's negative side takes pool rows: where the
+        pool stands in for negatives (a rare concept), and not once most labels
+        are positive (suggestions that come back mostly positive: a common
+        concept taken for rare, which the pool rows, mostly its own samples
+        then, made worse: bench_quality.py's loop, Fashion-MNIST 50%, F1
+        0.79 -> 0.38 in one trial)."""
+        return self.background_weight() > 0 and num_pos <= num_neg
 
     def uses_background(self, num_pos):
         return bool(self.whitens(num_pos) or self.background_weight() > 0)
@@ -253,7 +266,10 @@ class FewShotModel(object):
         self._kernel = None
         if w <= 0:
             return
-        term = KernelTerm(self._pos, self._neg, seed=seed)
+        bg = None
+        if self._kernel_pool_rows(len(self._pos), len(self._neg)):
+            bg = pool_sample[r < np.quantile(r, 1.0 - kernel.BACKGROUND_TOP_OUT)]
+        term = KernelTerm(self._pos, self._neg, seed=seed, background=bg)
         k = term.scores(pool_sample)
         self._kernel = (term, float(w), float(np.median(r)), float(r.std()) or 1.0,
                         float(np.median(k)), float(k.std()) or 1.0)
@@ -290,6 +306,7 @@ class FewShotModel(object):
             "calibration": cal.method if cal is not None else None,
             "recalibrated_on": cal.recal[2] if cal is not None and cal.recal else 0,
             "kernel_weight": self._kernel[1] if self._kernel else 0.0,
+            "kernel_pool_rows": bool(self._kernel and self._kernel[0].B is not None),
             "power": self._power,
         }
 

@@ -103,6 +103,14 @@ def test_quality_readout_is_reported_and_kept_in_history(trained, plugin):
     assert sc["concept"] == "rare" and sc["whitened"] and sc["shrinkage"] == 30.0, sc
     last = run("get_session", ds)["last_train"]  # what the panel renders
     assert "whitened (shrinkage 30)" in plugin.panels.render.scorer_line(last["scorer"])
+    # the nearest-labels term: 10 positives outnumber 3 negatives, so labeled negatives only;
+    # once negatives are as many, half its negative side is pool rows (and the panel says so)
+    assert sc["kernel_weight"] == 0.5 and not sc["kernel_pool_rows"], sc
+    run("label_negative", ds, selected=class_ids(ds, "Trouser", 10, exclude=True)[3:])
+    sc = run("train_and_label", ds)["scorer"]
+    assert sc["concept"] == "rare" and sc["kernel_weight"] == 0.5 and sc["kernel_pool_rows"], sc
+    last = run("get_session", ds)["last_train"]
+    assert "nearest labels 0.5 (and pool rows)" in plugin.panels.render.scorer_line(last["scorer"])
 
 
 @pytest.mark.parametrize(

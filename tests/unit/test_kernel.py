@@ -25,6 +25,57 @@ def test_leave_one_out_kernel_is_the_term_without_the_item():
         assert kn[i] == pytest.approx(KernelTerm(pos, np.delete(neg, i, 0)).scores(neg[i : i + 1])[0], rel=1e-6)
 
 
+def test_leave_one_out_kernel_with_pool_rows_is_the_term_without_the_item():
+    X, y = union_concept(0.05, n=600, members=1)
+    pos, neg, pool = X[y][:5], X[~y][:6], X[~y][6:70]
+    term = KernelTerm(pos, neg, background=pool)
+    assert len(term.B) == 64
+    kp, kn = term.loo(pos, neg, np.arange(5), np.arange(6))
+    for i in range(5):
+        want = KernelTerm(np.delete(pos, i, 0), neg, background=pool).scores(pos[i : i + 1])[0]
+        assert kp[i] == pytest.approx(want, rel=1e-6)
+    for i in range(6):
+        want = KernelTerm(pos, np.delete(neg, i, 0), background=pool).scores(neg[i : i + 1])[0]
+        assert kn[i] == pytest.approx(want, rel=1e-6)
+    # the pool rows move every score (they are half the negative side)
+    assert not np.allclose(kp, KernelTerm(pos, neg).loo(pos, neg, np.arange(5), np.arange(6))[0])
+
+
+def test_a_pool_row_is_not_its_own_neighbour():
+    """The pool rows are also scored: one of them must not meet itself on the
+    negative side (cosine 1, the largest term by far: it would sink)."""
+    X, y = union_concept(0.05, n=600, members=1)
+    pos, neg, pool = X[y][:5], X[~y][:6], X[~y][6:40]
+    term = KernelTerm(pos, neg, background=pool)
+    got = term.scores(pool)
+    for i in (0, 7, 33):
+        want = KernelTerm(pos, neg, background=np.delete(pool, i, 0)).scores(pool[i : i + 1])[0]
+        assert got[i] == pytest.approx(want, rel=1e-5)
+    # a row equal to every pool row keeps the labeled negatives alone (no NaN)
+    same = np.repeat(pool[:1], 3, axis=0)
+    one = KernelTerm(pos, neg, background=same).scores(pool[:1])
+    assert np.isfinite(one).all() and one[0] == pytest.approx(KernelTerm(pos, neg).scores(pool[:1])[0], rel=1e-6)
+
+
+def test_a_rare_concept_takes_pool_rows_below_its_top_scores():
+    """Rare (the pool stands in for negatives): the kernel's negative side gets
+    pool rows, none from the top ``BACKGROUND_TOP_OUT`` of the prototype
+    scores; common: labeled negatives only."""
+    X, y = union_concept(0.03, n=5000, members=1)
+    pos, neg, rest = split(y, 12, 0)
+    m = FewShotModel().fit(X[pos], X[neg], X[rest])
+    assert m.choice == "rare" and m.describe()["kernel_weight"] == 0.5
+    B = m._kernel[0].B
+    assert B is not None and len(B) == kernel.MAX_LABELS
+    r = m.scorer.raw_scores(X[rest], normalized=True)
+    cut = np.quantile(r, 1 - kernel.BACKGROUND_TOP_OUT)
+    assert (m.scorer.raw_scores(B, normalized=True) < cut).all()
+    X, y = union_concept(0.4)
+    pos, neg, rest = split(y, 10, 0)
+    m = FewShotModel().fit(X[pos], X[neg], X[rest])
+    assert m.choice == "common" and m._kernel[0].B is None
+
+
 def test_kernel_uses_a_fixed_subset_of_many_labels(monkeypatch):
     monkeypatch.setattr(kernel, "MAX_LABELS", 8)
     X, y = union_concept(0.4, n=800)
@@ -53,10 +104,14 @@ def test_a_common_multi_kind_concept_ranks_better_with_the_term():
 
 def test_kernel_weight_auto_rules_and_settings():
     X, y = union_concept(0.03, n=5000, members=1)
-    for k, want in ((5, 0.0), (12, 0.5)):
-        pos, neg, rest = split(y, k, 0)
+    # (positives, negatives) -> weight, pool rows: from 5 positives with the
+    # pool's rows, not while positives outnumber negatives (then from 10, without)
+    for kp, kn, want, rows in ((4, 4, 0.0, False), (5, 5, 0.5, True), (12, 12, 0.5, True),
+                               (8, 5, 0.0, False), (12, 6, 0.5, False)):
+        pos, neg, rest = split(y, kp, 0, k_neg=kn)
         m = FewShotModel().fit(X[pos], X[neg], X[rest])
-        assert m.choice == "rare" and m.describe()["kernel_weight"] == want
+        assert m.choice == "rare" and m.describe()["kernel_weight"] == want, (kp, kn)
+        assert (m._kernel is not None and m._kernel[0].B is not None) == rows, (kp, kn)
     # explicit numbers, and the checks
     assert check_model_settings(kernel_weight="0.7")["kernel_weight"] == 0.7
     assert check_model_settings(kernel_weight=" AUTO ")["kernel_weight"] == "auto"
