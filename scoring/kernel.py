@@ -16,7 +16,7 @@ from 10 positive labels, and a loss for rare ones below that (the model's
 ``kernel_weight``).
 
 At most ``MAX_LABELS`` labels per side are used (a fixed random subset), so
-scoring 1M samples costs at most two 1M x d x 64 products.
+scoring 1M samples costs at most two 1M x d x 64 products (three with pool rows).
 
 **Pool rows as negatives** (``background``): for a rare concept the pool is
 almost all negatives, and ten labeled negatives are a thin cover of it. The

@@ -135,12 +135,13 @@ class FewShotModel(object):
 
     def _kernel_pool_rows(self, num_pos, num_neg):
         """Whether the kernel term's negative side takes pool rows: where the
-        pool stands in for negatives (a rare concept), and not once most labels
+        pool stands in for negatives (a rare concept as "auto" decided it; not
+        with explicit settings, which may be a common concept's), and not once most labels
         are positive (suggestions that come back mostly positive: a common
         concept taken for rare, which the pool rows, mostly its own samples
         then, made worse: bench_quality.py's loop, Fashion-MNIST 50%, F1
         0.79 -> 0.38 in one trial)."""
-        return self.background_weight() > 0 and num_pos <= num_neg
+        return self.choice == "rare" and self.background_weight() > 0 and num_pos <= num_neg
 
     def uses_background(self, num_pos):
         return bool(self.whitens(num_pos) or self.background_weight() > 0)
@@ -268,7 +269,7 @@ class FewShotModel(object):
             return
         bg = None
         if self._kernel_pool_rows(len(self._pos), len(self._neg)):
-            bg = pool_sample[r < np.quantile(r, 1.0 - kernel.BACKGROUND_TOP_OUT)]
+            bg = np.asarray(pool_sample)[r < np.quantile(r, 1.0 - kernel.BACKGROUND_TOP_OUT)]
         term = KernelTerm(self._pos, self._neg, seed=seed, background=bg)
         k = term.scores(pool_sample)
         self._kernel = (term, float(w), float(np.median(r)), float(r.std()) or 1.0,

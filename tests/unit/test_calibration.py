@@ -387,3 +387,19 @@ def test_a_collapsed_rare_prior_is_raised_to_a_third_of_the_quantile_estimate():
     assert cal.prior == pytest.approx(quantile_prior(pool, lp) / QUANTILE_FLOOR)
     pred = cal.predict_proba(pool) >= 0.5
     assert 2 * (pred & truth).sum() / (pred.sum() + truth.sum()) > 0.8
+
+
+def test_the_floor_waits_for_an_estimate_that_says_rare():
+    """Leave-one-out positives of two kinds (two high, three near the pool's
+    median) put the quantile estimate at 0.5+: a third of it is no floor for
+    a rare concept, whose mixture found the right rate (a review's repro)."""
+    rng = np.random.default_rng(1)
+    pool = np.r_[rng.normal(0, 1, 19800), rng.normal(4.0, 0.6, 200)]
+    truth = np.r_[np.zeros(19800, bool), np.ones(200, bool)]
+    lp, ln = np.array([4.2, 3.9, 0.1, 0.3, 0.6]), rng.normal(0, 1, 5)
+    m = FewShotModel()
+    m.choice, m._fixed_prior = "rare", None
+    cal = m._base_calibration(pool, lp, ln, lp + 0.5, 0, None)
+    assert cal.prior_method != "quantile floor" and cal.prior < 0.05, cal.to_dict()
+    pred = cal.predict_proba(pool) >= 0.5
+    assert 2 * (pred & truth).sum() / (pred.sum() + truth.sum()) > 0.8

@@ -76,6 +76,25 @@ def test_a_rare_concept_takes_pool_rows_below_its_top_scores():
     assert m.choice == "common" and m._kernel[0].B is None
 
 
+def test_pool_rows_only_for_a_rare_concept_as_auto_decides_it():
+    """Explicit settings may be a common concept's: a pool weight set by hand
+    does not make the pool the term's negatives (a 40% concept lost AP)."""
+    X, y = union_concept(0.4)
+    pos, neg, rest = split(y, 10, 0)
+    for settings in ({"background_weight": 3.0}, {"whiten": False, "background_weight": 3.0, "kernel_weight": 1.0}):
+        m = FewShotModel(**settings).fit(X[pos], X[neg], X[rest])
+        assert m.describe()["kernel_weight"] > 0 and not m.describe()["kernel_pool_rows"], settings
+
+
+def test_plain_lists_still_fit_with_pool_rows():
+    X, y = union_concept(0.03, n=3000, members=1)
+    pos, neg, rest = split(y, 6, 0)
+    m = FewShotModel()
+    raw, p = m.fit_score(X[pos].tolist(), X[neg].tolist(), X[rest].tolist())
+    assert m.describe()["kernel_pool_rows"] and np.isfinite(raw).all()
+    np.testing.assert_allclose(raw, FewShotModel().fit_score(X[pos], X[neg], X[rest])[0], atol=1e-5)
+
+
 def test_kernel_uses_a_fixed_subset_of_many_labels(monkeypatch):
     monkeypatch.setattr(kernel, "MAX_LABELS", 8)
     X, y = union_concept(0.4, n=800)
