@@ -22,11 +22,6 @@ POOL_MAP_MIN_SHARE = 0.05  # suggested labels: the smaller class's share of the 
 # collapse (prior 0.0001-0.003 at true 0.7-2.9%, predicting no positive at all in
 # 4 of 160 trials); q / 3 is then fixed (the truth was q / 5 to q / 1.5 there)
 QUANTILE_FLOOR = 3.0
-# ... only while that estimate itself says rare (the model's COMMON_PRIOR): with
-# leave-one-out positives of two kinds (two high, three near the pool's median)
-# it ran to 0.5+ and the floor put a third of it on a rare concept (a review's
-# repro: F1 0.89 -> 0.44); the collapses had it at 0.01-0.13
-FLOOR_MAX_ESTIMATE = 0.2
 
 
 def quantile_prior(pool_scores, loo_pos):
@@ -65,10 +60,14 @@ def common_map(pool_scores, lp, ln, own, seed, fixed, fixed_method, picked):
     return cal
 
 
-def rare_map(pool_scores, lp, ln, own, seed):
+def rare_map(pool_scores, lp, ln, own, seed, rare_below):
     """A rare concept's map: the mixture, its rate refitted when the
     shape-free estimate ``q`` is lower ("quantile") or over ``QUANTILE_FLOOR``
-    times higher while under ``FLOOR_MAX_ESTIMATE`` ("quantile floor")."""
+    times higher ("quantile floor"), the latter only while ``q`` itself says
+    rare (under ``rare_below``, the model's line between rare and common: with
+    leave-one-out positives of two kinds, two high and three near the pool's
+    median, ``q`` ran to 0.5+ and a floor at a third of it cost F1 0.89 -> 0.44
+    in a review's repro; the collapses had it at 0.01-0.13)."""
     cal = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed)
     q = quantile_prior(pool_scores, lp)
     if q is None or cal.method != "mixture":
@@ -78,7 +77,7 @@ def rare_map(pool_scores, lp, ln, own, seed):
         # Gaussian): the lower, shape-free estimate is fixed instead
         cal = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed, prior=max(q, 1e-4))
         cal.prior_method = "quantile"
-    elif cal.prior < q / QUANTILE_FLOOR and q < FLOOR_MAX_ESTIMATE:
+    elif cal.prior < q / QUANTILE_FLOOR and q < rare_below:
         # or it collapsed: tight leave-one-out positives make a narrow positive
         # component that the pool's positives, scoring above them, fall outside
         cal = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed, prior=q / QUANTILE_FLOOR)

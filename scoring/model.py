@@ -370,7 +370,7 @@ class FewShotModel(object):
         if self._fixed_prior is not None:
             return maps.common_map(pool_scores, lp, ln, own, seed, *self._fixed_prior, picked)
         if self.choice == "rare":
-            return maps.rare_map(pool_scores, lp, ln, own, seed)
+            return maps.rare_map(pool_scores, lp, ln, own, seed, COMMON_PRIOR)
         return calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed)
 
     def suspects(self, threshold=SUSPECT_THRESHOLD, outlier_z=SUSPECT_Z):
