@@ -51,6 +51,16 @@ def _lse_mean(S, beta):
     return (m + np.log(np.exp(B - m).mean(axis=1, keepdims=True)))[:, 0]
 
 
+def _lse_mean_others(S, itself, beta):
+    """``_lse_mean`` of ``S`` over the entries not marked ``itself``: exp(-inf)
+    adds 0, so the mean is rescaled by how many count (-inf or NaN where none
+    do; the caller decides)."""
+    S = np.where(itself, -np.inf, S)
+    left = S.shape[1] - itself.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _lse_mean(S, beta) + np.log(S.shape[1] / left)
+
+
 def _mix(a, b, share):
     """``log((1 - share) exp(a) + share exp(b))``, elementwise and stable."""
     m = np.maximum(a, b)
@@ -86,13 +96,9 @@ class KernelTerm(object):
         if self.B is None:
             return labeled
         S = X @ self.B.T
-        itself = S >= SELF_COSINE  # (a pool row scored against itself)
-        S[itself] = -np.inf
-        left = len(self.B) - itself.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            # the mean over the others (see loo)
-            pooled = _lse_mean(S, self.beta) + np.log(len(self.B) / left)
-            # a row that is every pool row (all excluded) keeps the labeled side
+        pooled = _lse_mean_others(S, S >= SELF_COSINE, self.beta)  # (a pool row scored against itself)
+        # a row that is every pool row (all excluded) keeps the labeled side
+        with np.errstate(invalid="ignore"):
             return np.where(np.isfinite(pooled), _mix(labeled, pooled, BACKGROUND_SHARE), labeled)
 
     def loo(self, pos, neg, pos_rows, neg_rows):
@@ -104,10 +110,8 @@ class KernelTerm(object):
             X = np.asarray(X, np.float32)[rows]
             sims = [X @ self.P.T, X @ self.N.T]
             itself = rows[:, None] == own[None, :]  # when in the subset
-            sims[side] = np.where(itself, -np.inf, sims[side])
-            # the mean over the others: exp(-inf) adds 0, so rescale by how many count
-            n = sims[side].shape[1] / np.maximum(sims[side].shape[1] - itself.sum(axis=1), 1)
-            own_side = _lse_mean(sims[side], self.beta) + np.log(n)
-            lse = [own_side, _lse_mean(sims[1 - side], self.beta)][::1 if side == 0 else -1]
+            # (each side has >= 2 rows: one left out leaves some)
+            lse = [_lse_mean_others(S, itself, self.beta) if i == side else _lse_mean(S, self.beta)
+                   for i, S in enumerate(sims)]
             out.append(lse[0] - self._negative(X, lse[1]))
         return out[0], out[1]
