@@ -27,9 +27,10 @@ targets it still misses are printed by the bench):
   :mod:`.kernel` added to the standardized prototype score (0 = prototypes
   only); "auto" is ``COMMON_KERNEL_WEIGHT`` for a common concept,
   ``RARE_KERNEL_WEIGHT`` for a rare one from ``KERNEL_POOL_MIN_POS`` positive
-  labels with pool rows on its negative side (from ``KERNEL_MIN_POS``
-  without them, while positive labels outnumber negative ones), else 0. It
-  needs 2 labels per side.
+  labels where its negative side may take pool rows (their share shrinks as
+  suggestions pick the negative labels: :func:`.kernel.pool_share`; from
+  ``KERNEL_MIN_POS`` while positive labels outnumber negative ones), else 0.
+  It needs 2 labels per side.
 
 **Rare or common** ("auto" settings). The pool mean is a good stand-in for
 "not the concept" only when the concept is rare, and the pool covariance's top
@@ -209,7 +210,8 @@ class FewShotModel(object):
             self._decide(pos, neg, pool_sample, seed, background)
         whiten = self.whitens(len(pos))
         bg = background(whiten) if self.uses_background(len(pos)) else None
-        bg = self._whitening(bg, whiten, len(pos) - (int(np.sum(selected[0])) if selected is not None else 0))
+        picked = [int(np.sum(m)) for m in selected] if selected is not None else [0, 0]
+        bg = self._whitening(bg, whiten, len(pos) - picked[0])
         self.scorer.fit(pos, neg, background=bg, background_weight=self.background_weight())
         self._pos, self._neg = np.asarray(pos, np.float32), np.asarray(neg, np.float32)
         self.calibration = None
@@ -219,7 +221,7 @@ class FewShotModel(object):
         # the prototypes' scores of the pool, for the common concept's prior and the kernel's scale
         r = self.scorer.raw_scores(pool_sample, normalized=True) if self.choice == "common" or w > 0 else None
         self._fixed_prior = self._common_prior(pos, neg, pool_sample, seed, background, r)
-        self._fit_kernel(pool_sample, r, w, seed)
+        self._fit_kernel(pool_sample, r, w, seed, picked[1])
         return self
 
     def _whitening(self, bg, whiten, num_pos):
@@ -261,16 +263,17 @@ class FewShotModel(object):
             return 1.0 - other.calibration.prior, "negatives"
         return float(np.mean(r > 0)), "boundary"
 
-    def _fit_kernel(self, pool_sample, r, w, seed):
+    def _fit_kernel(self, pool_sample, r, w, seed, picked_neg):
         """The kernel term (weight ``w``) and the pool statistics both scores
-        are standardized with (``r``: the prototypes' scores of the pool)."""
+        are standardized with (``r``: the prototypes' scores of the pool;
+        ``picked_neg``: how many negative labels suggestions picked)."""
         self._kernel = None
         if w <= 0:
             return
-        bg = None
-        if self._kernel_pool_rows(len(self._pos), len(self._neg)):
+        bg, share = None, kernel.pool_share(len(self._neg), picked_neg)
+        if self._kernel_pool_rows(len(self._pos), len(self._neg)) and share > 0:
             bg = np.asarray(pool_sample)[r < np.quantile(r, 1.0 - kernel.BACKGROUND_TOP_OUT)]
-        term = KernelTerm(self._pos, self._neg, seed=seed, background=bg)
+        term = KernelTerm(self._pos, self._neg, seed=seed, background=bg, share=share)
         k = term.scores(pool_sample)
         self._kernel = (term, float(w), float(np.median(r)), float(r.std()) or 1.0,
                         float(np.median(k)), float(k.std()) or 1.0)
@@ -298,6 +301,7 @@ class FewShotModel(object):
         """What this fit used: the rare/common decision and the effective settings."""
         cal = self.calibration
         whitened = bool(self.scorer.background is not None and self.scorer.background.whitened)
+        rows = bool(self._kernel and self._kernel[0].B is not None)
         return {
             "concept": self.choice,
             "probe_prior": None if self.probe_prior is None else round(float(self.probe_prior), 4),
@@ -307,7 +311,8 @@ class FewShotModel(object):
             "calibration": cal.method if cal is not None else None,
             "recalibrated_on": cal.recal[2] if cal is not None and cal.recal else 0,
             "kernel_weight": self._kernel[1] if self._kernel else 0.0,
-            "kernel_pool_rows": bool(self._kernel and self._kernel[0].B is not None),
+            "kernel_pool_rows": rows,
+            "kernel_pool_share": round(self._kernel[0].share, 4) if rows else 0.0,
             "power": self._power,
         }
 

@@ -113,6 +113,29 @@ def test_quality_readout_is_reported_and_kept_in_history(trained, plugin):
     assert "nearest labels 0.5 (and pool rows)" in plugin.panels.render.scorer_line(last["scorer"])
 
 
+def test_negatives_picked_by_suggestions_shrink_the_pool_rows_share(ds, plugin):
+    """The nearest-labels term's pool rows stand in for random negatives: their
+    share of its negative side is half times the share of negative labels that
+    suggestions did not pick (picked ones are the hard negatives the rows
+    diluted), as the run's scorer records and the train used."""
+    run("start_session", ds, embedding_field=EMB)
+    run("label_positive", ds, selected=class_ids(ds, "Trouser", 6))
+    run("label_negative", ds, selected=class_ids(ds, "Trouser", 6, exclude=True))
+    sc = run("train_and_label", ds)["scorer"]
+    assert sc["concept"] == "rare" and sc["kernel_pool_rows"] and sc["kernel_pool_share"] == 0.5, sc
+    ids = run("suggest_samples", ds, num_samples=10)["ids"]
+    _answer(ds, ids)
+    # more random negatives than positives, so the rows stay in whatever the answers were
+    run("label_negative", ds, selected=class_ids(ds, "Trouser", 30, exclude=True)[6:])
+    truth = dict(zip(*ds.select(ids).values(["id", "ground_truth.label"])))
+    picked = {i for i in ids if truth[i] != "Trouser"}  # (some may be among the 30 as well)
+    negatives = picked | set(class_ids(ds, "Trouser", 30, exclude=True))
+    sc = run("train_and_label", ds)["scorer"]
+    assert sc["concept"] == "rare" and sc["recalibrated_on"] == 10, sc
+    want = 0.5 * (len(negatives) - len(picked)) / len(negatives)
+    assert 0 < want < 0.5 and sc["kernel_pool_share"] == pytest.approx(want, abs=1e-4), (sc, len(picked))
+
+
 @pytest.mark.parametrize(
     "kw, msg",
     [

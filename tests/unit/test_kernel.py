@@ -172,3 +172,29 @@ def test_recalibration_never_inverts_the_ranking():
     calibration.recalibrate(cal, s[picked], np.r_[np.zeros(10), np.ones(10)][np.argsort(np.argsort(-s[picked]))], s)
     assert cal.recal[0] >= calibration.MIN_SLOPE
     assert np.all(np.diff(cal.predict_proba(np.sort(s))) >= -1e-12)
+
+
+def test_pool_rows_give_way_to_negatives_picked_by_suggestions():
+    """Negatives that suggestions picked are the hard ones near the top and the
+    boundary: the pool rows' share of the negative side shrinks with their
+    share of the negative labels, and is 0 when suggestions picked all."""
+    assert kernel.pool_share(10, 0) == kernel.BACKGROUND_SHARE
+    assert kernel.pool_share(10, 5) == pytest.approx(kernel.BACKGROUND_SHARE / 2)
+    assert kernel.pool_share(10, 10) == 0.0 and kernel.pool_share(0, 0) == 0.0
+    X, y = union_concept(0.03, n=5000, members=1)
+    pos, neg, rest = split(y, 12, 0)
+    fits = {}
+    for picked in (0, 6, 12):
+        sel = (np.zeros(len(pos), bool), np.arange(len(neg)) < picked)
+        fits[picked] = m = FewShotModel().fit(X[pos], X[neg], X[rest], selected=sel)
+        assert m.choice == "rare" and m.describe()["kernel_weight"] == 0.5
+    assert fits[0]._kernel[0].share == kernel.BACKGROUND_SHARE and fits[6]._kernel[0].share == pytest.approx(0.25)
+    assert fits[12].describe()["kernel_pool_rows"] is False
+    # all picked: the labeled negatives alone, as a term without pool rows scores
+    plain = KernelTerm(fits[12]._pos, fits[12]._neg).scores(X[rest])
+    np.testing.assert_allclose(fits[12]._kernel[0].scores(X[rest]), plain, atol=1e-5)
+    # the share is what the negative side mixes: a quarter moves the scores off both ends
+    half, quarter = fits[0]._kernel[0].scores(X[rest]), fits[6]._kernel[0].scores(X[rest])
+    assert not np.allclose(quarter, half, atol=1e-4) and not np.allclose(quarter, plain, atol=1e-4)
+    term = KernelTerm(fits[6]._pos, fits[6]._neg, background=fits[0]._kernel[0].B, share=0.25)
+    np.testing.assert_allclose(quarter, term.scores(X[rest]), atol=1e-5)
