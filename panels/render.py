@@ -174,7 +174,10 @@ def scorer_line(sc):
             whitened = ", whitened" + (" (shrinkage %.3g)" % sc["shrinkage"] if sc.get("shrinkage") else "")
         parts.append("pool background %g%s" % (sc.get("background_weight") or 0, whitened))
     if sc.get("kernel_weight"):
-        pool_rows = " (and pool rows)" if sc.get("kernel_pool_rows") else ""
+        pool_rows, share = "", sc.get("kernel_pool_share")
+        if sc.get("kernel_pool_rows"):  # (a summary from before the share was recorded has none)
+            shrunk = share not in (None, 0.5)  # (suggestions picked some of the negatives)
+            pool_rows = " (and pool rows: %.2g of its negative side)" % share if shrunk else " (and pool rows)"
         parts.append("nearest labels %g%s" % (sc["kernel_weight"], pool_rows))
     if sc.get("recalibrated_on"):
         parts.append("calibrated on %d labels from suggestions" % sc["recalibrated_on"])

@@ -71,7 +71,7 @@ from .maps import quantile_prior
 from .loo import MAX_LOO, SUSPECT_THRESHOLD, SUSPECT_Z, loo_scores, suspects
 from .background import DEFAULT_BACKGROUND_WEIGHT, DEFAULT_SHRINKAGE, Background, auto_shrinkage
 from .rocchio import RocchioScorer, ScoringError, sigmoid
-from .settings import check_model_settings
+from .settings import check_model_settings, picked_counts
 
 WHITEN_MIN_LABELS = 5
 RARE_BACKGROUND_WEIGHT = DEFAULT_BACKGROUND_WEIGHT
@@ -87,7 +87,7 @@ NEGATIVES_MODEL_MIN = 10  # a common concept's prior from the negatives' model (
 COMMON_KERNEL_WEIGHT = 1.0
 RARE_KERNEL_WEIGHT = 0.5
 KERNEL_MIN_POS = 10  # a rare concept's kernel term lost AP below this (bench_quality.py)
-KERNEL_POOL_MIN_POS = 5  # ... with pool rows on its negative side, from this many
+KERNEL_POOL_MIN_POS = 5  # ... where pool rows or suggested negatives fill its negative side, from this many
 
 
 class FewShotModel(object):
@@ -210,7 +210,7 @@ class FewShotModel(object):
             self._decide(pos, neg, pool_sample, seed, background)
         whiten = self.whitens(len(pos))
         bg = background(whiten) if self.uses_background(len(pos)) else None
-        picked = [int(np.sum(m)) for m in selected] if selected is not None else [0, 0]
+        picked = picked_counts(selected, len(pos), len(neg))
         bg = self._whitening(bg, whiten, len(pos) - picked[0])
         self.scorer.fit(pos, neg, background=bg, background_weight=self.background_weight())
         self._pos, self._neg = np.asarray(pos, np.float32), np.asarray(neg, np.float32)
@@ -312,7 +312,7 @@ class FewShotModel(object):
             "recalibrated_on": cal.recal[2] if cal is not None and cal.recal else 0,
             "kernel_weight": self._kernel[1] if self._kernel else 0.0,
             "kernel_pool_rows": rows,
-            "kernel_pool_share": round(self._kernel[0].share, 4) if rows else 0.0,
+            "kernel_pool_share": float("%.3g" % self._kernel[0].share) if rows else 0.0,
             "power": self._power,
         }
 
@@ -360,6 +360,7 @@ class FewShotModel(object):
         the calibration's sample of labels can leave most of them out."""
         if selected is None:
             return None
+        picked_counts(selected, len(self._pos), len(self._neg))  # (checks the masks)
         rng = np.random.default_rng(seed)
         rows = []
         for m in selected:

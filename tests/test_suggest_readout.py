@@ -133,7 +133,24 @@ def test_negatives_picked_by_suggestions_shrink_the_pool_rows_share(ds, plugin):
     sc = run("train_and_label", ds)["scorer"]
     assert sc["concept"] == "rare" and sc["recalibrated_on"] == 10, sc
     want = 0.5 * (len(negatives) - len(picked)) / len(negatives)
-    assert 0 < want < 0.5 and sc["kernel_pool_share"] == pytest.approx(want, abs=1e-4), (sc, len(picked))
+    assert 0 < want < 0.5 and sc["kernel_pool_share"] == pytest.approx(want, abs=1e-3), (sc, len(picked))
+    last = run("get_session", ds)["last_train"]  # what the panel renders
+    line = "nearest labels 0.5 (and pool rows: %.2g of its negative side)" % sc["kernel_pool_share"]
+    assert line in plugin.panels.render.scorer_line(last["scorer"])
+
+
+def test_random_draws_of_a_suggestion_are_random_labels(trained, plugin):
+    """A suggestion's random share is not picked by score: only its top-scored
+    and boundary samples are recorded as suggested (what the calibration, the
+    whitening's label count and the pool rows' share treat as picked)."""
+    ds = trained
+    state = plugin.operators.state.SessionState(ds)
+    run("train_and_label", ds)
+    r = run("suggest_samples", ds, num_samples=10, top_fraction=0.2, random_fraction=0.5)
+    assert (r["num_top_scored"], r["num_boundary"], r["num_random"]) == (2, 3, 5)
+    assert state.suggested_batches() == [r["ids"][:5]]
+    r2 = run("suggest_samples", ds, num_samples=4, top_fraction=0.0, random_fraction=1.0)
+    assert r2["num_random"] == 4 and state.suggested_batches() == [r["ids"][:5]]  # nothing recorded
 
 
 @pytest.mark.parametrize(

@@ -198,3 +198,26 @@ def test_pool_rows_give_way_to_negatives_picked_by_suggestions():
     assert not np.allclose(quarter, half, atol=1e-4) and not np.allclose(quarter, plain, atol=1e-4)
     term = KernelTerm(fits[6]._pos, fits[6]._neg, background=fits[0]._kernel[0].B, share=0.25)
     np.testing.assert_allclose(quarter, term.scores(X[rest]), atol=1e-5)
+
+
+def test_masks_of_picked_labels_are_checked():
+    """One true/false flag per label, per side; None for a side: none picked
+    (a Python API caller's masks that do not fit raise instead of miscounting)."""
+    from scoring.settings import picked_counts
+
+    assert picked_counts(None, 3, 4) == [0, 0]
+    assert picked_counts(([True, False, True], None), 3, 4) == [2, 0]
+    assert picked_counts((np.array([1, 0, 0]), np.ones(4, bool)), 3, 4) == [1, 4]
+    for bad in ((np.ones(3, bool), np.ones(5, bool)), (np.ones(2, bool), None), (np.array([5, 7, 0]), None),
+                np.ones(3, bool)):
+        with pytest.raises(ScoringError, match="one true/false flag per label"):
+            picked_counts(bad, 3, 4)
+    X, y = union_concept(0.03, n=3000, members=1)
+    pos, neg, rest = split(y, 6, 0)
+    m = FewShotModel().fit(X[pos], X[neg], X[rest], selected=(np.ones(6, bool), None))
+    assert m.describe()["kernel_pool_share"] == kernel.BACKGROUND_SHARE
+    with pytest.raises(ScoringError, match="one true/false flag"):
+        FewShotModel().fit(X[pos], X[neg], X[rest], selected=(np.ones(6, bool), np.ones(7, bool)))
+    m.fit_calibration(m.raw_scores(X[rest]), selected=(np.ones(6, bool), None))
+    with pytest.raises(ScoringError, match="one true/false flag"):
+        m.fit_calibration(m.raw_scores(X[rest]), selected=(np.ones(6, bool), np.ones(7, bool)))
