@@ -339,3 +339,30 @@ def test_a_train_run_by_a_worker_shows_in_the_grid_without_a_reload(app, fo, plu
         expect(page.get_by_role("heading", name="Iteration 1")).to_be_visible(timeout=60_000)
         expect(tiles.first.locator("[data-cy=tag-fewshot_prediction]")).to_be_visible(timeout=30_000)
         shot(page, "12-delegated-train-shown")
+
+
+def test_the_panel_says_how_much_of_the_term_is_pool_rows(app, fo, plugin):
+    """Once suggested negatives are labeled, the pool rows are less than half of
+    the nearest-labels term's negative side, and the panel's scorer line says so."""
+    from conftest import EMB, class_ids, run
+    from playwright.sync_api import expect
+
+    ds, url = app
+    run("start_session", ds, embedding_field=EMB)
+    run("label_positive", ds, selected=class_ids(ds, "Trouser", 6))
+    run("label_negative", ds, selected=class_ids(ds, "Trouser", 20, exclude=True))
+    run("train_and_label", ds)
+    ids = run("suggest_samples", ds, num_samples=10)["ids"]
+    truth = dict(zip(*ds.select(ids).values(["id", "ground_truth.label"])))
+    for name, keep in (("label_positive", True), ("label_negative", False)):
+        chosen = [i for i in ids if (truth[i] == "Trouser") == keep]
+        if chosen:
+            run(name, ds, selected=chosen)
+    share = run("train_and_label", ds)["scorer"]["kernel_pool_share"]
+    assert 0 < share < 0.5
+    with _page("failure-pool-share") as (page, shot):
+        page.goto(url)
+        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
+        _open_panel(page, page.get_by_role("heading", name="Iteration 2"))
+        expect(page.get_by_text("(and pool rows: %.2g of its negative side)" % share, exact=False)).to_be_visible()
+        shot(page, "13-pool-rows-share")
