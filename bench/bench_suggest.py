@@ -29,12 +29,11 @@ MIXES = [(0.2, 0.0), (0.1, 0.0), (0.0, 0.0), (0.1, 0.3)]
 SETTINGS = {}  # the model's settings (--ours), for every strategy
 
 
-def fit(pool, lab, suggested=False, random_rows=()):
+def fit(pool, lab, suggested=False):
     """The model on labels ``lab``; with ``suggested``, those after the 1 + 1
-    start are marked as picked by suggestions, except the random draws
-    ``random_rows`` (as the plugin records them)."""
+    start are marked as picked by suggestions (as the plugin records them)."""
     t = pool.truth[lab]
-    picked = (np.arange(len(lab)) >= 2) & ~np.isin(lab, random_rows)
+    picked = np.arange(len(lab)) >= 2
     sel = (picked[t], picked[~t]) if suggested else None
     m = FewShotModel(**SETTINGS)
     m.fit(pool.X[lab[t]], pool.X[lab[~t]], pool.X, background=pool.background, selected=sel)
@@ -51,20 +50,17 @@ def loop(pool, held_X, held_t, start, pick, suggested=False):
         chosen = pick(lab, unl, r)
         found += int(pool.truth[chosen].sum())
         labeled.extend(chosen.tolist())
-    final = fit(pool, np.array(labeled), suggested, getattr(pick, "random_rows", ()))[0]
-    return found, q.average_precision(final.raw_scores(held_X), held_t)
+    return found, q.average_precision(fit(pool, np.array(labeled), suggested)[0].raw_scores(held_X), held_t)
 
 
 def suggested(pool, top, rand):
     def pick(lab, unl, r):
-        m, sel = fit(pool, lab, suggested=True, random_rows=pick.random_rows)
+        m, sel = fit(pool, lab, suggested=True)
         raw = m.raw_scores(pool.X[unl])
         m.fit_calibration(raw, selected=sel)
-        idx, _, n_rand = suggest(m.proba(raw), PER_ROUND, top_fraction=top, random_fraction=rand, seed=r)
-        pick.random_rows = np.r_[pick.random_rows, unl[idx[len(idx) - n_rand:]]].astype(np.int64)
+        idx, _, _ = suggest(m.proba(raw), PER_ROUND, top_fraction=top, random_fraction=rand, seed=r)
         return unl[idx]
 
-    pick.random_rows = np.zeros(0, np.int64)  # the random draws: random labels, not picked by score
     return pick
 
 

@@ -33,11 +33,7 @@ def suggest_samples(dataset, view, params):
     idx, n_top, n_rand = suggest(np.asarray([probs[i] for i in keep]), p["num_samples"], p["top_fraction"],
                                  random_fraction=p["random_fraction"], seed=int(cfg.get("iteration") or 0))
     chosen = [ids[i] for i in idx]
-    if len(chosen) > n_rand:
-        # the top-scored and boundary ones: their labels are picked by score (the
-        # calibration, the whitening's label count and the nearest-labels term's pool
-        # rows treat them so); the random draws (last) are random labels
-        SessionState(dataset).add_suggested(chosen[: len(chosen) - n_rand])
+    SessionState(dataset).add_suggested(chosen)  # their labels are picked by score (calibration)
     summary = {"num_suggested": len(chosen), "num_top_scored": n_top,
                "num_boundary": len(chosen) - n_top - n_rand, "num_random": n_rand, "ids": chosen}
     return dataset.select(chosen, ordered=True), summary

@@ -139,18 +139,17 @@ def test_negatives_picked_by_suggestions_shrink_the_pool_rows_share(ds, plugin):
     assert line in plugin.panels.render.scorer_line(last["scorer"])
 
 
-def test_random_draws_of_a_suggestion_are_random_labels(trained, plugin):
-    """A suggestion's random share is not picked by score: only its top-scored
-    and boundary samples are recorded as suggested (what the calibration, the
-    whitening's label count and the pool rows' share treat as picked)."""
+def test_random_draws_of_a_suggestion_count_as_suggested(trained, plugin):
+    """A suggestion is recorded whole, its random share too (recording only the
+    top-scored and boundary samples measured worse in bench_suggest.py): the
+    calibration, the whitening's label count and the pool rows' share count
+    all of it as picked."""
     ds = trained
     state = plugin.operators.state.SessionState(ds)
     run("train_and_label", ds)
     r = run("suggest_samples", ds, num_samples=10, top_fraction=0.2, random_fraction=0.5)
     assert (r["num_top_scored"], r["num_boundary"], r["num_random"]) == (2, 3, 5)
-    assert state.suggested_batches() == [r["ids"][:5]]
-    r2 = run("suggest_samples", ds, num_samples=4, top_fraction=0.0, random_fraction=1.0)
-    assert r2["num_random"] == 4 and state.suggested_batches() == [r["ids"][:5]]  # nothing recorded
+    assert state.suggested_batches() == [r["ids"]]
 
 
 @pytest.mark.parametrize(
