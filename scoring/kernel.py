@@ -57,8 +57,10 @@ SELF_COSINE = 0.9999
 def pool_share(num_neg, num_picked):
     """The pool rows' share of the negative side: ``BACKGROUND_SHARE`` times
     the share of the ``num_neg`` negative labels that suggestions did not pick
-    (``num_picked``). Picked negatives are the top-scored and boundary samples,
-    the hard ones; pool rows, mostly easy negatives, diluted them
+    (``num_picked``). Picked negatives are mostly the top-scored and boundary
+    samples, the hard ones (a suggestion's random draws count with them, as
+    the plugin records suggestions whole); pool rows, mostly easy negatives,
+    diluted them
     (``bench/bench_suggest.py``, 6 seeds, held-out AP after 50 suggested labels:
     share 0.5: 0.823 / 0.896, 0: 0.830 / 0.904 on Fashion-MNIST / digits)."""
     if num_neg <= 0:

@@ -135,7 +135,8 @@ class FewShotModel(object):
         return RARE_KERNEL_WEIGHT if self.choice == "rare" and enough else 0.0
 
     def _kernel_pool_rows(self, num_pos, num_neg):
-        """Whether the kernel term's negative side takes pool rows: where the
+        """Whether the kernel term's negative side may take pool rows (their
+        share: :func:`.kernel.pool_share`): where the
         pool stands in for negatives (a rare concept as "auto" decided it; not
         with explicit settings, which may be a common concept's), and not once most labels
         are positive (suggestions that come back mostly positive: a common

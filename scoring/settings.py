@@ -74,8 +74,11 @@ def picked_counts(selected, num_pos, num_neg):
     """How many positive and negative labels ``selected`` (the masks of
     :meth:`.model.FewShotModel.fit`; None: none, per side too) marks as picked by
     suggestions; ScoringError when a mask is not one flag per label."""
+    selected = (None, None) if selected is None else selected
+    if len(selected) != 2:
+        raise ScoringError("Labels picked by suggestions are two masks: (positives, negatives)")
     out = []
-    for m, n in zip(selected if selected is not None else (None, None), (num_pos, num_neg)):
+    for m, n in zip(selected, (num_pos, num_neg)):
         m = np.zeros(n, bool) if m is None else np.asarray(m)
         if m.shape != (n,) or not (m.dtype == bool or np.isin(m, (0, 1)).all()):
             raise ScoringError("A mask of labels picked by suggestions needs one true/false flag per label (%d)" % n)

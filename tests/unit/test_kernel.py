@@ -208,9 +208,11 @@ def test_masks_of_picked_labels_are_checked():
     assert picked_counts(None, 3, 4) == [0, 0]
     assert picked_counts(([True, False, True], None), 3, 4) == [2, 0]
     assert picked_counts((np.array([1, 0, 0]), np.ones(4, bool)), 3, 4) == [1, 4]
-    for bad in ((np.ones(3, bool), np.ones(5, bool)), (np.ones(2, bool), None), (np.array([5, 7, 0]), None),
-                np.ones(3, bool)):
+    for bad in ((np.ones(3, bool), np.ones(5, bool)), (np.ones(2, bool), None), (np.array([5, 7, 0]), None)):
         with pytest.raises(ScoringError, match="one true/false flag per label"):
+            picked_counts(bad, 3, 4)
+    for bad in (np.ones(3, bool), (np.ones(3, bool),)):
+        with pytest.raises(ScoringError, match="two masks"):
             picked_counts(bad, 3, 4)
     X, y = union_concept(0.03, n=3000, members=1)
     pos, neg, rest = split(y, 6, 0)
