@@ -193,6 +193,7 @@ class FewShotModel(object):
         vectors did no better: bench_quality.py --ours power=auto, 31 targets
         missed either way, and cost a second background fit)."""
         self.choice = None
+        picked = picked_counts(selected, len(pos), len(neg))  # (checked before any work)
         self._power = power.choose(self.settings["power"], pos, neg, pool_sample)
         pos, neg, pool_sample = (power.transform(a, self._power) for a in (pos, neg, pool_sample))
         if background is not None and self._power != 1.0:
@@ -211,7 +212,6 @@ class FewShotModel(object):
             self._decide(pos, neg, pool_sample, seed, background)
         whiten = self.whitens(len(pos))
         bg = background(whiten) if self.uses_background(len(pos)) else None
-        picked = picked_counts(selected, len(pos), len(neg))
         bg = self._whitening(bg, whiten, len(pos) - picked[0])
         self.scorer.fit(pos, neg, background=bg, background_weight=self.background_weight())
         self._pos, self._neg = np.asarray(pos, np.float32), np.asarray(neg, np.float32)
