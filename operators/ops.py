@@ -158,8 +158,9 @@ class TrainAndLabel(_Delegable):
                         "Pool mean weight in the negative prototype "
                         "(auto: 3 for a rare concept, 0 for a common one; or a number >= 0)")
         _auto_or_number(inputs, prev, "kernel_weight",
-                        "Nearest-labels term weight (auto: 1 for a common concept, 0.5 for a rare one "
-                        "from 5 positive labels, 10 while positives outnumber negatives; 0: prototypes only)")
+                        "Nearest-labels term weight (auto: 1 for a common concept, up to 2 from 10 to 20 "
+                        "labels per side; 0.5 for a rare one from 5 positive labels, 10 while positives "
+                        "outnumber negatives; 0: prototypes only)")
         _auto_or_number(inputs, prev, "shrinkage",
                         "Whitening shrinkage (auto: 3000 / k^2 within 10-100 for a rare concept, k = positive "
                         "labels not from suggestions; or a number > 0; lower whitens harder)")

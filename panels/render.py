@@ -135,7 +135,8 @@ def advanced(panel, s):
     opts.str("kernel_weight", label="Nearest-labels weight",
              default=str(s.kernel_weight if s.kernel_weight is not None else "auto"),
              description="weight of the similarity to the nearest labeled examples next to the prototypes "
-                         "(0: prototypes only; auto: 1 for a common concept, 0.5 for a rare one from 5 positives, "
+                         "(0: prototypes only; auto: 1 for a common concept, up to 2 from 10 to 20 labels per side; "
+                         "0.5 for a rare one from 5 positives, "
                          "10 while positives outnumber negatives)")
     opts.str("power", label="Power transform",
              default=str(s.power if s.power is not None else "auto"),

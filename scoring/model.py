@@ -25,7 +25,8 @@ targets it still misses are printed by the bench):
   anything else ("auto": 0.75 for nonnegative embeddings, else none; 1: off);
 - ``kernel_weight`` ("auto"): weight of the soft nearest-neighbour term of
   :mod:`.kernel` added to the standardized prototype score (0 = prototypes
-  only); "auto" is ``COMMON_KERNEL_WEIGHT`` for a common concept,
+  only); "auto" is :func:`.kernel.common_weight` for a common concept (1,
+  growing from 10 labels per side to 2 at 20),
   ``RARE_KERNEL_WEIGHT`` for a rare one from ``KERNEL_POOL_MIN_POS`` positive
   labels where its negative side may take pool rows (their share shrinks as
   suggestions pick the negative labels: :func:`.kernel.pool_share`; from
@@ -84,7 +85,6 @@ RARE_UNLESS = 0.25
 # as well or better
 NEGATIVES_PROBE_MIN = 5
 NEGATIVES_MODEL_MIN = 10  # a common concept's prior from the negatives' model (_common_prior)
-COMMON_KERNEL_WEIGHT = 1.0
 RARE_KERNEL_WEIGHT = 0.5
 KERNEL_MIN_POS = 10  # a rare concept's kernel term lost AP below this (bench_quality.py)
 KERNEL_POOL_MIN_POS = 5  # ... where pool rows or suggested negatives fill its negative side, from this many
@@ -130,7 +130,7 @@ class FewShotModel(object):
         if w != "auto":
             return w
         if self.choice == "common":
-            return COMMON_KERNEL_WEIGHT
+            return kernel.common_weight(num_pos, num_neg)
         enough = num_pos >= (KERNEL_POOL_MIN_POS if self._kernel_pool_rows(num_pos, num_neg) else KERNEL_MIN_POS)
         return RARE_KERNEL_WEIGHT if self.choice == "rare" and enough else 0.0
 

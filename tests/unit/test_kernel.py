@@ -121,6 +121,19 @@ def test_a_common_multi_kind_concept_ranks_better_with_the_term():
     assert np.mean(gains) > 0.01 and min(gains) > -0.005, gains
 
 
+def test_a_common_concepts_term_weighs_more_with_more_labels():
+    """auto: 1 up to 10 labels on the smaller side, then labels / 10, at most 2
+    (the nearest labels cover the concept's kinds better as labels grow)."""
+    X, y = union_concept(0.4, n=1500)
+    for kp, kn, want in ((5, 5, 1.0), (10, 10, 1.0), (15, 30, 1.5), (30, 15, 1.5), (20, 20, 2.0), (40, 40, 2.0)):
+        pos, neg, rest = split(y, kp, 0, k_neg=kn)
+        m = FewShotModel().fit(X[pos], X[neg], X[rest])
+        assert m.choice == "common" and m.describe()["kernel_weight"] == want, (kp, kn)
+    # an explicit weight is kept whatever the number of labels
+    pos, neg, rest = split(y, 20, 0)
+    assert FewShotModel(kernel_weight=1.0).fit(X[pos], X[neg], X[rest]).describe()["kernel_weight"] == 1.0
+
+
 def test_kernel_weight_auto_rules_and_settings():
     X, y = union_concept(0.03, n=5000, members=1)
     # (positives, negatives) -> weight, pool rows: from 5 positives with the
