@@ -26,7 +26,8 @@ targets it still misses are printed by the bench):
 - ``kernel_weight`` ("auto"): weight of the soft nearest-neighbour term of
   :mod:`.kernel` added to the standardized prototype score (0 = prototypes
   only); "auto" is :func:`.kernel.common_weight` for a common concept (1,
-  growing from 10 labels per side to 2 at 20),
+  growing from 10 labels per side to 2 at 20; labels picked by suggestions
+  do not count),
   ``RARE_KERNEL_WEIGHT`` for a rare one from ``KERNEL_POOL_MIN_POS`` positive
   labels where its negative side may take pool rows (their share shrinks as
   suggestions pick the negative labels: :func:`.kernel.pool_share`; from
@@ -123,26 +124,28 @@ class FewShotModel(object):
             return w
         return 0.0 if self.choice == "common" else RARE_BACKGROUND_WEIGHT
 
-    def kernel_weight(self, num_pos, num_neg):
+    def kernel_weight(self, num_pos, num_neg, picked=(0, 0)):
+        """``picked``: the positive and negative labels suggestions picked
+        (:func:`.kernel.common_weight` counts the others)."""
         w = self.settings["kernel_weight"]
         if min(num_pos, num_neg) < 2:
             return 0.0
         if w != "auto":
             return w
         if self.choice == "common":
-            return kernel.common_weight(num_pos, num_neg)
+            return kernel.common_weight(num_pos - picked[0], num_neg - picked[1])
         enough = num_pos >= (KERNEL_POOL_MIN_POS if self._kernel_pool_rows(num_pos, num_neg) else KERNEL_MIN_POS)
         return RARE_KERNEL_WEIGHT if self.choice == "rare" and enough else 0.0
 
     def _kernel_pool_rows(self, num_pos, num_neg):
         """Whether the kernel term's negative side may take pool rows (their
-        share: :func:`.kernel.pool_share`): where the
-        pool stands in for negatives (a rare concept as "auto" decided it; not
-        with explicit settings, which may be a common concept's), and not once most labels
+        share: :func:`.kernel.pool_share`): where the pool stands in for
+        negatives (a rare concept as "auto" decided it; not with explicit
+        settings, which may be a common concept's), and not once most labels
         are positive (suggestions that come back mostly positive: a common
         concept taken for rare, which the pool rows, mostly its own samples
-        then, made worse: bench_quality.py's loop, Fashion-MNIST 50%, F1
-        0.79 -> 0.38 in one trial)."""
+        then, made worse: bench_quality.py's loop, Fashion-MNIST 50%, F1 0.79
+        -> 0.38 in one trial)."""
         return self.choice == "rare" and self.background_weight() > 0 and num_pos <= num_neg
 
     def uses_background(self, num_pos):
@@ -216,7 +219,7 @@ class FewShotModel(object):
         self.scorer.fit(pos, neg, background=bg, background_weight=self.background_weight())
         self._pos, self._neg = np.asarray(pos, np.float32), np.asarray(neg, np.float32)
         self.calibration = None
-        w = self.kernel_weight(len(pos), len(neg))
+        w = self.kernel_weight(len(pos), len(neg), picked)
         if w > 0 and (pool_sample is None or len(pool_sample) == 0):
             raise ScoringError("The kernel term needs a sample of the unlabeled pool")
         # the prototypes' scores of the pool, for the common concept's prior and the kernel's scale

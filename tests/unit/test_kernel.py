@@ -132,6 +132,12 @@ def test_a_common_concepts_term_weighs_more_with_more_labels():
     # an explicit weight is kept whatever the number of labels
     pos, neg, rest = split(y, 20, 0)
     assert FewShotModel(kernel_weight=1.0).fit(X[pos], X[neg], X[rest]).describe()["kernel_weight"] == 1.0
+    # labels picked by suggestions do not count (measured on random labels only;
+    # with picked ones the growth cost ECE in bench_quality.py's loop)
+    for picked, want in ((0, 2.0), (5, 1.5), (10, 1.0), (20, 1.0)):
+        sel = (np.arange(20) < picked, np.arange(20) < picked)
+        m = FewShotModel().fit(X[pos], X[neg], X[rest], selected=sel)
+        assert m.choice == "common" and m.describe()["kernel_weight"] == want, picked
 
 
 def test_kernel_weight_auto_rules_and_settings():
