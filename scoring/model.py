@@ -124,7 +124,7 @@ class FewShotModel(object):
             return w
         return 0.0 if self.choice == "common" else RARE_BACKGROUND_WEIGHT
 
-    def kernel_weight(self, num_pos, num_neg, picked=(0, 0)):
+    def kernel_weight(self, num_pos, num_neg, picked):
         """``picked``: the positive and negative labels suggestions picked
         (:func:`.kernel.common_weight` counts the others)."""
         w = self.settings["kernel_weight"]
