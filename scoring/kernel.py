@@ -62,13 +62,15 @@ def common_weight(num_pos, num_neg):
     ``COMMON_WEIGHT_LABELS`` labels on the smaller side, then growing with them
     (labels / ``COMMON_WEIGHT_LABELS``), at most ``COMMON_WEIGHT_MAX``. The more
     labels, the better the nearest ones cover a concept's kinds (Tip-Adapter's
-    cache gains with shots). ``bench/bench_quality.py``, common concepts,
-    random labels, AP against weight 1: digits +0.005 at 15 labels per side,
-    +0.010 at 20 and 30, +0.016 at 40 (a weight of 3 gained more there);
-    Fashion-MNIST -0.001 to +0.002 (3 cost it 0.002 at 30-40 labels, hence
-    the cap). Over 1 at 5-10 labels: digits -0.004 to +0.003, Fashion-MNIST
-    40-50% -0.003 to -0.001. The model passes the labels not picked by
-    suggestions: measured on random labels; on the final labels of
+    cache gains with shots). ``bench/bench_quality.py``'s trials, common
+    concepts, random labels, AP against weight 1 at the 30-50% priors: digits
+    +0.002 to +0.007 at 15 labels per side (1.5), +0.006 to +0.013 at 20-40
+    (2); Fashion-MNIST 40% -0.0005 at 15, +0.0015 to +0.002 at 20-40, the
+    other priors within 0.0003. Uncapped (3 at 30, 4 at 40) digits gained
+    0.001-0.007 more and Fashion-MNIST 0-0.0006 less: capped at 2 until more
+    data sets say otherwise. Over 1 at 5-10 labels: digits -0.004 to +0.003,
+    Fashion-MNIST 40-50% -0.003 to -0.001. The model passes the labels not
+    picked by suggestions: measured on random labels; on the final labels of
     bench_quality.py's suggestion loop on digits (20 trials per cell) the
     growth moved AP by +-0.004 and ECE by -0.004 to +0.013 at the 30-70%
     priors (Fashion-MNIST's loop, 10 trials: within 0.002)."""
