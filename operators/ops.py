@@ -161,6 +161,10 @@ class TrainAndLabel(_Delegable):
                         "Nearest-labels term weight (auto: 1 for a common concept, up to 2 from 10 to 20 "
                         "labels per side; 0.5 for a rare one from 5 positive labels, 10 while positives "
                         "outnumber negatives; 0: prototypes only)")
+        _auto_or_number(inputs, prev, "neighbor_weight",
+                        "Pool neighbors' weight: the top-scored samples' scores are smoothed toward their "
+                        "nearest pool samples' (auto: 0.5 for a rare concept, 0 for a common one; 0: off; "
+                        "or a number from 0 to 1)")
         _auto_or_number(inputs, prev, "shrinkage",
                         "Whitening shrinkage (auto: 3000 / k^2 within 10-100 for a rare concept, k = positive "
                         "labels not from suggestions; or a number > 0; lower whitens harder)")

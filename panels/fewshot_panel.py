@@ -19,7 +19,7 @@ WAIT_FOR_WORKER = 600  # seconds the panel polls for a queued (delegated) train 
 # the inputs Train & Label sends, by the row (h_stack) that holds them
 TRAIN_INPUTS = {
     "settings": ("mode", "beta", "gamma", "temperature"),
-    "options": ("calibrate", "whiten", "background_weight", "kernel_weight", "power"),
+    "options": ("calibrate", "whiten", "background_weight", "kernel_weight", "neighbor_weight", "power"),
     "truth": ("ground_truth_field", "positive_class"),
 }
 

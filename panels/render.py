@@ -138,6 +138,10 @@ def advanced(panel, s):
                          "(0: prototypes only; auto: 1 for a common concept, up to 2 from 10 to 20 labels per side; "
                          "0.5 for a rare one from 5 positives, "
                          "10 while positives outnumber negatives)")
+    opts.str("neighbor_weight", label="Pool neighbors' weight",
+             default=str(s.neighbor_weight if s.neighbor_weight is not None else "auto"),
+             description="how much the top-scored samples' scores move toward their nearest pool samples' "
+                         "(0: off; auto: 0.5 for a rare concept, 0 for a common one)")
     opts.str("power", label="Power transform",
              default=str(s.power if s.power is not None else "auto"),
              description="each embedding value ^ power (auto: 0.75 for nonnegative, CNN-like "
@@ -180,6 +184,8 @@ def scorer_line(sc):
             shrunk = share not in (None, 0.5)  # (suggestions picked some of the negatives)
             pool_rows = " (and pool rows: %.2g of its negative side)" % share if shrunk else " (and pool rows)"
         parts.append("nearest labels %g%s" % (sc["kernel_weight"], pool_rows))
+    if sc.get("neighbor_weight"):
+        parts.append("pool neighbors %g (top %.0f%%)" % (sc["neighbor_weight"], 100 * (sc.get("neighbor_share") or 0)))
     if sc.get("recalibrated_on"):
         parts.append("calibrated on %d labels from suggestions" % sc["recalibrated_on"])
     return ("Scorer: " + "; ".join(parts)) if parts else None

@@ -42,7 +42,8 @@ class RareOrCommon(object):
     def _probe_prior(self, pos, neg, pool_sample, seed, background):
         """The pool's positive rate as a probe model (labeled prototypes only)
         estimates it: the mean of its calibration's prior and the quantile prior."""
-        probe = type(self)(**dict(self.settings, background_weight=0.0, kernel_weight=0.0, calibrate=True, power=1.0,
+        probe = type(self)(**dict(self.settings, background_weight=0.0, kernel_weight=0.0, neighbor_weight=0.0,
+                                  calibrate=True, power=1.0,
                                   whiten=self.whitens(len(pos)), shrinkage=self._shrinkage(DEFAULT_SHRINKAGE)))
         probe.fit(pos, neg, pool_sample, seed=seed, background=background)
         raw = probe.raw_scores(pool_sample)
@@ -69,7 +70,8 @@ class RareOrCommon(object):
         en = self._negatives_prior
         if en is not None and en < COMMON_PRIOR and len(neg) >= NEGATIVES_MODEL_MIN:
             # (its prior was measured with the fixed shrinkage: 0.93-0.98x below)
-            other = type(self)(**dict(self.settings, shrinkage=self._shrinkage(DEFAULT_SHRINKAGE), power=1.0))
+            other = type(self)(**dict(self.settings, shrinkage=self._shrinkage(DEFAULT_SHRINKAGE), power=1.0,
+                                      neighbor_weight=0.0))
             other._forced = "rare"
             other.fit(neg, pos, pool_sample, seed=seed, background=background)
             other.fit_calibration(other.raw_scores(pool_sample), seed=seed)

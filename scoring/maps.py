@@ -60,7 +60,7 @@ def common_map(pool_scores, lp, ln, own, seed, fixed, fixed_method, picked):
     return cal
 
 
-def rare_map(pool_scores, lp, ln, own, seed, rare_below):
+def rare_map(pool_scores, lp, ln, own, seed, rare_below, q=None):
     """A rare concept's map: the mixture, its rate refitted when the
     shape-free estimate ``q`` is lower ("quantile") or over ``QUANTILE_FLOOR``
     times higher ("quantile floor"), the latter only while ``q`` itself says
@@ -69,7 +69,7 @@ def rare_map(pool_scores, lp, ln, own, seed, rare_below):
     median, ``q`` ran to 0.5+ and a floor at a third of it cost F1 0.89 -> 0.44
     in a review's repro; the collapses had it at 0.01-0.13)."""
     cal = calibration.fit(pool_scores, lp, ln, own_pos=own, seed=seed)
-    q = quantile_prior(pool_scores, lp)
+    q = quantile_prior(pool_scores, lp) if q is None else q
     if q is None or cal.method != "mixture":
         return cal
     if q < cal.prior:

@@ -13,15 +13,18 @@ MODEL_DEFAULTS = dict(
     shrinkage="auto",
     background_weight="auto",
     kernel_weight="auto",
+    neighbor_weight="auto",
     power="auto",  # 0.75 for nonnegative embeddings (scoring/power.py)
 )
-REFERENCE = dict(MODEL_DEFAULTS, calibrate=False, whiten=False, background_weight=0.0, kernel_weight=0.0, power=1.0)
+REFERENCE = dict(MODEL_DEFAULTS, calibrate=False, whiten=False, background_weight=0.0, kernel_weight=0.0,
+                 neighbor_weight=0.0, power=1.0)
 MIN_POWER = 0.05  # (below, float32 powers flatten every vector to the same one)
 # "auto" (an emptied field too: every default is auto) or a number in [lo, hi]
 AUTO_NUMBERS = {
     "shrinkage": (0.0, np.inf, "a finite number >= 0"),
     "background_weight": (0.0, np.inf, "a finite number >= 0"),
     "kernel_weight": (0.0, np.inf, "a finite number >= 0"),
+    "neighbor_weight": (0.0, 1.0, "a number from 0 to 1 (0: off)"),
     "power": (MIN_POWER, 1.0, "a number from %g to 1 (1: embeddings as they are)" % MIN_POWER),
 }
 

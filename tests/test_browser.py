@@ -358,11 +358,20 @@ def test_the_panel_says_how_much_of_the_term_is_pool_rows(app, fo, plugin):
         chosen = [i for i in ids if (truth[i] == "Trouser") == keep]
         if chosen:
             run(name, ds, selected=chosen)
-    share = run("train_and_label", ds)["scorer"]["kernel_pool_share"]
-    assert 0 < share < 0.5
+    sc = run("train_and_label", ds)["scorer"]
+    share = sc["kernel_pool_share"]
+    assert 0 < share < 0.5 and sc["neighbor_weight"] == 0.5, sc
     with _page("failure-pool-share") as (page, shot):
         page.goto(url)
         page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
         _open_panel(page, page.get_by_role("heading", name="Iteration 2"))
         expect(page.get_by_text("(and pool rows: %.2g of its negative side)" % share, exact=False)).to_be_visible()
+        # the pool neighbors' smoothing, and its setting under Advanced settings (the session's: auto)
+        neighbors = "pool neighbors 0.5 (top %.0f%%)" % (100 * sc["neighbor_share"])
+        expect(page.get_by_text(neighbors, exact=False)).to_be_visible()
         shot(page, "13-pool-rows-share")
+        page.get_by_text("Advanced settings").click()
+        weight = page.get_by_text("Pool neighbors' weight", exact=True).locator("xpath=following::input[1]")
+        expect(weight).to_have_value("auto")
+        weight.scroll_into_view_if_needed()
+        shot(page, "14-pool-neighbors-setting")

@@ -106,11 +106,16 @@ def test_quality_readout_is_reported_and_kept_in_history(trained, plugin):
     # the nearest-labels term: 10 positives outnumber 3 negatives, so labeled negatives only;
     # once negatives are as many, half its negative side is pool rows (and the panel says so)
     assert sc["kernel_weight"] == 0.5 and not sc["kernel_pool_rows"], sc
+    assert sc["neighbor_weight"] == 0.0  # (nor the pool neighbors' smoothing)
+    assert "pool neighbors" not in plugin.panels.render.scorer_line(last["scorer"])
     run("label_negative", ds, selected=class_ids(ds, "Trouser", 10, exclude=True)[3:])
     sc = run("train_and_label", ds)["scorer"]
     assert sc["concept"] == "rare" and sc["kernel_weight"] == 0.5 and sc["kernel_pool_rows"], sc
     last = run("get_session", ds)["last_train"]
     assert "nearest labels 0.5 (and pool rows)" in plugin.panels.render.scorer_line(last["scorer"])
+    assert sc["neighbor_weight"] == 0.5 and 0.1 <= sc["neighbor_share"] <= 0.5, sc
+    line = "pool neighbors 0.5 (top %.0f%%)" % (100 * sc["neighbor_share"])
+    assert line in plugin.panels.render.scorer_line(last["scorer"])
 
 
 def test_negatives_picked_by_suggestions_shrink_the_pool_rows_share(ds, plugin):

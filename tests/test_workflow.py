@@ -133,7 +133,8 @@ def test_operator_call_from_python(ds, fo):
     r = foo.get_operator(URI + "train_and_label")(ds, mode="query", beta=1.0, gamma=0.5)
     assert r["settings"] == {"mode": "query", "beta": 1.0, "gamma": 0.5, "temperature": 1.0,
                              "calibrate": True, "whiten": "auto", "shrinkage": "auto",
-                             "background_weight": "auto", "kernel_weight": "auto", "power": "auto"}
+                             "background_weight": "auto", "kernel_weight": "auto", "neighbor_weight": "auto",
+                             "power": "auto"}
     # settings persist as the defaults of the next click
     assert foo.get_operator(URI + "train_and_label")(ds)["settings"]["mode"] == "query"
 
@@ -322,12 +323,37 @@ def test_background_weight_takes_auto_or_a_number(ds):
     assert run("train_and_label", ds, background_weight="2")["scorer"]["background_weight"] == 2.0
 
 
+def test_neighbor_weight_takes_auto_or_a_number(ds):
+    """The pool neighbors' smoothing: a number is used as given (whatever the
+    concept), "auto" follows the rare/common decision and the labels' balance,
+    a bad value is refused before anything is written, and the run says what it used."""
+    start(ds)
+    run("label_positive", ds, selected=class_ids(ds, "Bag", 5))
+    run("label_negative", ds, selected=class_ids(ds, "Bag", 8, exclude=True))
+    r = run("train_and_label", ds, neighbor_weight=0.3)
+    assert r["settings"]["neighbor_weight"] == 0.3 and r["scorer"]["neighbor_weight"] == 0.3
+    assert 0.1 <= r["scorer"]["neighbor_share"] <= 0.5
+    assert run("train_and_label", ds, neighbor_weight="0")["scorer"]["neighbor_weight"] == 0.0
+    r = run("train_and_label", ds, neighbor_weight="auto")
+    want = 0.5 if r["scorer"]["concept"] == "rare" else 0.0
+    assert r["settings"]["neighbor_weight"] == "auto" and r["scorer"]["neighbor_weight"] == want
+    _refused_before_any_write(ds, "neighbor_weight must be auto or a number from 0 to 1", neighbor_weight="1.5")
+
+
+def _refused_before_any_write(ds, message, **params):
+    """``train_and_label`` with ``params`` fails with ``message`` and writes nothing."""
+    from fiftyone.operators.executor import ExecutionError
+
+    before = ds.values("fewshot_prediction.run_id")
+    with pytest.raises(ExecutionError, match=message):
+        run("train_and_label", ds, **params)
+    assert ds.values("fewshot_prediction.run_id") == before
+
+
 def test_kernel_weight_takes_auto_or_a_number(ds):
     """The nearest-labels term: a number or a numeric string from Python is
     used as given, "auto" follows the rare/common decision (3 positive labels of
     a rare concept: off), a bad value is refused before anything is written."""
-    from fiftyone.operators.executor import ExecutionError
-
     start(ds)
     run("label_positive", ds, selected=class_ids(ds, "Bag", 3))
     run("label_negative", ds, selected=class_ids(ds, "Bag", 6, exclude=True))
@@ -337,10 +363,7 @@ def test_kernel_weight_takes_auto_or_a_number(ds):
     r = run("train_and_label", ds, kernel_weight="auto")
     want = 1.0 if r["scorer"]["concept"] == "common" else 0.0
     assert r["settings"]["kernel_weight"] == "auto" and r["scorer"]["kernel_weight"] == want
-    before = ds.values("fewshot_prediction.run_id")
-    with pytest.raises(ExecutionError, match="kernel_weight must be auto or a finite number >= 0"):
-        run("train_and_label", ds, kernel_weight="lots")
-    assert ds.values("fewshot_prediction.run_id") == before
+    _refused_before_any_write(ds, "kernel_weight must be auto or a finite number >= 0", kernel_weight="lots")
 
 
 def test_shrinkage_takes_auto_or_a_number_and_the_form_shows_it(ds):
