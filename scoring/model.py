@@ -165,7 +165,7 @@ class FewShotModel(RareOrCommon):
         probes deciding rare or common included (probes on the untransformed
         vectors did no better: bench_quality.py --ours power=auto, 31 targets
         missed either way, and cost a second background fit)."""
-        self.choice, self._neighbors = None, None
+        self.choice, self._neighbors, self._quantile = None, None, None
         picked = picked_counts(selected, len(pos), len(neg))  # (checked before any work)
         self._power = power.choose(self.settings["power"], pos, neg, pool_sample)
         pos, neg, pool_sample = (power.transform(a, self._power) for a in (pos, neg, pool_sample))
@@ -211,7 +211,6 @@ class FewShotModel(RareOrCommon):
         calibration's quantile prior is taken before the smoothing (after it,
         the rare map's estimate at the 10% priors fell to 0.65-0.83x the
         truth, from 0.75-1.09x)."""
-        self._neighbors = self._quantile = None
         w = self.settings["neighbor_weight"]
         if w == "auto":
             w = neighbors.WEIGHT if self.choice == "rare" and len(self._pos) <= len(self._neg) else 0.0

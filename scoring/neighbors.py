@@ -32,9 +32,10 @@ prior bucket smoothed): a fixed share lost where it did not fit the concept
 +0.019; 0.5 cost digits 3% 0.012, where twice the prior gained 0.017); hard
 nearest 5 and beta 100 were within 0.003 (mean AP) of beta 60 (the kernel
 term's, :data:`.kernel.BETA`), whose softmax costs less than a partial sort;
-pool rows capped at 1,000 lost up to 0.005 at Fashion-MNIST 1-3%; neighbors in the space the model scores in (after the power transform)
-did a little better than the raw embeddings. Cost (``bench/bench_scoring_cost.py``):
-one ``n_top x 2,000 x d`` product and its softmax for the ``n_top`` samples
+pool rows capped at 1,000 lost up to 0.005 at Fashion-MNIST 1-3%; neighbors
+in the space the model scores in (after the power transform) did a little
+better than in the raw embeddings. Cost (``bench/bench_scoring_cost.py``): one
+``n_top x 2,000 x d`` product and its softmax for the ``n_top`` samples
 above the cut, +0.4 s (d = 512) and +0.8 s (d = 1280) per 100k scored rows
 at a 10% share on one core; it grows with the share.
 """
