@@ -163,8 +163,8 @@ class TrainAndLabel(_Delegable):
                         "outnumber negatives; 0: prototypes only)")
         _auto_or_number(inputs, prev, "neighbor_weight",
                         "Pool neighbors' weight: the top-scored samples' scores are smoothed toward their "
-                        "nearest pool samples' (auto: 0.5 for a rare concept, 0 for a common one; 0: off; "
-                        "or a number from 0 to 1)")
+                        "nearest pool samples' (auto: 0.5 for a rare concept unless positive labels outnumber "
+                        "negative ones, else 0; 0: off; or a number from 0 to 1)")
         _auto_or_number(inputs, prev, "shrinkage",
                         "Whitening shrinkage (auto: 3000 / k^2 within 10-100 for a rare concept, k = positive "
                         "labels not from suggestions; or a number > 0; lower whitens harder)")

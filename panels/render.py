@@ -141,7 +141,7 @@ def advanced(panel, s):
     opts.str("neighbor_weight", label="Pool neighbors' weight",
              default=str(s.neighbor_weight if s.neighbor_weight is not None else "auto"),
              description="how much the top-scored samples' scores move toward their nearest pool samples' "
-                         "(0: off; auto: 0.5 for a rare concept, 0 for a common one)")
+                         "(0: off; auto: 0.5 for a rare concept unless positive labels outnumber negative ones, else 0)")
     opts.str("power", label="Power transform",
              default=str(s.power if s.power is not None else "auto"),
              description="each embedding value ^ power (auto: 0.75 for nonnegative, CNN-like "
