@@ -218,7 +218,8 @@ class FewShotModel(RareOrCommon):
             return
         share = neighbors.top_share(self.probe_prior)
         r = self._raw(pool_sample)
-        self._quantile = quantile_prior(r, self._loo_scores(seed=seed)[0])
+        if self.settings["calibrate"]:  # (only the calibration uses it)
+            self._quantile = quantile_prior(r, self._loo_scores(seed=seed)[0])
         self._neighbors = NeighborTerm(pool_sample, r, share, w, seed=seed)
 
     def _whitening(self, bg, whiten, num_pos):
@@ -308,7 +309,10 @@ class FewShotModel(RareOrCommon):
         ``selected``: ``(positive mask, negative mask)`` over the rows given to
         :meth:`fit`, True for labels picked from the scores (suggested): with
         enough of them the calibration is refitted on them
-        (:func:`.calibration.recalibrate`)."""
+        (:func:`.calibration.recalibrate`). ``pool_scores`` are this model's
+        scores of the pool sample :meth:`fit` was given: with the pool
+        neighbors' smoothing, a rare concept's quantile prior comes from that
+        sample's scores before the smoothing (:meth:`_fit_neighbors`)."""
         if not self.settings["calibrate"]:
             return None
         lp, ln, ip, in_ = self._loo_scores(seed=seed)

@@ -12,11 +12,21 @@ ranking only:
 for a sample whose standardized score ``z(x)`` is at least the pool's ``cut``
 (the score above which ``share`` of the pool sample lies); ``c_j`` are up to
 ``MAX_ROWS`` of those pool rows (a fixed random subset) and ``z_j`` their
-scores; below the cut ``s' = z``. Every ``z_j`` is at least the cut, so a
-sample above it stays above every sample below it: the smoothing reorders the
-top only, and a sample's score depends only on the sample (it can be scored in
+scores; below the cut ``s' = z`` (``w`` grows from 0 over ``RAMP`` above it,
+so that ``s'`` is continuous). Every ``z_j`` is at least the cut, so a sample
+above it stays above every sample below it: the smoothing reorders the top
+only, and a sample's score depends only on the sample (it can be scored in
 blocks, and the calibration is fitted on the same function). A pool row never
-counts as its own neighbor (cosine >= ``SELF_COSINE``).
+counts as its own neighbor, nor does a near-duplicate of the sample (cosine >=
+``SELF_COSINE``).
+
+A labeled sample's leave-one-out score is smoothed with the pool rows' scores
+of the model fitted on every label, itself included: its neighbors score a
+little higher for it (the nearest-labels term most). Measured by a review
+(digits, 10 + 10 labels, in pool standard deviations against a true refit
+without the label): +0.21 on average, +0.04 without the smoothing. The
+calibration fitted on these scores was still better (bench_quality.py, below);
+refitting the rows' scores per left-out label would remove it.
 
 ``share`` follows the concept's estimated prior (:func:`top_share`: twice it,
 from ``MIN_SHARE`` to ``MAX_SHARE``): the concept's samples must be among the
@@ -48,7 +58,8 @@ WEIGHT = 0.5
 MAX_ROWS = 2000
 MIN_SHARE, MAX_SHARE = 0.1, 0.5
 DEFAULT_SHARE = 0.3  # without an estimated prior (explicit settings)
-CHUNK = 4096
+RAMP = 0.01  # pool standard deviations above the cut over which the weight grows from 0
+CHUNK = 2048  # rows at a time: three 2,048 x 2,000 float32 arrays (~16 MB each)
 
 
 def top_share(prior):
@@ -72,28 +83,39 @@ class NeighborTerm(object):
         top = np.flatnonzero(z >= self.cut)
         if len(top) > MAX_ROWS:
             top = np.sort(np.random.default_rng(seed).choice(top, MAX_ROWS, replace=False))
-        self.C = np.asarray(rows, np.float32)[top]
+        self.C = np.asarray(rows)[top].astype(np.float32)
         self.zc = z[top]
+        self.zc32 = self.zc.astype(np.float32)
 
     def apply(self, X, scores):
-        """The smoothed ``scores`` of unit-norm rows ``X`` (float32)."""
+        """The smoothed ``scores`` of unit-norm rows ``X`` (float32). The
+        weight grows from 0 at the cut to ``weight`` at ``RAMP`` above it, so
+        that the score is continuous there (a score within rounding of the cut,
+        which can differ in the last bits from one block of rows to another,
+        moves by as little)."""
         s = np.asarray(scores, np.float64)
         z = (s - self.center) / self.scale
         at = np.flatnonzero(z >= self.cut)
         out = s.copy()
-        X = np.asarray(X, np.float32)
+        X = np.asarray(X)
         for i in range(0, len(at), CHUNK):
             rows = at[i : i + CHUNK]
-            m = self._neighbors(X[rows] @ self.C.T, z[rows])
-            out[rows] = self.center + self.scale * ((1.0 - self.weight) * z[rows] + self.weight * m)
+            m = self._neighbors(X[rows].astype(np.float32, copy=False) @ self.C.T, z[rows])
+            w = self.weight * np.minimum((z[rows] - self.cut) / RAMP, 1.0)
+            out[rows] = self.center + self.scale * ((1.0 - w) * z[rows] + w * m)
         return out.astype(np.float32)
 
     def _neighbors(self, S, own):
-        """Softmax-weighted mean of the rows' scores; ``own`` where every row is the sample itself."""
-        B = np.where(S >= SELF_COSINE, -np.inf, self.beta * np.asarray(S, np.float64))
-        top = B.max(axis=1, keepdims=True)
+        """Softmax-weighted mean of the rows' scores (``S``: the float32
+        similarities, overwritten); ``own`` where every row is the sample itself."""
+        itself = S >= SELF_COSINE
+        S *= np.float32(self.beta)
+        S[itself] = -np.inf
+        top = S.max(axis=1, keepdims=True)
         alone = ~np.isfinite(top[:, 0])
-        W = np.exp(B - np.where(alone[:, None], 0.0, top))
-        with np.errstate(invalid="ignore"):
-            m = (W @ self.zc) / W.sum(axis=1)
-        return np.where(alone, own, m)
+        top[alone] = 0.0
+        S -= top
+        np.exp(S, out=S)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            m = (S @ self.zc32) / S.sum(axis=1)
+        return np.where(alone, own, m.astype(np.float64))

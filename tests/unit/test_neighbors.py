@@ -154,3 +154,27 @@ def test_the_calibrations_quantile_prior_is_taken_before_the_smoothing():
     assert m.calibration.prior_method == "quantile" and m.calibration.prior == pytest.approx(m._quantile)
     # (the smoothed scores' own: 0.083 here, 0.113 before, truth 0.097)
     assert quantile_prior(raw, m._loo[1]) < 0.8 * m._quantile
+
+
+def test_the_score_is_continuous_at_the_cut():
+    """The weight grows from 0 at the cut (a score within rounding of it,
+    which differs in its last bits from one block of rows to another, then
+    moves by as little instead of jumping by ``weight`` times its gap to the
+    neighbors)."""
+    X, s = _pool(seed=7)
+    term = NeighborTerm(X, s, share=0.1)
+    x = X[int(np.argmax(s))][None]
+    m = {}
+    for dz in (0.0, 1e-7, neighbors.RAMP / 2, 2 * neighbors.RAMP):
+        at = term.center + term.scale * (term.cut + dz)
+        m[dz] = (term.apply(x, np.array([at]))[0] - term.center) / term.scale - (term.cut + dz)
+    assert abs(m[0.0]) < 1e-5 and abs(m[1e-7]) < 1e-4
+    assert m[neighbors.RAMP / 2] == pytest.approx(0.5 * (m[2 * neighbors.RAMP]), rel=0.05, abs=1e-4)
+    assert abs(m[2 * neighbors.RAMP]) > 0.05  # (full weight: the neighbors' pull)
+
+
+def test_without_calibration_the_prior_is_not_computed():
+    X, y = union_concept(0.05, n=2000, members=1, seed=8)
+    pos, neg, rest = split(y, 10, 0)
+    m = FewShotModel(calibrate=False, neighbor_weight=0.5).fit(X[pos], X[neg], X[rest])
+    assert m.describe()["neighbor_weight"] == 0.5 and m._quantile is None
