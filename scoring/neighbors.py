@@ -35,8 +35,8 @@ decided rare (:meth:`.model.FewShotModel._fit_neighbors` says when, and why not
 to a common one). ``bench/bench_quality.py`` against the previous defaults,
 same trials: AP at the 1-10% priors +0.005 to +0.042 with random labels (all
 15 cells, k = 5/10/20, both data sets), F1 up in 13 of them (digits 3% at
-k = 10 / 20: -0.015 / -0.030); after the suggestion loop -0.008 (Fashion-MNIST
-3%) to +0.035. The choices, from AP alone over 10 + 10 random labels (every
+k = 10 / 20: -0.012 / -0.030); after the suggestion loop -0.002 (Fashion-MNIST
+3%) to +0.049 (digits 1%). The choices, from AP alone over 10 + 10 random labels (every
 prior bucket smoothed): a fixed share lost where it did not fit the concept
 (0.2 gained nothing at digits 30-50%, where twice the prior gained +0.004 to
 +0.019; 0.5 cost digits 3% 0.012, where twice the prior gained 0.017); hard
@@ -46,8 +46,9 @@ pool rows capped at 1,000 lost up to 0.005 at Fashion-MNIST 1-3%; neighbors
 in the space the model scores in (after the power transform) did a little
 better than in the raw embeddings. Cost (``bench/bench_scoring_cost.py``): one
 ``n_top x 2,000 x d`` product and its softmax for the ``n_top`` samples
-above the cut, +0.4 s (d = 512) and +0.8 s (d = 1280) per 100k scored rows
-at a 10% share on one core; it grows with the share.
+above the cut, +0.2 s (d = 512) and +0.6 s (d = 1280) per 100k scored rows
+at a 10% share on one core (+0.4 / +0.8 s with float64 similarities before);
+it grows with the share.
 """
 
 import numpy as np
