@@ -10,7 +10,13 @@ import contextlib
 
 
 class FewShotError(ValueError):
-    """A problem with the user's input or data; the message is shown as is."""
+    """A problem with the user's input or data; the message is shown as is.
+    ``param``: the operator param at fault, when one is (the form marks that
+    input invalid with the message)."""
+
+    def __init__(self, message="", param=None):
+        super().__init__(message)
+        self.param = param
 
 
 def _user_error_types():
@@ -29,4 +35,4 @@ def user_errors():
     except FewShotError:
         raise
     except _user_error_types() as e:
-        raise FewShotError(str(e)) from None
+        raise FewShotError(str(e), param=getattr(e, "param", None)) from None

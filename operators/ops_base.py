@@ -20,6 +20,15 @@ def _error_prop(inputs, message):
     )
 
 
+def _mark_input(inputs, error):
+    """Marks the input at fault (``error.param``, when the form has it) invalid
+    with the error's message, so the form shows it on that input too."""
+    prop = inputs.properties.get(getattr(error, "param", None) or "")
+    if prop is not None:
+        prop.invalid = True
+        prop.error_message = str(error)
+
+
 def show_derived(ctx, state, kind, view, base, note=None):
     """Sets the App's view to ``view``, remembered as ``kind`` derived from
     ``base`` (the panel's Train then scores ``base``); nothing when delegated."""
@@ -81,6 +90,7 @@ class FewShotOperator(foo.Operator):
             with wf.user_errors():
                 fn()
         except wf.FewShotError as e:
+            _mark_input(inputs, e)
             _error_prop(inputs, str(e))
             return False
         return True

@@ -17,24 +17,25 @@ DEFAULT_RANDOM_FRACTION = 0.0  # random share of suggestions: 0.2-0.3 did not he
 MAX_WHOLE = 2**53  # larger whole numbers are typos (and past 2**63 MongoDB cannot store them)
 
 
-def whole_number(value, what, default, minimum=None, maximum=MAX_WHOLE):
-    """``value`` as an int: absent -> ``default``; 2.5, "ten", True -> error."""
+def whole_number(value, what, default, minimum=None, maximum=MAX_WHOLE, param=None):
+    """``value`` as an int: absent -> ``default``; 2.5, "ten", True -> error
+    (``param``: the param it came from, marked invalid on the form)."""
     if value is None or value == "":
         return default
     if isinstance(value, bool):
-        raise FewShotError("%s must be an integer, not %r" % (what, value))
+        raise FewShotError("%s must be an integer, not %r" % (what, value), param=param)
     if isinstance(value, float):
         if not value.is_integer():
-            raise FewShotError("%s must be an integer, not %r" % (what, value))
+            raise FewShotError("%s must be an integer, not %r" % (what, value), param=param)
         value = int(value)
     try:
         out = int(str(value).strip()) if isinstance(value, str) else int(value)
     except (TypeError, ValueError):
-        raise FewShotError("%s must be an integer, not %r" % (what, value))
+        raise FewShotError("%s must be an integer, not %r" % (what, value), param=param)
     if minimum is not None and out < minimum:
-        raise FewShotError("%s must be >= %d" % (what, minimum))
+        raise FewShotError("%s must be >= %d" % (what, minimum), param=param)
     if out > maximum:
-        raise FewShotError("%s must be at most %s" % (what, format(maximum, ",")))
+        raise FewShotError("%s must be at most %s" % (what, format(maximum, ",")), param=param)
     return out
 
 
@@ -43,7 +44,7 @@ def name_param(params, key):
     v = (params or {}).get(key)
     if v is None or isinstance(v, str):
         return (v or "").strip() or None
-    raise FewShotError("%s must be a name (text), not %r" % (key, v))
+    raise FewShotError("%s must be a name (text), not %r" % (key, v), param=key)
 
 
 def start_params(params, default_field_for=None):
@@ -61,7 +62,7 @@ def start_params(params, default_field_for=None):
         "embedding_field": field,
         "prediction_field": name_param(params, "prediction_field") or DEFAULT_PREDICTION_FIELD,
         "subset_size": whole_number(
-            params.get("subset_size"), "Working subset size", 0, minimum=0
+            params.get("subset_size"), "Working subset size", 0, minimum=0, param="subset_size"
         ),
         "randomize_subset": bool(params.get("randomize_subset", False)),
     }
@@ -86,18 +87,18 @@ def scorer_params(params, previous=None):
     try:
         return check_model_settings(**base)
     except ScoringError as e:
-        raise FewShotError(str(e))
+        raise FewShotError(str(e), param=e.param)
 
 
 def suggest_params(params):
     params = params or {}
-    num = whole_number(params.get("num_samples"), "Number of samples to suggest", 20, minimum=1)
+    num = whole_number(params.get("num_samples"), "Number of samples to suggest", 20, minimum=1, param="num_samples")
     frac = _fraction(params, "top_fraction", "Top-scored fraction", DEFAULT_TOP_FRACTION)
     rand = _fraction(params, "random_fraction", "Random fraction", DEFAULT_RANDOM_FRACTION)
     if params.get("top_fraction") is None:
         frac = min(frac, 1.0 - rand)  # only the random share was asked for
     if frac + rand > 1.0 + 1e-9:
-        raise FewShotError("Top-scored and random fractions add up to more than 1")
+        raise FewShotError("Top-scored and random fractions add up to more than 1", param="random_fraction")
     return {"num_samples": num, "top_fraction": frac, "random_fraction": rand}
 
 
@@ -106,11 +107,11 @@ def _fraction(params, key, what, default):
     try:
         v = default if v is None else float(v)
     except (TypeError, ValueError):
-        raise FewShotError("%s must be a number between 0 and 1" % what)
+        raise FewShotError("%s must be a number between 0 and 1" % what, param=key)
     if not 0.0 <= v <= 1.0:
-        raise FewShotError("%s must be between 0 and 1" % what)
+        raise FewShotError("%s must be between 0 and 1" % what, param=key)
     return v
 
 
 def precision_k(params):
-    return whole_number((params or {}).get("precision_k"), "precision@k: k", 100, minimum=1)
+    return whole_number((params or {}).get("precision_k"), "precision@k: k", 100, minimum=1, param="precision_k")

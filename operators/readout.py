@@ -27,12 +27,12 @@ def readout_params(dataset, params):
     if not gt and not cls:
         return None
     if not gt:
-        raise FewShotError("A positive class needs a ground-truth field to compare with")
+        raise FewShotError("A positive class needs a ground-truth field to compare with", param="ground_truth_field")
     if not cls:
-        raise FewShotError("Name the positive class of ground-truth field '%s'" % gt)
+        raise FewShotError("Name the positive class of ground-truth field '%s'" % gt, param="positive_class")
     field = dataset.get_field(gt)
     if field is None:
-        raise FewShotError("Ground-truth field '%s' does not exist" % gt)
+        raise FewShotError("Ground-truth field '%s' does not exist" % gt, param="ground_truth_field")
     if isinstance(field, fo.StringField):
         path = gt
     elif isinstance(field, fo.EmbeddedDocumentField) and field.document_type.__name__ in _TRUTH_TYPES:
@@ -40,10 +40,10 @@ def readout_params(dataset, params):
     else:
         raise FewShotError(
             "Ground-truth field '%s' must be a string, Classification, Classifications or "
-            "Detections field" % gt
+            "Detections field" % gt, param="ground_truth_field"
         )
     if cls not in set(dataset.distinct(path)):
-        raise FewShotError("Class '%s' does not occur in ground-truth field '%s'" % (cls, gt))
+        raise FewShotError("Class '%s' does not occur in ground-truth field '%s'" % (cls, gt), param="positive_class")
     k = precision_k(params)
     return {"field": gt, "path": path, "positive_class": cls, "k": k}
 

@@ -48,7 +48,8 @@ def check_output_field(dataset, name, role):
            else "choose another %s field name" % role)
     raise FewShotError(
         "Field '%s' already exists on the dataset (a %s%s) and was not created by "
-        "the few-shot plugin; %s (it will not be overwritten)" % (name, desc, "" if right else ", not " + what, fix)
+        "the few-shot plugin; %s (it will not be overwritten)" % (name, desc, "" if right else ", not " + what, fix),
+        param="prediction_field" if role == "prediction" else None,
     )
 
 
@@ -56,28 +57,33 @@ def check_start(dataset, view, params):
     """Validation of start params without writes (forms too); returns them normalized."""
     p = P.start_params(params, zoo.default_embedding_field)
     if p["model"] is None and p["embedding_field"] is None:
-        raise FewShotError("Choose an embedding model or an existing embedding field")
+        raise FewShotError("Choose an embedding model or an existing embedding field", param="model")
     if p["model"] is not None and not zoo.is_zoo_model(p["model"]):
         raise FewShotError(
             "Unknown zoo model '%s'; use a FiftyOne zoo model name such as %s"
-            % (p["model"], ", ".join(zoo.SUGGESTED_MODELS[:3]))
+            % (p["model"], ", ".join(zoo.SUGGESTED_MODELS[:3])), param="model"
         )
     for key, what in (("embedding_field", "embedding field"), ("prediction_field", "prediction field")):
         err = P.field_name_error(p[key], what)
         if err:
-            raise FewShotError(err)
+            raise FewShotError(err, param=key)
     if p["embedding_field"] == p["prediction_field"] or p["prediction_field"] in P.LABEL_FIELDS.values():
-        raise FewShotError("The prediction field must differ from the embedding and label fields")
-    exists = efields.check_field_type(dataset, p["embedding_field"])
+        raise FewShotError("The prediction field must differ from the embedding and label fields",
+                           param="prediction_field")
+    try:
+        exists = efields.check_field_type(dataset, p["embedding_field"])
+    except efields.EmbeddingError as e:
+        raise FewShotError(str(e), param="embedding_field") from None
     rec = efields.recorded_info(dataset, p["embedding_field"]) if exists else {}
     if p["model"] is not None and rec.get("model") and rec["model"] != p["model"]:
         raise FewShotError(
             "Field '%s' holds embeddings of model '%s', not '%s'; choose another "
-            "field or that model" % (p["embedding_field"], rec["model"], p["model"])
+            "field or that model" % (p["embedding_field"], rec["model"], p["model"]), param="embedding_field"
         )
     if not exists and p["model"] is None:
         raise FewShotError(
-            "Field '%s' does not exist; choose a model to compute embeddings into it" % p["embedding_field"]
+            "Field '%s' does not exist; choose a model to compute embeddings into it" % p["embedding_field"],
+            param="embedding_field"
         )
     check_output_field(dataset, p["prediction_field"], "prediction")
     for name in P.LABEL_FIELDS.values():

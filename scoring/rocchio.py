@@ -28,7 +28,12 @@ DEFAULTS = {"mode": "distance", "beta": 1.0, "gamma": 1.0, "temperature": 1.0}
 
 
 class ScoringError(ValueError):
-    """Raised for inputs the scorer cannot work with (a message for users)."""
+    """Raised for inputs the scorer cannot work with (a message for users);
+    ``param``: the setting at fault, when one is."""
+
+    def __init__(self, message="", param=None):
+        super().__init__(message)
+        self.param = param
 
 
 def valid_rows(X):
@@ -64,22 +69,24 @@ def check_settings(mode="distance", beta=1.0, gamma=1.0, temperature=1.0):
     """Validates scorer settings; returns them as a normalized dict."""
     if mode not in MODES:
         raise ScoringError(
-            "Unknown scoring mode '%s'; expected one of %s" % (mode, ", ".join(MODES))
+            "Unknown scoring mode '%s'; expected one of %s" % (mode, ", ".join(MODES)), param="mode"
         )
-    try:
-        beta, gamma, temperature = float(beta), float(gamma), float(temperature)
-    except (TypeError, ValueError):
-        raise ScoringError("beta, gamma and temperature must be numbers")
+    out = {"mode": mode}
     for name, v in (("beta", beta), ("gamma", gamma), ("temperature", temperature)):
-        if not np.isfinite(v):
-            raise ScoringError("%s must be a finite number" % name)
-    if beta < 0 or gamma < 0:
-        raise ScoringError("beta and gamma must be >= 0")
-    if beta == 0 and gamma == 0:
-        raise ScoringError("beta and gamma cannot both be 0")
-    if temperature <= 0:
-        raise ScoringError("temperature must be > 0")
-    return {"mode": mode, "beta": beta, "gamma": gamma, "temperature": temperature}
+        try:
+            out[name] = float(v)
+        except (TypeError, ValueError):
+            raise ScoringError("beta, gamma and temperature must be numbers", param=name)
+        if not np.isfinite(out[name]):
+            raise ScoringError("%s must be a finite number" % name, param=name)
+    for name in ("beta", "gamma"):
+        if out[name] < 0:
+            raise ScoringError("beta and gamma must be >= 0", param=name)
+    if out["beta"] == 0 and out["gamma"] == 0:
+        raise ScoringError("beta and gamma cannot both be 0", param="beta")
+    if out["temperature"] <= 0:
+        raise ScoringError("temperature must be > 0", param="temperature")
+    return out
 
 
 class RocchioScorer(object):

@@ -29,14 +29,14 @@ AUTO_NUMBERS = {
 }
 
 
-def _as_bool(v, name):
+def _as_bool(v, name, param=None):
     if isinstance(v, (bool, np.bool_)):
         return bool(v)
     if isinstance(v, str) and v.lower() in ("true", "false", "on", "off"):
         return v.lower() in ("true", "on")
     if isinstance(v, (int, np.integer)) and v in (0, 1):
         return bool(v)
-    raise ScoringError("%s must be true or false" % name)
+    raise ScoringError("%s must be true or false" % name, param=param or name)
 
 
 def check_model_settings(**kw):
@@ -49,27 +49,27 @@ def check_model_settings(**kw):
     out = check_settings(s["mode"], s["beta"], s["gamma"], s["temperature"])
     out["calibrate"] = _as_bool(s["calibrate"], "calibrate")
     w = s["whiten"]
-    out["whiten"] = "auto" if isinstance(w, str) and w.strip().lower() == "auto" else _as_bool(w, "whiten (or auto)")
+    out["whiten"] = "auto" if isinstance(w, str) and w.strip().lower() == "auto" else _as_bool(w, "whiten (or auto)", "whiten")
     for name, (lo, hi, what) in AUTO_NUMBERS.items():
         if isinstance(s[name], str) and s[name].strip().lower() in ("auto", ""):
             out[name] = "auto"
             continue
-        out[name] = _number(s[name], lo, hi, "%s must be auto or %s" % (name, what))
+        out[name] = _number(s[name], lo, hi, "%s must be auto or %s" % (name, what), name)
     if out["whiten"] is not False and out["shrinkage"] != "auto" and out["shrinkage"] <= 0:
-        raise ScoringError("shrinkage must be > 0 when whitening")
+        raise ScoringError("shrinkage must be > 0 when whitening", param="shrinkage")
     return out
 
 
-def _number(v, lo, hi, message):
+def _number(v, lo, hi, message, param=None):
     """``v`` as a finite float in [lo, hi] (not a bool), else ScoringError(message)."""
     if isinstance(v, (bool, np.bool_)):
-        raise ScoringError(message)
+        raise ScoringError(message, param=param)
     try:
         v = float(v)
     except (TypeError, ValueError):
-        raise ScoringError(message)
+        raise ScoringError(message, param=param)
     if not (np.isfinite(v) and lo <= v <= hi):
-        raise ScoringError(message)
+        raise ScoringError(message, param=param)
     return v
 
 

@@ -24,8 +24,8 @@ def labeled(ds, cls="Bag", npos=2, nneg=2):
     run("label_negative", ds, selected=class_ids(ds, cls, nneg, exclude=True))
 
 
-def form_error(op, ds, view=None, selected=None, **params):
-    """The error the operator's form shows (resolve_input), or None."""
+def form_inputs(op, ds, view=None, selected=None, **params):
+    """The operator's form (resolve_input): its properties by name."""
     import fiftyone.operators as foo
     from fiftyone.operators.executor import ExecutionContext
 
@@ -37,12 +37,23 @@ def form_error(op, ds, view=None, selected=None, **params):
             "params": params,
         }
     )
-    inputs = foo.get_operator(URI + op).resolve_input(ctx)
-    err = inputs.type.properties.get("error")
+    return foo.get_operator(URI + op).resolve_input(ctx).type.properties
+
+
+def form_error(op, ds, view=None, selected=None, **params):
+    """The error the operator's form shows (resolve_input), or None."""
+    err = form_inputs(op, ds, view, selected, **params).get("error")
     if err is None:
         return None
     assert err.invalid
     return err.error_message
+
+
+def invalid_inputs(op, ds, **params):
+    """``{input name: its error message}`` of the form's inputs marked invalid
+    (the form-wide "error" left out)."""
+    props = form_inputs(op, ds, **params)
+    return {k: p.error_message for k, p in props.items() if p.invalid and k != "error"}
 
 
 def test_no_selection(ds, ExecutionError):
@@ -243,3 +254,41 @@ def test_out_of_range_and_mistyped_params(ds, ExecutionError):
     assert "must be a name" in form_error("train_and_label", ds, ground_truth_field=123)
     with pytest.raises(ExecutionError, match="must be a name|ground_truth_field. Reason: Invalid value type"):
         run("train_and_label", ds, ground_truth_field=123)  # (FiftyOne checks the declared type first)
+
+
+def test_the_input_at_fault_is_marked_with_the_message(ds):
+    """A bad param marks its own input invalid with the message (the form-wide
+    error says it too); errors no input causes mark none."""
+    started(ds)
+    assert invalid_inputs("train_and_label", ds) == {}
+    assert "at least one positive and one negative" in form_error("train_and_label", ds)
+    labeled(ds)
+    cases = {
+        "temperature": (0, "temperature must be > 0"),
+        "beta": (-1, "beta and gamma must be >= 0"),
+        "gamma": ("x", "must be numbers"),
+        "mode": ("cosine", "Unknown scoring mode"),
+        "calibrate": ("maybe", "calibrate must be true or false"),
+        "neighbor_weight": (2, "neighbor_weight must be auto or a number from 0 to 1"),
+        "kernel_weight": (-1, "kernel_weight must be auto"),
+        "power": (0, "power must be auto"),
+        "ground_truth_field": ("nope", "does not exist"),
+        "precision_k": (0, "precision@k: k must be >= 1"),
+    }
+    for name, (value, message) in cases.items():
+        params = {name: value}
+        if name in ("ground_truth_field", "precision_k"):  # (k is read with a readout only)
+            params.setdefault("ground_truth_field", "ground_truth")
+            params["positive_class"] = "Bag"
+        bad = invalid_inputs("train_and_label", ds, **params)
+        assert list(bad) == [name] and message in bad[name], (name, bad)
+        assert message in form_error("train_and_label", ds, **params)
+    bad = invalid_inputs("train_and_label", ds, ground_truth_field="ground_truth")
+    assert list(bad) == ["positive_class"] and "Name the positive class" in bad["positive_class"]
+    assert invalid_inputs("start_session", ds, embedding_field="nope") == {
+        "embedding_field": "Field 'nope' does not exist; choose a model to compute embeddings into it"}
+    assert list(invalid_inputs("start_session", ds, embedding_field="ground_truth")) == ["embedding_field"]
+    assert list(invalid_inputs("start_session", ds, embedding_field=EMB, subset_size=-1)) == ["subset_size"]
+    assert list(invalid_inputs("start_session", ds, model="no-such-model-torch")) == ["model"]
+    assert list(invalid_inputs("start_session", ds, embedding_field=EMB, prediction_field="a.b")) == \
+        ["prediction_field"]
