@@ -154,21 +154,21 @@ class TrainAndLabel(_Delegable):
                     label="Whiten distances by the pool covariance "
                           "(auto: for a rare concept, from 5 positive labels)",
                     default=_on_off(prev.get("whiten", "auto")))
-        _auto_or_number(inputs, prev, "background_weight",
+        _auto_or_number(inputs, ctx.params, prev, "background_weight",
                         "Pool mean weight in the negative prototype "
                         "(auto: 3 for a rare concept, 0 for a common one; or a number >= 0)")
-        _auto_or_number(inputs, prev, "kernel_weight",
+        _auto_or_number(inputs, ctx.params, prev, "kernel_weight",
                         "Nearest-labels term weight (auto: 1 for a common concept, up to 2 from 10 to 20 "
                         "labels per side; 0.5 for a rare one from 5 positive labels, 10 while positives "
                         "outnumber negatives; 0: prototypes only)")
-        _auto_or_number(inputs, prev, "neighbor_weight",
+        _auto_or_number(inputs, ctx.params, prev, "neighbor_weight",
                         "Pool neighbors' weight: the top-scored samples' scores are smoothed toward their "
                         "nearest pool samples' (auto: 0.5 for a rare concept unless positive labels outnumber "
                         "negative ones, else 0; 0: off; or a number from 0 to 1)")
-        _auto_or_number(inputs, prev, "shrinkage",
+        _auto_or_number(inputs, ctx.params, prev, "shrinkage",
                         "Whitening shrinkage (auto: 3000 / k^2 within 10-100 for a rare concept, k = positive "
                         "labels not from suggestions; or a number > 0; lower whitens harder)")
-        _auto_or_number(inputs, prev, "power",
+        _auto_or_number(inputs, ctx.params, prev, "power",
                         "Power transform of the embeddings, each value ^ power (auto: 0.75 when every "
                         "embedding is >= 0, as CNN features are, else 1; 1: as they are; or a number "
                         "from 0.05 to 1)")

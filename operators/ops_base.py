@@ -38,12 +38,20 @@ def show_derived(ctx, state, kind, view, base, note=None):
     ctx.ops.set_view(view=view)
 
 
-def _auto_or_number(inputs, prev, name, label):
+def _auto_or_number(inputs, params, prev, name, label):
     """A setting that takes "auto" or a number, shown as the session's last
-    value, else the default the click uses (a str-only input would refuse
-    background_weight=3 from Python)."""
-    inputs.define_property(name, types.OneOf([types.String(), types.Number(min=0)]), label=label,
-                           default=str(prev.get(name, wf.SCORER_DEFAULTS[name])), view=types.FieldView())
+    value, else the default the click uses. A text input for the App, which
+    sends what was typed as text (a one-of type there broke the whole form:
+    React error #130 in FiftyOne 1.22's operator browser); a value that is not
+    text (background_weight=3 from Python, which a text input's type check
+    refuses) gets a one-of type, which FiftyOne does not check: the scorer's
+    settings check it."""
+    default = str(prev.get(name, wf.SCORER_DEFAULTS[name]))
+    v = params.get(name)
+    if v is None or isinstance(v, str):
+        inputs.str(name, label=label, default=default)
+    else:
+        inputs.define_property(name, types.OneOf([types.String(), types.Number()]), label=label, default=default)
 
 
 def _on_off(v):

@@ -57,7 +57,8 @@ def check_start(dataset, view, params):
     """Validation of start params without writes (forms too); returns them normalized."""
     p = P.start_params(params, zoo.default_embedding_field)
     if p["model"] is None and p["embedding_field"] is None:
-        raise FewShotError("Choose an embedding model or an existing embedding field", param="model")
+        # (no input marked: nothing typed is wrong yet, and the form opens this way)
+        raise FewShotError("Choose an embedding model or an existing embedding field")
     if p["model"] is not None and not zoo.is_zoo_model(p["model"]):
         raise FewShotError(
             "Unknown zoo model '%s'; use a FiftyOne zoo model name such as %s"
