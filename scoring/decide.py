@@ -17,10 +17,6 @@ RARE_UNLESS = 0.25
 # as well or better
 NEGATIVES_PROBE_MIN = 5
 NEGATIVES_MODEL_MIN = 10  # a common concept's prior from the negatives' model (_common_prior)
-# labels picked by suggestions (the top-scored and the boundary): from this many,
-# a share of positives at or above PICKED_COMMON_SHARE overrides a "rare" decision
-PICKED_MIN = 10
-PICKED_COMMON_SHARE = 0.9
 
 
 class RareOrCommon(object):
@@ -28,10 +24,8 @@ class RareOrCommon(object):
     ``_shrinkage``, ``choice``, ``probe_prior``, ``_forced`` and
     ``_negatives_prior`` are the model's)."""
 
-    def _decide(self, pos, neg, pool_sample, seed, background, picked=(0, 0)):
-        """Rare or common, from probe models' estimated priors (module
-        docstring); ``picked``: the positive and negative labels suggestions
-        picked (:meth:`_picked_say_common`)."""
+    def _decide(self, pos, neg, pool_sample, seed, background):
+        """Rare or common, from probe models' estimated priors (module docstring)."""
         self._negatives_prior = None
         if self._forced is not None:
             self.choice = self._forced
@@ -43,24 +37,7 @@ class RareOrCommon(object):
             self.probe_prior = ep / (ep + en) if ep + en > 0 else ep
             self._negatives_prior = en
         rare = self.probe_prior < COMMON_PRIOR or (ep < COMMON_PRIOR and self.probe_prior < RARE_UNLESS)
-        self.choice = "rare" if rare and not self._picked_say_common(picked) else "common"
-
-    @staticmethod
-    def _picked_say_common(picked):
-        """Whether the labels suggestions picked overrule a "rare" decision:
-        from ``PICKED_MIN`` of them, ``PICKED_COMMON_SHARE`` or more positive.
-        Most picks are boundary samples (P near 0.5; 9 of 10 with
-        ``suggest_samples``' default top fraction), about half of them positive
-        where the map is right: when nearly all come back positive, the concept
-        reaches well past the rare model's boundary. The probes miss it when the picked positives are of
-        one kind (the top of one part of the concept) and the negatives too few
-        for their probe: bench_quality.py's loop, Fashion-MNIST 70%, a trial
-        reaching 32 + 2 labels was decided rare, F1 0.62 (1.00 decided common).
-        In that bench's loop no 1-10% concept came back over 0.63 positive (60
-        loops); on 120 loops of other seeds the rule fired in 3 fits, and the
-        cells' mean F1 moved by 0 to +0.008."""
-        total = picked[0] + picked[1]
-        return total >= PICKED_MIN and picked[0] >= PICKED_COMMON_SHARE * total
+        self.choice = "rare" if rare else "common"
 
     def _probe_prior(self, pos, neg, pool_sample, seed, background):
         """The pool's positive rate as a probe model (labeled prototypes only)

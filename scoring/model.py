@@ -182,7 +182,7 @@ class FewShotModel(RareOrCommon):
         if not callable(background):
             background = self._memo(background, pool_sample, seed)
         if self._auto():
-            self._decide(pos, neg, pool_sample, seed, background, picked)
+            self._decide(pos, neg, pool_sample, seed, background)
         whiten = self.whitens(len(pos))
         bg = background(whiten) if self.uses_background(len(pos)) else None
         bg = self._whitening(bg, whiten, len(pos) - picked[0])
