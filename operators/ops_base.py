@@ -48,7 +48,7 @@ def _auto_or_number(inputs, params, prev, name, label):
     settings check it."""
     default = str(prev.get(name, wf.SCORER_DEFAULTS[name]))
     v = params.get(name)
-    if v is None or isinstance(v, str):
+    if v is None or type(v) is str:  # (FiftyOne's check refuses str subclasses such as numpy.str_)
         inputs.str(name, label=label, default=default)
     else:
         inputs.define_property(name, types.OneOf([types.String(), types.Number()]), label=label, default=default)

@@ -334,6 +334,9 @@ def test_neighbor_weight_takes_auto_or_a_number(ds):
     assert r["settings"]["neighbor_weight"] == 0.3 and r["scorer"]["neighbor_weight"] == 0.3
     assert 0.1 <= r["scorer"]["neighbor_share"] <= 0.5
     assert run("train_and_label", ds, neighbor_weight="0")["scorer"]["neighbor_weight"] == 0.0
+    # numpy's scalars from Python: a str subclass once met FiftyOne's "Invalid value type"
+    assert run("train_and_label", ds, neighbor_weight=np.str_("0.2"))["scorer"]["neighbor_weight"] == 0.2
+    assert run("train_and_label", ds, neighbor_weight=np.float32(0.25))["scorer"]["neighbor_weight"] == 0.25
     r = run("train_and_label", ds, neighbor_weight="auto")
     want = 0.5 if r["scorer"]["concept"] == "rare" else 0.0
     assert r["settings"]["neighbor_weight"] == "auto" and r["scorer"]["neighbor_weight"] == want
