@@ -49,7 +49,8 @@ def check_model_settings(**kw):
     out = check_settings(s["mode"], s["beta"], s["gamma"], s["temperature"])
     out["calibrate"] = _as_bool(s["calibrate"], "calibrate")
     w = s["whiten"]
-    out["whiten"] = "auto" if isinstance(w, str) and w.strip().lower() == "auto" else _as_bool(w, "whiten (or auto)", "whiten")
+    auto = isinstance(w, str) and w.strip().lower() == "auto"
+    out["whiten"] = "auto" if auto else _as_bool(w, "whiten (or auto)", "whiten")
     for name, (lo, hi, what) in AUTO_NUMBERS.items():
         if isinstance(s[name], str) and s[name].strip().lower() in ("auto", ""):
             out[name] = "auto"
