@@ -173,8 +173,12 @@ class TrainAndLabel(_Delegable):
                         "embedding is >= 0, as CNN features are, else 1; 1: as they are; or a number "
                         "from 0.05 to 1)")
         inputs.bool("resample_subset", label="Re-draw the working subset", default=False)
+        # on by default where the grid shows a view the plugin set (as the panel's Train
+        # does): its suggestions alone were scored, and their few rows made the calibration
+        base = wf.derived_record(state, ctx.view) is not None
         inputs.bool("base_view", label="If the grid shows suggestions or predictions the plugin set, "
-                    "score the view they were drawn from", default=False)
+                    "score the view they were drawn from", default=base)
+        _scope_line(inputs, ctx, state, base)
         inputs.str("ground_truth_field", label="Ground-truth field (optional quality readout)")
         inputs.str("positive_class", label="Positive class in the ground truth")
         inputs.int("precision_k", label="k for precision@k", default=100)
@@ -194,6 +198,18 @@ class TrainAndLabel(_Delegable):
         if not ctx.delegated:
             ctx.ops.reload_dataset()
         return result
+
+
+def _scope_line(inputs, ctx, state, base_default):
+    """What Train & Label will score, in words (the form's own choice of view)."""
+    cfg = state.config
+    if not cfg:
+        return
+    params = dict(ctx.params)
+    if params.get("base_view") is None:
+        params["base_view"] = base_default
+    view, derived = wf.view_to_score(state, ctx.view, params)
+    inputs.md("Scores: **%s**" % wf.describe_scope(ctx.dataset, view, cfg, derived)["text"], name="scope_md")
 
 
 class ResetSession(FewShotOperator):

@@ -35,3 +35,28 @@ def test_train_refuses_a_dynamic_groups_view(synth, fo):
     with pytest.raises(ExecutionError, match="shows groups"):
         run("train_and_label", ds, view=ds.group_by("cluster"))
     assert set(ds.values("fewshot_prediction.run_id")) == before
+
+
+def test_the_train_form_on_a_view_the_plugin_set_scores_its_base_view(ds, fo):
+    """From the operator browser on the suggestions grid, Train & Label once
+    scored just those suggestions (their few rows made the calibration: a new
+    user's run called a 10% concept common and wrote wrong predictions). The
+    form now defaults to the view behind the grid there, as the panel's Train,
+    and says what it will score."""
+    from conftest import EMB, class_ids
+    from test_bad_input import form_inputs
+
+    run("start_session", ds, embedding_field=EMB)
+    run("label_positive", ds, selected=class_ids(ds, "Bag", 2))
+    run("label_negative", ds, selected=class_ids(ds, "Bag", 2, exclude=True))
+    run("train_and_label", ds)
+    grid = ds.select(run("suggest_samples", ds, num_samples=5)["ids"], ordered=True)
+    form = form_inputs("train_and_label", ds, view=grid)
+    assert form["base_view"].default is True
+    assert "the view behind the suggestions in the grid" in form["scope_md"].default
+    assert "%d" % len(ds) in form["scope_md"].default
+    form = form_inputs("train_and_label", ds, view=grid, base_view=False)
+    assert "current view - 5" in form["scope_md"].default
+    plain = form_inputs("train_and_label", ds, view=ds.match(fo.ViewField("ground_truth.label") == "Bag"))
+    assert plain["base_view"].default is False and "current view" in plain["scope_md"].default
+    assert run("train_and_label", ds, view=grid)["scope"]["derived_from"] is None  # (Python: the view given)
