@@ -21,6 +21,7 @@ def readout_params(dataset, params):
     import fiftyone as fo
 
     params = params or {}
+    k = precision_k(params)  # (checked without a readout too: the form shows the input either way)
     gt = name_param(params, "ground_truth_field") or ""
     cls = params.get("positive_class")
     cls = None if cls is None else str(cls).strip()
@@ -28,11 +29,11 @@ def readout_params(dataset, params):
         return None
     if not gt:
         raise FewShotError("A positive class needs a ground-truth field to compare with", param="ground_truth_field")
-    if not cls:
-        raise FewShotError("Name the positive class of ground-truth field '%s'" % gt, param="positive_class")
     field = dataset.get_field(gt)
     if field is None:
         raise FewShotError("Ground-truth field '%s' does not exist" % gt, param="ground_truth_field")
+    if not cls:
+        raise FewShotError("Name the positive class of ground-truth field '%s'" % gt, param="positive_class")
     if isinstance(field, fo.StringField):
         path = gt
     elif isinstance(field, fo.EmbeddedDocumentField) and field.document_type.__name__ in _TRUTH_TYPES:
@@ -44,7 +45,6 @@ def readout_params(dataset, params):
         )
     if cls not in set(dataset.distinct(path)):
         raise FewShotError("Class '%s' does not occur in ground-truth field '%s'" % (cls, gt), param="positive_class")
-    k = precision_k(params)
     return {"field": gt, "path": path, "positive_class": cls, "k": k}
 
 

@@ -285,6 +285,11 @@ def test_the_input_at_fault_is_marked_with_the_message(ds):
         assert message in form_error("train_and_label", ds, **params)
     bad = invalid_inputs("train_and_label", ds, ground_truth_field="ground_truth")
     assert list(bad) == ["positive_class"] and "Name the positive class" in bad["positive_class"]
+    # a field that does not exist is said first, before any class is typed; k is
+    # checked without a readout too (a new user's form ran with k = -1)
+    bad = invalid_inputs("train_and_label", ds, ground_truth_field="nope_field")
+    assert list(bad) == ["ground_truth_field"] and "does not exist" in bad["ground_truth_field"]
+    assert list(invalid_inputs("train_and_label", ds, precision_k=-1)) == ["precision_k"]
     assert invalid_inputs("start_session", ds, embedding_field="nope") == {
         "embedding_field": "Field 'nope' does not exist; choose a model to compute embeddings into it"}
     assert list(invalid_inputs("start_session", ds, embedding_field="ground_truth")) == ["embedding_field"]
