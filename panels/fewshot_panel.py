@@ -37,6 +37,26 @@ def _value(state, group, key):
     return state.get(key) if v is None else v
 
 
+def _restore_truth(ctx, s, sess, fields):
+    """Puts the quality readout's choice back where the App emptied its inputs
+    (a page reload keeps the panel's state but resets its inputs to their
+    defaults): the choice this browser made (``truth_choice``: kept by
+    :meth:`FewShotPanel.on_truth_change` and the train; clearing it is a
+    choice too), else the last train's readout from the session's history."""
+    if _value(s, "truth", "ground_truth_field"):
+        return
+    choice = s.truth_choice
+    if choice is None:
+        q = next((h["quality"] for h in reversed(sess.get("history") or []) if h.get("quality")), None)
+        choice = [q.get("ground_truth_field"), q.get("positive_class")] if q else None
+    if not choice or not choice[0] or choice[0] not in fields:
+        return
+    s.set("truth.ground_truth_field", choice[0])
+    s.class_choices = wf.truth_classes(ctx.dataset, choice[0])
+    if choice[1] in s.class_choices:
+        s.set("truth.positive_class", choice[1])
+
+
 class FewShotPanel(foo.Panel):
     @property
     def config(self):
@@ -91,6 +111,7 @@ class FewShotPanel(foo.Panel):
         field = _value(s, "truth", "ground_truth_field")
         s.set("truth.positive_class", None)
         s.class_choices = wf.truth_classes(ctx.dataset, field) if field else []
+        s.truth_choice = [field or "", None]
 
     def on_start(self, ctx):
         s = ctx.panel.state
@@ -115,6 +136,7 @@ class FewShotPanel(foo.Panel):
                 v = _value(s, group, k)
                 if v not in (None, ""):
                     params[k] = v
+        s.truth_choice = [params.get("ground_truth_field") or "", params.get("positive_class")]
         if params["delegate"]:  # poll until a worker has run it (on_poll)
             s.waiting_since = time.time()
             s.waiting_run = _last_run_id(ctx)
@@ -170,6 +192,7 @@ class FewShotPanel(foo.Panel):
         for k in ("truth.ground_truth_field", "truth.positive_class", "ground_truth_field", "positive_class"):
             s.set(k, None)
         s.class_choices = []
+        s.truth_choice = None
         self.on_done(ctx)
 
     def on_label_positive(self, ctx):
@@ -252,8 +275,9 @@ class FewShotPanel(foo.Panel):
         rec = wf.derived_record(state, ctx.view)  # shown while the App shows that view
         if rec and rec.get("note"):
             panel.md(rec["note"], name="suggest_info")
-        render.readout_inputs(panel, s, wf.truth_fields(ctx.dataset, sess["prediction_field"]),
-                              self.on_truth_change)
+        fields = wf.truth_fields(ctx.dataset, sess["prediction_field"])
+        _restore_truth(ctx, s, sess, fields)
+        render.readout_inputs(panel, s, fields, self.on_truth_change)
         render.advanced(panel, s)
         render.mislabeled(panel, sess.get("possibly_mislabeled"), self.on_show_mislabeled)
         render.last_train(panel, sess, sess.get("last_train"), self.on_hist_click)

@@ -251,10 +251,15 @@ def test_whole_loop_by_clicking(app, fo, plugin):
         assert plugin.operators.workflow.get_session(ds)["last_train"]["num_in_scope"] == len(ds)
         shot(page, "7-suggest-label-train")
 
-        # the panel survives a reload (state lives in the execution store)
+        # the panel survives a reload (state lives in the execution store), the
+        # quality readout's choice too (a new user's next train had lost it)
         page.reload()
         expect(page.get_by_role("heading", name="Iteration 3")).to_be_visible(timeout=60_000)
         expect(page.get_by_text("4 positive")).to_be_visible()
+        page.get_by_role("button", name="Train & Label").click()
+        expect(page.get_by_role("heading", name="Iteration 4")).to_be_visible(timeout=90_000)
+        last = plugin.operators.workflow.get_session(ds)["last_train"]
+        assert (last.get("quality") or {}).get("positive_class") == "Trouser", last.get("quality")
 
         # an error shows the operator's message, not a traceback
         page.get_by_role("button", name="Label Positive").click()
