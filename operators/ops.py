@@ -141,7 +141,8 @@ class TrainAndLabel(_Delegable):
     def resolve_input(self, ctx):
         inputs = types.Object()
         state = wf.SessionState(ctx.dataset)
-        prev = (state.config or {}).get("scorer") or wf.SCORER_DEFAULTS
+        cfg = state.config  # (one read of the store: the scope line uses it too)
+        prev = (cfg or {}).get("scorer") or wf.SCORER_DEFAULTS
         inputs.enum("mode", ["distance", "query"], label="Scoring mode", default=prev["mode"],
                     view=types.RadioGroup())
         inputs.float("beta", label="beta (positive weight)", default=prev["beta"], min=0)
@@ -178,7 +179,7 @@ class TrainAndLabel(_Delegable):
         base = wf.derived_record(state, ctx.view) is not None
         inputs.bool("base_view", label="If the grid shows suggestions or predictions the plugin set, "
                     "score the view they were drawn from", default=base)
-        _scope_line(inputs, ctx, state, base)
+        _scope_line(inputs, ctx, state, cfg, base)
         inputs.str("ground_truth_field", label="Ground-truth field (optional quality readout)")
         inputs.str("positive_class", label="Positive class in the ground truth")
         inputs.int("precision_k", label="k for precision@k", default=100)
@@ -200,9 +201,9 @@ class TrainAndLabel(_Delegable):
         return result
 
 
-def _scope_line(inputs, ctx, state, base_default):
-    """What Train & Label will score, in words (the form's own choice of view)."""
-    cfg = state.config
+def _scope_line(inputs, ctx, state, cfg, base_default):
+    """What Train & Label will score, in words (the form's own choice of view;
+    ``cfg``: the session config)."""
     if not cfg:
         return
     params = dict(ctx.params)

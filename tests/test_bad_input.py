@@ -277,9 +277,6 @@ def test_the_input_at_fault_is_marked_with_the_message(ds):
     }
     for name, (value, message) in cases.items():
         params = {name: value}
-        if name in ("ground_truth_field", "precision_k"):  # (k is read with a readout only)
-            params.setdefault("ground_truth_field", "ground_truth")
-            params["positive_class"] = "Bag"
         bad = invalid_inputs("train_and_label", ds, **params)
         assert list(bad) == [name] and message in bad[name], (name, bad)
         assert message in form_error("train_and_label", ds, **params)
