@@ -37,24 +37,33 @@ def _value(state, group, key):
     return state.get(key) if v is None else v
 
 
+def _truth_choice(s, sess):
+    """The quality readout's choice, ``[field, class]``: the one this browser
+    made last (``truth_choice``; clearing it is a choice too), else the last
+    train's readout from the session's history."""
+    if s.truth_choice is not None:
+        return list(s.truth_choice)
+    q = next((h["quality"] for h in reversed(sess.get("history") or []) if h.get("quality")), None)
+    return [q.get("ground_truth_field") or "", q.get("positive_class")] if q else ["", None]
+
+
 def _restore_truth(ctx, s, sess, fields):
-    """Puts the quality readout's choice back where the App emptied its inputs
-    (a page reload keeps the panel's state but resets its inputs to their
-    defaults): the choice this browser made (``truth_choice``: kept by
-    :meth:`FewShotPanel.on_truth_change` and the train; clearing it is a
-    choice too), else the last train's readout from the session's history."""
-    if _value(s, "truth", "ground_truth_field"):
-        return
-    choice = s.truth_choice
-    if choice is None:
-        q = next((h["quality"] for h in reversed(sess.get("history") or []) if h.get("quality")), None)
-        choice = [q.get("ground_truth_field"), q.get("positive_class")] if q else None
-    if not choice or not choice[0] or choice[0] not in fields:
-        return
-    s.set("truth.ground_truth_field", choice[0])
-    s.class_choices = wf.truth_classes(ctx.dataset, choice[0])
-    if choice[1] in s.class_choices:
-        s.set("truth.positive_class", choice[1])
+    """Returns the readout's choice, which its inputs take as their defaults,
+    and puts it back where their values are empty. A page reload keeps the
+    panel's state but resets its inputs to their defaults, then reports each
+    reset as a change (measured in FiftyOne 1.22: after the reload the field's
+    ``on_change`` came with ``""``, and a Train clicked then ran without the
+    readout); with the choice as the default, the reset is a restore."""
+    field, cls = _truth_choice(s, sess)
+    if field not in fields:
+        return "", None
+    if field and s.classes_of != field:
+        s.class_choices, s.classes_of = wf.truth_classes(ctx.dataset, field), field
+    cls = cls if field and cls in (s.class_choices or []) else None
+    if field and not _value(s, "truth", "ground_truth_field"):
+        s.set("truth.ground_truth_field", field)
+        s.set("truth.positive_class", cls)
+    return field, cls
 
 
 class FewShotPanel(foo.Panel):
@@ -108,10 +117,19 @@ class FewShotPanel(foo.Panel):
 
     def on_truth_change(self, ctx):
         s = ctx.panel.state
-        field = _value(s, "truth", "ground_truth_field")
+        field = _value(s, "truth", "ground_truth_field") or ""
+        if field == _truth_choice(s, wf.get_session(ctx.dataset))[0]:
+            return  # the App reports its inputs' reset (to the choice) as a change
         s.set("truth.positive_class", None)
         s.class_choices = wf.truth_classes(ctx.dataset, field) if field else []
-        s.truth_choice = [field or "", None]
+        s.classes_of = field
+        s.truth_choice = [field, None]
+
+    def on_class_change(self, ctx):
+        s = ctx.panel.state
+        field = _value(s, "truth", "ground_truth_field")
+        if field:
+            s.truth_choice = [field, _value(s, "truth", "positive_class")]
 
     def on_start(self, ctx):
         s = ctx.panel.state
@@ -136,7 +154,8 @@ class FewShotPanel(foo.Panel):
                 v = _value(s, group, k)
                 if v not in (None, ""):
                     params[k] = v
-        s.truth_choice = [params.get("ground_truth_field") or "", params.get("positive_class")]
+        if params.get("ground_truth_field"):  # (an empty input may be one the App reset)
+            s.truth_choice = [params["ground_truth_field"], params.get("positive_class")]
         if params["delegate"]:  # poll until a worker has run it (on_poll)
             s.waiting_since = time.time()
             s.waiting_run = _last_run_id(ctx)
@@ -192,7 +211,7 @@ class FewShotPanel(foo.Panel):
         for k in ("truth.ground_truth_field", "truth.positive_class", "ground_truth_field", "positive_class"):
             s.set(k, None)
         s.class_choices = []
-        s.truth_choice = None
+        s.truth_choice = s.classes_of = None
         self.on_done(ctx)
 
     def on_label_positive(self, ctx):
@@ -276,8 +295,8 @@ class FewShotPanel(foo.Panel):
         if rec and rec.get("note"):
             panel.md(rec["note"], name="suggest_info")
         fields = wf.truth_fields(ctx.dataset, sess["prediction_field"])
-        _restore_truth(ctx, s, sess, fields)
-        render.readout_inputs(panel, s, fields, self.on_truth_change)
+        choice = _restore_truth(ctx, s, sess, fields)
+        render.readout_inputs(panel, s, fields, choice, self.on_truth_change, self.on_class_change)
         render.advanced(panel, s)
         render.mislabeled(panel, sess.get("possibly_mislabeled"), self.on_show_mislabeled)
         render.last_train(panel, sess, sess.get("last_train"), self.on_hist_click)

@@ -101,13 +101,16 @@ def actions(panel, h, busy, has_subset):
         row.btn("show_subset", label="Show Working Subset", variant="outlined", on_click=h.on_show_subset)
 
 
-def readout_inputs(panel, s, truth_fields, on_truth_change):
+def readout_inputs(panel, s, truth_fields, choice, on_truth_change, on_class_change):
+    """The quality readout's dropdowns; ``choice`` (field, class) is their
+    default: what the App puts back on a page reload."""
     row = panel.h_stack("truth", gap=1)
     row.enum("ground_truth_field", [""] + truth_fields, label="Ground truth (optional quality readout)",
-             default="", view=types.DropdownView(), on_change=on_truth_change)
+             default=choice[0], view=types.DropdownView(), on_change=on_truth_change)
     classes = s.class_choices or []
     if classes:
-        row.enum("positive_class", classes, label="Positive class", view=types.DropdownView())
+        row.enum("positive_class", classes, label="Positive class", default=choice[1],
+                 view=types.DropdownView(), on_change=on_class_change)
         panel.md("_Measured at the next Train & Label, on the scored unlabeled samples._", name="truth_hint")
 
 

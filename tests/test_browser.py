@@ -106,8 +106,12 @@ def _click_bar(page, p, then):
                 raise
 
 
+def _combo(page, label):
+    return page.locator("xpath=//*[text()='%s']/following::*[@role='combobox'][1]" % label)
+
+
 def _choose(page, label, option):
-    page.locator("xpath=//*[text()='%s']/following::*[@role='combobox'][1]" % label).click()
+    _combo(page, label).click()
     page.get_by_role("option", name=option, exact=True).click()
 
 
@@ -253,9 +257,15 @@ def test_whole_loop_by_clicking(app, fo, plugin):
 
         # the panel survives a reload (state lives in the execution store), the
         # quality readout's choice too (a new user's next train had lost it)
-        page.reload()
-        expect(page.get_by_role("heading", name="Iteration 3")).to_be_visible(timeout=60_000)
-        expect(page.get_by_text("4 positive")).to_be_visible()
+        # (the App reports each input it resets as a change: two reloads, each
+        # left time for that report, and the dropdowns still show the choice)
+        for _ in range(2):
+            page.reload()
+            expect(page.get_by_role("heading", name="Iteration 3")).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("4 positive")).to_be_visible()
+            page.wait_for_timeout(3000)
+            expect(_combo(page, "Ground truth (optional quality readout)")).to_have_text("ground_truth")
+            expect(_combo(page, "Positive class")).to_have_text("Trouser")
         page.get_by_role("button", name="Train & Label").click()
         expect(page.get_by_role("heading", name="Iteration 4")).to_be_visible(timeout=90_000)
         last = plugin.operators.workflow.get_session(ds)["last_train"]
