@@ -87,6 +87,33 @@ class GetSession(FewShotOperator):
     def run(self, ctx):
         return wf.get_session(ctx.dataset)
 
+    def resolve_output(self, ctx):
+        # from the operator browser: what the session is, not an empty "done"
+        outputs = types.Object()
+        outputs.md(session_summary(ctx.results or {}), name="summary")
+        return types.Property(outputs, view=types.View(label="Few-shot session"))
+
+
+def session_summary(sess):
+    """``get_session``'s result in a few lines of markdown."""
+    if not sess.get("active"):
+        return "No few-shot session on this dataset: start one with **Few-shot: start session**."
+    lines = ["**Iteration %d**: %d positive, %d negative labels" % (
+        sess.get("iteration") or 0, sess.get("num_positive") or 0, sess.get("num_negative") or 0),
+        "model `%s`, embeddings `%s`, predictions `%s`" % (
+        sess.get("model") or "precomputed", sess.get("embedding_field"), sess.get("prediction_field"))]
+    last, run = sess.get("last_train"), sess.get("run")
+    if last:
+        lines.append("Last train: %s scored, %s predicted positive" % (
+            format(last.get("num_scored", 0), ","), format(last.get("num_predicted_positive", 0), ",")))
+    if run and run.get("message"):
+        lines.append(("" if run.get("status") == "complete" else "**Predictions are not all current**: ")
+                     + run["message"])
+    n_suspect = (sess.get("possibly_mislabeled") or {}).get("count")
+    if n_suspect:
+        lines.append("%d labeled samples possibly mislabeled (Few-shot: show possibly mislabeled)" % n_suspect)
+    return "  \n".join(lines)
+
 
 class ShowMislabeled(FewShotOperator):
     @property

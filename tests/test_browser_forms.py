@@ -88,10 +88,17 @@ def test_every_operator_form_renders(app, fo, plugin):  # noqa: F811
             _open_operator(page, label)
             page.wait_for_timeout(2000)  # (the form resolves its inputs; one without inputs just runs)
             assert page.get_by_text("Minified React error").count() == 0, label
+            if label == "Few-shot: get session":  # runs at once and shows what the session is
+                expect(page.get_by_text("3 positive, 3 negative labels", exact=False)).to_be_visible()
+                shot(page, "19-get-session-output")
+                page.keyboard.press("Escape")
+                expect(page.get_by_text("3 positive, 3 negative labels", exact=False)).to_have_count(0)
             cancel = page.get_by_role("button", name="Cancel")
             if cancel.count():
                 opened.append(label)
-                if label == "Few-shot: start session":
+                if label == "Few-shot: start session":  # (starting again reconfigures: it says so)
+                    expect(page.get_by_text("A session is active on this dataset (iteration 1;",
+                                            exact=False)).to_be_visible()
                     shot(page, "18-start-session-form")
                 cancel.click()
                 expect(cancel).to_have_count(0)

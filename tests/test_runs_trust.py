@@ -43,6 +43,24 @@ def test_every_prediction_names_its_run_and_iteration(synth):
     assert {v[:2] for v in runs_of(ds).values()} == {(r2["run_id"], 2)}
 
 
+def test_get_sessions_summary_shows_an_interrupted_run_as_not_current(synth, plugin):
+    """What the operator browser shows for get_session (its output form)."""
+    ds = synth
+    summary = plugin.operators.ops_review.session_summary
+    assert "No few-shot session" in summary(run("get_session", ds))
+    run("start_session", ds, embedding_field="emb")
+    label(ds, 3, 2)
+    run("train_and_label", ds)
+    text = summary(run("get_session", ds))
+    assert "**Iteration 1**: 3 positive, 2 negative labels" in text and "Iteration 1 complete" in text
+    assert "not all current" not in text
+    # a run whose lease is gone while its record says running: what a SIGKILL leaves
+    plugin.operators.state.SessionState(ds).update(
+        lambda c: dict(c, run=dict(c["run"], status="running", lease="gone")))
+    text = summary(run("get_session", ds))
+    assert "**Predictions are not all current**: Iteration 1 interrupted" in text
+
+
 def test_a_bad_vector_late_in_the_field_fails_before_any_write(ds20k, fo):
     """A 32-d vector in the last sample of a 64-d field: the error comes before
     the first prediction is written (it used to come after 16k writes)."""
