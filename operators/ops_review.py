@@ -105,7 +105,7 @@ def session_summary(sess):
     last, run = sess.get("last_train"), sess.get("run")
     if last:
         lines.append("Last train: %s scored, %s predicted positive" % (
-            format(last.get("num_scored", 0), ","), format(last.get("num_predicted_positive", 0), ",")))
+            format(last.get("num_scored") or 0, ","), format(last.get("num_predicted_positive") or 0, ",")))
     if run and run.get("message"):
         lines.append(("" if run.get("status") == "complete" else "**Predictions are not all current**: ")
                      + run["message"])

@@ -37,33 +37,40 @@ def _value(state, group, key):
     return state.get(key) if v is None else v
 
 
-def _truth_choice(s, sess):
-    """The quality readout's choice, ``[field, class]``: the one this browser
-    made last (``truth_choice``; clearing it is a choice too), else the last
-    train's readout from the session's history."""
-    if s.truth_choice is not None:
-        return list(s.truth_choice)
-    q = next((h["quality"] for h in reversed(sess.get("history") or []) if h.get("quality")), None)
-    return [q.get("ground_truth_field") or "", q.get("positive_class")] if q else ["", None]
+def _truth_choice(s, cfg):
+    """The quality readout's choice, ``[field, class]``: the last one made in
+    this panel for this session (``truth_choice``, tagged with the session's
+    ID: a reset from the operator browser leaves it in the panel's state;
+    clearing the field is a choice too), else the last train's readout (none
+    if it ran without one). ``cfg``: the session's config (or ``get_session``)."""
+    mine = s.truth_choice
+    if mine and len(mine) == 3 and mine[0] == cfg.get("session_id"):
+        return [mine[1] or "", mine[2]]
+    q = (wf.last_train(cfg) or {}).get("quality") or {}
+    return [q.get("ground_truth_field") or "", q.get("positive_class")]
 
 
-def _restore_truth(ctx, s, sess, fields):
-    """Returns the readout's choice, which its inputs take as their defaults,
-    and puts it back where their values are empty. A page reload keeps the
-    panel's state but resets its inputs to their defaults, then reports each
-    reset as a change (measured in FiftyOne 1.22: after the reload the field's
-    ``on_change`` came with ``""``, and a Train clicked then ran without the
-    readout); with the choice as the default, the reset is a restore."""
+def _choose_truth(ctx, s, field, cls):
+    s.truth_choice = [(wf.SessionState(ctx.dataset).config or {}).get("session_id"), field, cls]
+
+
+def _readout_choice(ctx, s, sess, fields):
+    """The readout's choice, ``(field, class)``, which its dropdowns take as
+    their defaults, and the field's classes for the class dropdown.
+
+    Their values are never written here. A page reload keeps the panel's
+    state but resets its inputs to their defaults and reports each reset as
+    a change (measured in FiftyOne 1.22: the field's ``on_change`` came with
+    ``""``, and a Train clicked then ran without the readout); with the
+    choice as the default, the reset restores it. A render that wrote the
+    values raced the user's own change (the App renders on view events with
+    the state it had: a cleared field came back)."""
     field, cls = _truth_choice(s, sess)
     if field not in fields:
         return "", None
-    if field and s.classes_of != field:
+    if field and s.classes_of != field:  # (once per field and panel load: a distinct over the field)
         s.class_choices, s.classes_of = wf.truth_classes(ctx.dataset, field), field
-    cls = cls if field and cls in (s.class_choices or []) else None
-    if field and not _value(s, "truth", "ground_truth_field"):
-        s.set("truth.ground_truth_field", field)
-        s.set("truth.positive_class", cls)
-    return field, cls
+    return field, (cls if field and cls in (s.class_choices or []) else None)
 
 
 class FewShotPanel(foo.Panel):
@@ -80,6 +87,7 @@ class FewShotPanel(foo.Panel):
     # -- events ----------------------------------------------------------------
 
     def on_load(self, ctx):
+        ctx.panel.state.classes_of = None  # (the class list is read again: classes may have been added)
         self._sync(ctx)
 
     def on_change_dataset(self, ctx):
@@ -118,18 +126,18 @@ class FewShotPanel(foo.Panel):
     def on_truth_change(self, ctx):
         s = ctx.panel.state
         field = _value(s, "truth", "ground_truth_field") or ""
-        if field == _truth_choice(s, wf.get_session(ctx.dataset))[0]:
+        if field == _truth_choice(s, wf.SessionState(ctx.dataset).config or {})[0]:
             return  # the App reports its inputs' reset (to the choice) as a change
         s.set("truth.positive_class", None)
         s.class_choices = wf.truth_classes(ctx.dataset, field) if field else []
-        s.classes_of = field
-        s.truth_choice = [field, None]
+        s.classes_of = field or None
+        _choose_truth(ctx, s, field, None)
 
     def on_class_change(self, ctx):
         s = ctx.panel.state
         field = _value(s, "truth", "ground_truth_field")
         if field:
-            s.truth_choice = [field, _value(s, "truth", "positive_class")]
+            _choose_truth(ctx, s, field, _value(s, "truth", "positive_class"))
 
     def on_start(self, ctx):
         s = ctx.panel.state
@@ -154,8 +162,10 @@ class FewShotPanel(foo.Panel):
                 v = _value(s, group, k)
                 if v not in (None, ""):
                     params[k] = v
-        if params.get("ground_truth_field"):  # (an empty input may be one the App reset)
-            s.truth_choice = [params["ground_truth_field"], params.get("positive_class")]
+        if not params.get("ground_truth_field"):  # (a class left in the state of a hidden dropdown)
+            params.pop("positive_class", None)
+        else:  # (an empty field may be one the App reset: recorded by on_truth_change only)
+            _choose_truth(ctx, s, params["ground_truth_field"], params.get("positive_class"))
         if params["delegate"]:  # poll until a worker has run it (on_poll)
             s.waiting_since = time.time()
             s.waiting_run = _last_run_id(ctx)
@@ -295,7 +305,7 @@ class FewShotPanel(foo.Panel):
         if rec and rec.get("note"):
             panel.md(rec["note"], name="suggest_info")
         fields = wf.truth_fields(ctx.dataset, sess["prediction_field"])
-        choice = _restore_truth(ctx, s, sess, fields)
+        choice = _readout_choice(ctx, s, sess, fields)
         render.readout_inputs(panel, s, fields, choice, self.on_truth_change, self.on_class_change)
         render.advanced(panel, s)
         render.mislabeled(panel, sess.get("possibly_mislabeled"), self.on_show_mislabeled)

@@ -107,7 +107,7 @@ def readout_inputs(panel, s, truth_fields, choice, on_truth_change, on_class_cha
     row = panel.h_stack("truth", gap=1)
     row.enum("ground_truth_field", [""] + truth_fields, label="Ground truth (optional quality readout)",
              default=choice[0], view=types.DropdownView(), on_change=on_truth_change)
-    classes = s.class_choices or []
+    classes = (s.class_choices or []) if choice[0] and s.classes_of == choice[0] else []
     if classes:
         row.enum("positive_class", classes, label="Positive class", default=choice[1],
                  view=types.DropdownView(), on_change=on_class_change)

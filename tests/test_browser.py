@@ -271,6 +271,22 @@ def test_whole_loop_by_clicking(app, fo, plugin):
         last = plugin.operators.workflow.get_session(ds)["last_train"]
         assert (last.get("quality") or {}).get("positive_class") == "Trouser", last.get("quality")
 
+        # clearing the readout is a choice too: it stays cleared over the App's
+        # re-renders and a reload, and the next train measures nothing (a
+        # review's repro: the panel wrote the old choice back)
+        _combo(page, "Ground truth (optional quality readout)").click()
+        page.get_by_role("option").first.click()
+        expect(_combo(page, "Positive class")).to_have_count(0)
+        page.wait_for_timeout(3000)
+        page.reload()
+        expect(page.get_by_role("heading", name="Iteration 4")).to_be_visible(timeout=60_000)
+        page.wait_for_timeout(3000)
+        expect(_combo(page, "Ground truth (optional quality readout)")).not_to_have_text("ground_truth")
+        expect(_combo(page, "Positive class")).to_have_count(0)
+        page.get_by_role("button", name="Train & Label").click()
+        expect(page.get_by_role("heading", name="Iteration 5")).to_be_visible(timeout=90_000)
+        assert plugin.operators.workflow.get_session(ds)["last_train"].get("quality") is None
+
         # an error shows the operator's message, not a traceback
         page.get_by_role("button", name="Label Positive").click()
         expect(page.get_by_text("No samples selected")).to_be_visible()

@@ -1,0 +1,35 @@
+"""Which quality readout the panel's dropdowns come back with (their
+defaults: what the App restores on a reload), read from the session in the
+database: the last train's readout only, and never a choice made in an
+earlier session on the same dataset."""
+
+import types
+
+from conftest import EMB, class_ids, run
+
+
+def _state(choice=None):
+    # (the panel's state container: only the attribute the choice lives in)
+    return types.SimpleNamespace(truth_choice=choice)
+
+
+def test_a_train_without_readout_is_not_followed_by_an_older_one(ds, plugin):
+    panel, wf = plugin.panels.fewshot_panel, plugin.operators.workflow
+    run("start_session", ds, embedding_field=EMB)
+    run("label_positive", ds, selected=class_ids(ds, "Trouser", 3))
+    run("label_negative", ds, selected=class_ids(ds, "Trouser", 3, exclude=True))
+    run("train_and_label", ds, ground_truth_field="ground_truth", positive_class="Trouser")
+    assert panel._truth_choice(_state(), wf.get_session(ds)) == ["ground_truth", "Trouser"]
+    run("train_and_label", ds)  # (the readout cleared, or a train from Python without one)
+    assert panel._truth_choice(_state(), wf.get_session(ds)) == ["", None]
+
+
+def test_a_choice_made_before_a_reset_is_not_brought_back(ds, plugin):
+    panel, wf = plugin.panels.fewshot_panel, plugin.operators.workflow
+    run("start_session", ds, embedding_field=EMB)
+    old = wf.get_session(ds)["session_id"]
+    mine = _state([old, "ground_truth", "Dress"])
+    assert panel._truth_choice(mine, wf.get_session(ds)) == ["ground_truth", "Dress"]
+    run("reset_session", ds)  # from the operator browser: the panel's state keeps its choice
+    run("start_session", ds, embedding_field=EMB)
+    assert panel._truth_choice(mine, wf.get_session(ds)) == ["", None]
