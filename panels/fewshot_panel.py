@@ -19,7 +19,8 @@ WAIT_FOR_WORKER = 600  # seconds the panel polls for a queued (delegated) train 
 # the inputs Train & Label sends, by the row (h_stack) that holds them
 TRAIN_INPUTS = {
     "settings": ("mode", "beta", "gamma", "temperature"),
-    "options": ("calibrate", "whiten", "background_weight", "kernel_weight", "neighbor_weight", "power"),
+    "options": ("calibrate", "whiten", "power"),
+    "weights": ("background_weight", "kernel_weight", "neighbor_weight"),
     "truth": ("ground_truth_field", "positive_class"),
 }
 

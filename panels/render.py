@@ -131,6 +131,12 @@ def advanced(panel, s):
     opts.bool("calibrate", label="Calibrated P (off: sigmoid(s/T))", default=calibrate)
     opts.enum("whiten", ["auto", "on", "off"], label="Whiten by pool covariance",
               default={True: "on", False: "off"}.get(s.whiten, s.whiten or "auto"))
+    opts.str("power", label="Power transform",
+             default=str(s.power if s.power is not None else "auto"),
+             description="each embedding value ^ power (auto: 0.75 for nonnegative, CNN-like "
+                         "embeddings; 1: as they are, e.g. raw pixels)")
+    # (three to a row: six columns at 1600 px wrapped their help text word by word)
+    opts = panel.h_stack("weights", gap=1)
     opts.str("background_weight", label="Pool mean weight",
              default=str(s.background_weight if s.background_weight is not None else "auto"),
              description="how much the unlabeled pool's mean counts in the negative prototype "
@@ -145,10 +151,6 @@ def advanced(panel, s):
              default=str(s.neighbor_weight if s.neighbor_weight is not None else "auto"),
              description="how much the top-scored samples' scores move toward their nearest pool samples' "
                          "(0: off; auto: 0.5 for a rare concept unless positive labels outnumber negative ones, else 0)")
-    opts.str("power", label="Power transform",
-             default=str(s.power if s.power is not None else "auto"),
-             description="each embedding value ^ power (auto: 0.75 for nonnegative, CNN-like "
-                         "embeddings; 1: as they are, e.g. raw pixels)")
     sug = panel.h_stack("suggest", gap=1)
     sug.int("num_suggest", label="Suggest how many", default=20)
     sug.float("top_fraction", label="top-scored fraction", default=wf.DEFAULT_TOP_FRACTION)

@@ -352,6 +352,7 @@ def test_a_train_run_by_a_worker_shows_in_the_grid_without_a_reload(app, fo, plu
         power = page.get_by_text("Power transform", exact=True).locator("xpath=following::input[1]")
         expect(power).to_have_value("auto")  # the session's setting (the default)
         power.fill("1")  # embeddings as they are (README: for raw pixels)
+        page.get_by_text("Pool neighbors' weight", exact=True).locator("xpath=following::input[1]").fill("0.3")
         page.get_by_text("Run Train & Label in the background (delegated operation)").click()
         page.wait_for_timeout(1000)
         page.get_by_role("button", name="Train & Label").click()
@@ -367,6 +368,7 @@ def test_a_train_run_by_a_worker_shows_in_the_grid_without_a_reload(app, fo, plu
         assert plugin.operators.state.SessionState(ds).config["iteration"] == 1
         last = plugin.operators.workflow.get_session(ds)["last_train"]
         assert last["settings"]["power"] == 1.0 and last["scorer"]["power"] == 1.0  # what the panel sent
+        assert last["settings"]["neighbor_weight"] == 0.3, last["settings"]  # (from the second row)
         expect(page.get_by_role("heading", name="Iteration 1")).to_be_visible(timeout=60_000)
         expect(tiles.first.locator("[data-cy=tag-fewshot_prediction]")).to_be_visible(timeout=30_000)
         shot(page, "12-delegated-train-shown")
