@@ -21,12 +21,15 @@ def _error_prop(inputs, message):
 
 
 def _mark_input(inputs, error):
-    """Marks the input at fault (``error.param``, when the form has it) invalid
-    with the error's message, so the form shows it on that input too."""
-    prop = inputs.properties.get(getattr(error, "param", None) or "")
-    if prop is not None:
-        prop.invalid = True
-        prop.error_message = str(error)
+    """Marks the input at fault (``error.param``, when the form has it; a tuple
+    when two are, together) invalid with the error's message, so the form
+    shows it on that input too."""
+    params = getattr(error, "param", None) or ()
+    for name in (params,) if isinstance(params, str) else params:
+        prop = inputs.properties.get(name)
+        if prop is not None:
+            prop.invalid = True
+            prop.error_message = str(error)
 
 
 def show_derived(ctx, state, kind, view, base, note=None):

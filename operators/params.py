@@ -98,7 +98,8 @@ def suggest_params(params):
     if params.get("top_fraction") is None:
         frac = min(frac, 1.0 - rand)  # only the random share was asked for
     if frac + rand > 1.0 + 1e-9:
-        raise FewShotError("Top-scored and random fractions add up to more than 1", param="random_fraction")
+        raise FewShotError("Top-scored and random fractions add up to more than 1",
+                           param=("top_fraction", "random_fraction"))
     return {"num_samples": num, "top_fraction": frac, "random_fraction": rand}
 
 

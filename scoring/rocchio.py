@@ -83,7 +83,7 @@ def check_settings(mode="distance", beta=1.0, gamma=1.0, temperature=1.0):
         if out[name] < 0:
             raise ScoringError("beta and gamma must be >= 0", param=name)
     if out["beta"] == 0 and out["gamma"] == 0:
-        raise ScoringError("beta and gamma cannot both be 0", param="beta")
+        raise ScoringError("beta and gamma cannot both be 0", param=("beta", "gamma"))
     if out["temperature"] <= 0:
         raise ScoringError("temperature must be > 0", param="temperature")
     return out

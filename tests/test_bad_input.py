@@ -280,6 +280,11 @@ def test_the_input_at_fault_is_marked_with_the_message(ds):
         bad = invalid_inputs("train_and_label", ds, **params)
         assert list(bad) == [name] and message in bad[name], (name, bad)
         assert message in form_error("train_and_label", ds, **params)
+    # two inputs at fault together: both are marked (the first alone was)
+    bad = invalid_inputs("train_and_label", ds, beta=0, gamma=0)
+    assert sorted(bad) == ["beta", "gamma"] and "cannot both be 0" in bad["gamma"], bad
+    bad = invalid_inputs("suggest_samples", ds, top_fraction=0.7, random_fraction=0.5)
+    assert sorted(bad) == ["random_fraction", "top_fraction"] and "add up to more than 1" in bad["top_fraction"]
     bad = invalid_inputs("train_and_label", ds, ground_truth_field="ground_truth")
     assert list(bad) == ["positive_class"] and "Name the positive class" in bad["positive_class"]
     # a field that does not exist is said first, before any class is typed; k is
@@ -294,3 +299,12 @@ def test_the_input_at_fault_is_marked_with_the_message(ds):
     assert list(invalid_inputs("start_session", ds, model="no-such-model-torch")) == ["model"]
     assert list(invalid_inputs("start_session", ds, embedding_field=EMB, prediction_field="a.b")) == \
         ["prediction_field"]
+
+
+def test_two_inputs_at_fault_give_python_callers_the_message(ds, ExecutionError):
+    started(ds)
+    labeled(ds)
+    with pytest.raises(ExecutionError, match="beta and gamma cannot both be 0"):
+        run("train_and_label", ds, beta=0, gamma=0)
+    with pytest.raises(ExecutionError, match="add up to more than 1"):
+        run("suggest_samples", ds, top_fraction=0.7, random_fraction=0.5)
