@@ -231,19 +231,38 @@ def last_train(panel, sess, last, on_hist_click):
 
 
 def quality_table(panel, sess):
-    rows = [h for h in (sess.get("history") or []) if h.get("quality")]
+    text = quality_markdown(sess.get("history") or [])
+    if text:
+        panel.md(text, name="quality_md")
+
+
+def quality_markdown(history):
+    """The readout's table under one heading: only the iterations measured
+    against the last measured field and class (rows of another class under
+    it read as a collapse: a new user's Sandal rows sat under "= Trouser"),
+    and a line saying what is left out."""
+    rows = [h for h in history if h.get("quality")]
     if not rows:
-        return
+        return None
     q0 = rows[-1]["quality"]
+    same = lambda q: (q["ground_truth_field"], q["positive_class"]) == (q0["ground_truth_field"], q0["positive_class"])  # noqa: E731
+    shown = [h for h in rows if same(h["quality"])]
     lines = ["**Quality vs `%s` = `%s`** (scored, unlabeled samples)" % (q0["ground_truth_field"], q0["positive_class"]),
              "", "| iteration | labels +/- | AP | precision@k | F1 | samples predicted positive | truly positive |",
              "|---|---|---|---|---|---|---|"]
-    for h in rows[-10:]:
+    for h in shown[-10:]:
         q = h["quality"]
         lines.append("| %d | %d / %d | %s | %s (k=%d) | %s | %d | %d |" % (
             h["iteration"], h["num_positive_labels"], h["num_negative_labels"], fmt(q["average_precision"]),
             fmt(q["precision_at_k"]), q["k"], fmt(q["f1"]), q["num_predicted_positive"], q["num_true_positive"]))
-    panel.md("\n".join(lines), name="quality_md")
+    notes = []
+    if len(shown) < len(rows):
+        notes.append("%d measured against another class or field: not shown" % (len(rows) - len(shown)))
+    if not history[-1].get("quality"):
+        notes.append("the last train (iteration %d) measured nothing" % history[-1]["iteration"])
+    if notes:
+        lines += ["", "_" + "; ".join(notes).capitalize() + "._"]
+    return "\n".join(lines)
 
 
 def footer(panel, h):

@@ -33,3 +33,22 @@ def test_a_choice_made_before_a_reset_is_not_brought_back(ds, plugin):
     run("reset_session", ds)  # from the operator browser: the panel's state keeps its choice
     run("start_session", ds, embedding_field=EMB)
     assert panel._truth_choice(mine, wf.get_session(ds)) == ["", None]
+
+
+def test_the_quality_table_shows_one_class_under_its_heading(ds, plugin):
+    """A new user measured Trouser, Sandal, Trouser: the Sandal row (AP 0.13)
+    sat under "= Trouser" and read as a collapse."""
+    render, wf = plugin.panels.render, plugin.operators.workflow
+    run("start_session", ds, embedding_field=EMB)
+    run("label_positive", ds, selected=class_ids(ds, "Trouser", 3))
+    run("label_negative", ds, selected=class_ids(ds, "Trouser", 3, exclude=True))
+    for cls in ("Trouser", "Sandal", "Trouser"):
+        run("train_and_label", ds, ground_truth_field="ground_truth", positive_class=cls)
+    text = render.quality_markdown(wf.get_session(ds)["history"])
+    rows = [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert "= `Trouser`" in text and [r.split(" |")[0] for r in rows] == ["| 1", "| 3"], text
+    assert "1 measured against another class or field: not shown" in text
+    assert "measured nothing" not in text
+    run("train_and_label", ds)
+    text = render.quality_markdown(wf.get_session(ds)["history"])
+    assert "the last train (iteration 4) measured nothing" in text
