@@ -88,7 +88,9 @@ class FewShotPanel(foo.Panel):
     # -- events ----------------------------------------------------------------
 
     def on_load(self, ctx):
-        ctx.panel.state.classes_of = None  # (the class list is read again: classes may have been added)
+        s = ctx.panel.state
+        s.classes_of = None  # (the class list is read again: classes may have been added)
+        s.error = s.busy = None  # (a new page showed the last page's error as if it were now)
         self._sync(ctx)
 
     def on_change_dataset(self, ctx):
@@ -159,8 +161,10 @@ class FewShotPanel(foo.Panel):
         s = ctx.panel.state
         params = {"base_view": True, "delegate": bool(s.delegate)}
         for group, keys in TRAIN_INPUTS.items():
+            if group != "truth" and not s.advanced:
+                continue  # (hidden settings: the session's own apply, whoever set them last)
             for k in keys:
-                v = _value(s, group, k)
+                v = s.get(group + "." + k)
                 if v not in (None, ""):
                     params[k] = v
         if not params.get("ground_truth_field"):  # (a class left in the state of a hidden dropdown)
@@ -284,9 +288,6 @@ class FewShotPanel(foo.Panel):
             s.busy = None  # the App does not always deliver the success callback
         # buttons are disabled by what runs (recorded in the store, any tab), not by a click
         busy = (prog or {}).get("operation")
-        for k, v in (sess.get("scorer") or wf.SCORER_DEFAULTS).items():
-            if s.get(k) is None:
-                s.set(k, v)
         ctx.panel.data.histogram = render.histogram_traces(sess.get("last_train"))
         if s.error:
             panel.view("error", types.Error(label="Error", description=s.error))
@@ -308,7 +309,7 @@ class FewShotPanel(foo.Panel):
         fields = wf.truth_fields(ctx.dataset, sess["prediction_field"])
         choice = _readout_choice(ctx, s, sess, fields)
         render.readout_inputs(panel, s, fields, choice, self.on_truth_change, self.on_class_change)
-        render.advanced(panel, s)
+        render.advanced(panel, s, sess.get("scorer"))
         render.mislabeled(panel, sess.get("possibly_mislabeled"), self.on_show_mislabeled)
         render.last_train(panel, sess, sess.get("last_train"), self.on_hist_click)
         render.footer(panel, self)

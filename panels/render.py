@@ -114,41 +114,43 @@ def readout_inputs(panel, s, truth_fields, choice, on_truth_change, on_class_cha
         panel.md("_Measured at the next Train & Label, on the scored unlabeled samples._", name="truth_hint")
 
 
-def advanced(panel, s):
+def advanced(panel, s, saved):
+    """The scorer's settings. ``saved``: the session's (what the last train
+    used; a Python or palette train changes them too), their inputs'
+    defaults: the App resets a panel's inputs to their defaults on a reload,
+    so defaults from anything else sent them back to 1 / auto then (a new
+    user's beta 2 and pool mean weight 0 were undone by the next panel train)."""
     panel.bool("advanced", label="Advanced settings", default=False)
     if not s.advanced:
         return
-    calibrate = s.get("calibrate") if s.get("calibrate") is not None else True
+    d = dict(wf.SCORER_DEFAULTS, **(saved or {}))
+    shown = s.get("options.calibrate")
     row = panel.h_stack("settings", gap=1)
-    row.enum("mode", ["distance", "query"], label="Mode", default=s.mode or "distance")
-    row.float("beta", label="beta (positives)", default=s.beta if s.beta is not None else 1.0,
+    row.enum("mode", ["distance", "query"], label="Mode", default=d["mode"])
+    row.float("beta", label="beta (positives)", default=d["beta"],
               description="weight of the distance to the positive prototype")
-    row.float("gamma", label="gamma (negatives)", default=s.gamma if s.gamma is not None else 1.0,
+    row.float("gamma", label="gamma (negatives)", default=d["gamma"],
               description="weight of the distance to the negative prototype")
-    if not calibrate:
-        row.float("temperature", label="temperature", default=s.temperature if s.temperature is not None else 1.0)
+    if not (d["calibrate"] if shown is None else shown):
+        row.float("temperature", label="temperature", default=d["temperature"])
     opts = panel.h_stack("options", gap=1)
-    opts.bool("calibrate", label="Calibrated P (off: sigmoid(s/T))", default=calibrate)
+    opts.bool("calibrate", label="Calibrated P (off: sigmoid(s/T))", default=bool(d["calibrate"]))
     opts.enum("whiten", ["auto", "on", "off"], label="Whiten by pool covariance",
-              default={True: "on", False: "off"}.get(s.whiten, s.whiten or "auto"))
-    opts.str("power", label="Power transform",
-             default=str(s.power if s.power is not None else "auto"),
+              default={True: "on", False: "off"}.get(d["whiten"], d["whiten"]))
+    opts.str("power", label="Power transform", default=str(d["power"]),
              description="each embedding value ^ power (auto: 0.75 for nonnegative, CNN-like "
                          "embeddings; 1: as they are, e.g. raw pixels)")
     # (three to a row: six columns at 1600 px wrapped their help text word by word)
     opts = panel.h_stack("weights", gap=1)
-    opts.str("background_weight", label="Pool mean weight",
-             default=str(s.background_weight if s.background_weight is not None else "auto"),
+    opts.str("background_weight", label="Pool mean weight", default=str(d["background_weight"]),
              description="how much the unlabeled pool's mean counts in the negative prototype "
                          "(0: labels only; auto: 3 for a rare concept, 0 for a common one)")
-    opts.str("kernel_weight", label="Nearest-labels weight",
-             default=str(s.kernel_weight if s.kernel_weight is not None else "auto"),
+    opts.str("kernel_weight", label="Nearest-labels weight", default=str(d["kernel_weight"]),
              description="weight of the similarity to the nearest labeled examples next to the prototypes "
                          "(0: prototypes only; auto: 1 for a common concept, up to 2 from 10 to 20 labels per side; "
                          "0.5 for a rare one from 5 positives, "
                          "10 while positives outnumber negatives)")
-    opts.str("neighbor_weight", label="Pool neighbors' weight",
-             default=str(s.neighbor_weight if s.neighbor_weight is not None else "auto"),
+    opts.str("neighbor_weight", label="Pool neighbors' weight", default=str(d["neighbor_weight"]),
              description="how much the top-scored samples' scores move toward their nearest pool samples' "
                          "(0: off; auto: 0.5 for a rare concept unless positive labels outnumber negative ones, else 0)")
     sug = panel.h_stack("suggest", gap=1)

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ARTIFACTS
+from conftest import ARTIFACTS, URI
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -372,6 +372,28 @@ def test_a_train_run_by_a_worker_shows_in_the_grid_without_a_reload(app, fo, plu
         expect(page.get_by_role("heading", name="Iteration 1")).to_be_visible(timeout=60_000)
         expect(tiles.first.locator("[data-cy=tag-fewshot_prediction]")).to_be_visible(timeout=30_000)
         shot(page, "12-delegated-train-shown")
+        # a reload: the settings shown are the session's, not 1 / auto (the App
+        # resets a panel's inputs to their defaults then; a new user's were undone)
+        page.reload()
+        expect(page.get_by_role("heading", name="Iteration 1")).to_be_visible(timeout=60_000)
+        if not page.get_by_text("Power transform", exact=True).count():
+            page.get_by_text("Advanced settings").click()
+        expect(power).to_have_value("1.0")
+        expect(page.get_by_text("Pool neighbors' weight", exact=True).locator("xpath=following::input[1]")) \
+            .to_have_value("0.3")
+        shot(page, "12b-settings-after-reload")
+        # closed, the settings are the session's, whoever set them last: a
+        # Python train's beta 2 is not undone by the panel's next train
+        page.get_by_text("Advanced settings").click()
+        expect(power).to_have_count(0)
+        code = ("import fiftyone as fo, fiftyone.operators as foo; foo.execute_operator(%r, ctx=dict("
+                "dataset=fo.load_dataset(%r), params=dict(beta=2.0)))" % (URI + "train_and_label", ds.name))
+        subprocess.run([sys.executable, "-c", code], env=dict(os.environ), check=True, timeout=300)
+        page.get_by_role("button", name="Train & Label").click()  # (the reload reset "background" to off)
+        expect(page.get_by_role("heading", name="Iteration 3")).to_be_visible(timeout=90_000)
+        last = plugin.operators.workflow.get_session(ds)["last_train"]
+        assert last["iteration"] == 3 and last["settings"]["beta"] == 2.0, last["settings"]
+        assert last["settings"]["power"] == 1.0 and last["settings"]["neighbor_weight"] == 0.3
 
 
 def test_the_panel_says_how_much_of_the_term_is_pool_rows(app, fo, plugin):
