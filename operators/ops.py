@@ -22,6 +22,14 @@ class _Delegable(FewShotOperator):
         return True if ctx.params.get("delegate") else None
 
 
+def _field_default(prev, model):
+    """The start form's embedding field: the session's while the model is its
+    model (or none is typed), else the name derived from the model."""
+    if prev and model in ("", prev.get("model") or ""):
+        return prev.get("embedding_field")
+    return zoo.default_embedding_field(model) if model else None
+
+
 class StartSession(_Delegable):
     @property
     def config(self):
@@ -54,24 +62,26 @@ class StartSession(_Delegable):
             "| model | notes |\n|---|---|\n" + rows + "\n\nAny other FiftyOne zoo model name works too.",
             name="models_table",
         )
+        # an active session's settings are the defaults (the App fills them in;
+        # Python callers pass what they change and get the rest from checks)
+        prev = cfg or {}
         inputs.str(
             "model",
             label="Embedding model",
             description="FiftyOne zoo model name (leave empty to use precomputed embeddings)",
+            default=prev.get("model"),
             view=types.AutocompleteView(choices=[types.Choice(m, label=m) for m in zoo.SUGGESTED_MODELS]),
         )
         model = ctx.params.get("model")
         model = model.strip() if isinstance(model, str) else ""  # (a bad type: the check below says so)
-        inputs.str(
-            "embedding_field",
-            label="Embedding field",
-            default=zoo.default_embedding_field(model) if model else None,
-            description="Defaults to a name derived from the model",
-        )
-        inputs.str("prediction_field", label="Prediction field", default=wf.DEFAULT_PREDICTION_FIELD)
-        inputs.int("subset_size", label="Working subset size", default=0,
+        inputs.str("embedding_field", label="Embedding field", default=_field_default(prev, model),
+                   description="Defaults to a name derived from the model")
+        inputs.str("prediction_field", label="Prediction field",
+                   default=prev.get("prediction_field") or wf.DEFAULT_PREDICTION_FIELD)
+        inputs.int("subset_size", label="Working subset size", default=prev.get("subset_size") or 0,
                    description="0 = infer over the whole current view")
-        inputs.bool("randomize_subset", label="Randomize subset every run", default=False)
+        inputs.bool("randomize_subset", label="Randomize subset every run",
+                    default=bool(prev.get("randomize_subset")))
         self._check(ctx, inputs, lambda: wf.check_start(ctx.dataset, ctx.view, ctx.params))
         return types.Property(inputs, view=types.View(label="Start few-shot session"))
 

@@ -308,3 +308,18 @@ def test_two_inputs_at_fault_give_python_callers_the_message(ds, ExecutionError)
         run("train_and_label", ds, beta=0, gamma=0)
     with pytest.raises(ExecutionError, match="add up to more than 1"):
         run("suggest_samples", ds, top_fraction=0.7, random_fraction=0.5)
+
+
+def test_the_start_form_is_filled_in_from_the_active_session(ds):
+    """A new user restarting with the form blank lost the model's name (the
+    session became "precomputed"); the form now starts from the session's."""
+    props = form_inputs("start_session", ds)
+    assert props["model"].default is None and props["embedding_field"].default is None
+    run("start_session", ds, embedding_field=EMB, prediction_field="mine", subset_size=50)
+    props = form_inputs("start_session", ds)
+    assert props["embedding_field"].default == EMB and props["prediction_field"].default == "mine"
+    assert props["subset_size"].default == 50 and props["model"].default is None
+    assert form_error("start_session", ds, embedding_field=EMB) is None  # (what the App sends then)
+    # another model typed: its own field's name
+    props = form_inputs("start_session", ds, model="efficientnet-lite0-imagenet-torch")
+    assert props["embedding_field"].default == "efficientnet_lite0_imagenet_embeddings"

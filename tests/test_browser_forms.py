@@ -99,6 +99,7 @@ def test_every_operator_form_renders(app, fo, plugin):  # noqa: F811
                 if label == "Few-shot: start session":  # (starting again reconfigures: it says so)
                     expect(page.get_by_text("A session is active on this dataset (iteration 1;",
                                             exact=False)).to_be_visible()
+                    expect(_input(page, "Embedding field")).to_have_value(EMB)  # (the session's, filled in)
                     shot(page, "18-start-session-form")
                 cancel.click()
                 expect(cancel).to_have_count(0)
