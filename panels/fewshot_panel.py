@@ -38,6 +38,26 @@ def _value(state, group, key):
     return state.get(key) if v is None else v
 
 
+def _typed(s, key, value):
+    """Whether the user changed a setting's input from what it showed (the
+    session's setting when Advanced was last shown). Only those are sent:
+    the others follow the session, whoever set it last (a palette or Python
+    train's settings were undone by the panel's next train)."""
+    shown = (s.shown_defaults or {}).get(key)
+    if shown is None:
+        return False  # (never shown)
+    if key == "whiten":
+        shown = {"True": "on", "False": "off"}.get(shown, shown)
+    return str(value).strip().lower() != shown.lower() and _number(value) != _number(shown)
+
+
+def _number(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return v
+
+
 def _truth_choice(s, cfg):
     """The quality readout's choice, ``[field, class]``: the last one made in
     this panel for this session (``truth_choice``, tagged with the session's
@@ -159,13 +179,11 @@ class FewShotPanel(foo.Panel):
 
     def on_train(self, ctx):
         s = ctx.panel.state
-        params = {"base_view": True, "delegate": bool(s.delegate)}
+        params = {"base_view": True, "delegate": bool(s.delegate_train)}
         for group, keys in TRAIN_INPUTS.items():
-            if group != "truth" and not s.advanced:
-                continue  # (hidden settings: the session's own apply, whoever set them last)
             for k in keys:
                 v = s.get(group + "." + k)
-                if v not in (None, ""):
+                if v not in (None, "") and (group == "truth" or _typed(s, k, v)):
                     params[k] = v
         if not params.get("ground_truth_field"):  # (a class left in the state of a hidden dropdown)
             params.pop("positive_class", None)
@@ -309,7 +327,7 @@ class FewShotPanel(foo.Panel):
         fields = wf.truth_fields(ctx.dataset, sess["prediction_field"])
         choice = _readout_choice(ctx, s, sess, fields)
         render.readout_inputs(panel, s, fields, choice, self.on_truth_change, self.on_class_change)
-        render.advanced(panel, s, sess.get("scorer"))
+        render.advanced(panel, s, sess.get("scorer"), {k: g for g, keys in TRAIN_INPUTS.items() for k in keys})
         render.mislabeled(panel, sess.get("possibly_mislabeled"), self.on_show_mislabeled)
         render.last_train(panel, sess, sess.get("last_train"), self.on_hist_click)
         render.footer(panel, self)

@@ -114,16 +114,28 @@ def readout_inputs(panel, s, truth_fields, choice, on_truth_change, on_class_cha
         panel.md("_Measured at the next Train & Label, on the scored unlabeled samples._", name="truth_hint")
 
 
-def advanced(panel, s, saved):
+def advanced(panel, s, saved, inputs):
     """The scorer's settings. ``saved``: the session's (what the last train
     used; a Python or palette train changes them too), their inputs'
     defaults: the App resets a panel's inputs to their defaults on a reload,
     so defaults from anything else sent them back to 1 / auto then (a new
-    user's beta 2 and pool mean weight 0 were undone by the next panel train)."""
+    user's beta 2 and pool mean weight 0 were undone by the next panel train).
+    ``inputs``: each setting's row."""
     panel.bool("advanced", label="Advanced settings", default=False)
     if not s.advanced:
         return
     d = dict(wf.SCORER_DEFAULTS, **(saved or {}))
+    shown = {k: str(v) for k, v in d.items()}
+    before = s.shown_defaults or {}
+    for k in shown:
+        if k in before and before[k] != shown[k] and k in inputs:
+            # a train elsewhere (palette, Python, another tab) changed it: the
+            # input shows the session's now (the App keeps an input's value
+            # over a new default; a review's beta 2 stayed shown after beta 3)
+            s.set(inputs[k] + "." + k, d[k] if k in ("mode", "beta", "gamma", "temperature", "calibrate")
+                  else {True: "on", False: "off"}.get(d[k], d[k]) if k == "whiten" else str(d[k]))
+    # what each input showed before the user typed (Train sends only the ones they changed)
+    s.shown_defaults = shown
     shown = s.get("options.calibrate")
     row = panel.h_stack("settings", gap=1)
     row.enum("mode", ["distance", "query"], label="Mode", default=d["mode"])
@@ -157,7 +169,8 @@ def advanced(panel, s, saved):
     sug.int("num_suggest", label="Suggest how many", default=20)
     sug.float("top_fraction", label="top-scored fraction", default=wf.DEFAULT_TOP_FRACTION)
     sug.float("random_fraction", label="random fraction (rest: uncertain)", default=wf.DEFAULT_RANDOM_FRACTION)
-    panel.bool("delegate", label="Run Train & Label in the background (delegated operation)", default=False)
+    # (its own key: the start form's "delegate" box made every later train delegated)
+    panel.bool("delegate_train", label="Run Train & Label in the background (delegated operation)", default=False)
 
 
 def mislabeled(panel, found, on_show):
@@ -232,6 +245,9 @@ def last_train(panel, sess, last, on_hist_click):
     )
 
 
+MAX_QUALITY_ROWS = 10
+
+
 def quality_table(panel, sess):
     text = quality_markdown(sess.get("history") or [])
     if text:
@@ -246,22 +262,24 @@ def quality_markdown(history):
     rows = [h for h in history if h.get("quality")]
     if not rows:
         return None
+    key = lambda q: (q.get("ground_truth_field"), q.get("positive_class"))  # noqa: E731
     q0 = rows[-1]["quality"]
-    same = lambda q: (q["ground_truth_field"], q["positive_class"]) == (q0["ground_truth_field"], q0["positive_class"])  # noqa: E731
-    shown = [h for h in rows if same(h["quality"])]
-    lines = ["**Quality vs `%s` = `%s`** (scored, unlabeled samples)" % (q0["ground_truth_field"], q0["positive_class"]),
+    shown = [h for h in rows if key(h["quality"]) == key(q0)]
+    lines = ["**Quality vs `%s` = `%s`** (scored, unlabeled samples)" % key(q0),
              "", "| iteration | labels +/- | AP | precision@k | F1 | samples predicted positive | truly positive |",
              "|---|---|---|---|---|---|---|"]
-    for h in shown[-10:]:
+    for h in shown[-MAX_QUALITY_ROWS:]:
         q = h["quality"]
         lines.append("| %d | %d / %d | %s | %s (k=%d) | %s | %d | %d |" % (
             h["iteration"], h["num_positive_labels"], h["num_negative_labels"], fmt(q["average_precision"]),
             fmt(q["precision_at_k"]), q["k"], fmt(q["f1"]), q["num_predicted_positive"], q["num_true_positive"]))
     notes = []
+    if len(shown) > MAX_QUALITY_ROWS:
+        notes.append("the last %d iterations measured are shown" % MAX_QUALITY_ROWS)
     if len(shown) < len(rows):
         notes.append("%d measured against another class or field: not shown" % (len(rows) - len(shown)))
     if not history[-1].get("quality"):
-        notes.append("the last train (iteration %d) measured nothing" % history[-1]["iteration"])
+        notes.append("the last train (iteration %s) measured nothing" % history[-1].get("iteration", "?"))
     if notes:
         lines += ["", "_" + "; ".join(notes).capitalize() + "._"]
     return "\n".join(lines)

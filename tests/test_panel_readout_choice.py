@@ -52,3 +52,16 @@ def test_the_quality_table_shows_one_class_under_its_heading(ds, plugin):
     run("train_and_label", ds)
     text = render.quality_markdown(wf.get_session(ds)["history"])
     assert "the last train (iteration 4) measured nothing" in text
+
+
+def test_the_quality_table_says_what_it_leaves_out_and_takes_partial_records(plugin):
+    md = plugin.panels.render.quality_markdown
+    q = dict(ground_truth_field="gt", positive_class="a", average_precision=0.5, precision_at_k=0.5, k=10,
+             f1=0.5, num_predicted_positive=3, num_true_positive=4)
+    hist = [dict(iteration=i, num_positive_labels=1, num_negative_labels=1, quality=q) for i in range(1, 13)]
+    text = md(hist)
+    assert "| 2 |" not in text and "| 3 |" in text and "The last 10 iterations measured are shown" in text
+    assert "measured nothing (iteration ?)" not in md(hist + [{}]) and "iteration ?" in md(hist + [{}])
+    partial = dict(q)
+    del partial["ground_truth_field"]
+    assert "`None` = `a`" in md([dict(hist[0], quality=partial)])
