@@ -23,6 +23,7 @@ TRAIN_INPUTS = {
     "weights": ("background_weight", "kernel_weight", "neighbor_weight"),
     "truth": ("ground_truth_field", "positive_class"),
 }
+SETTING_ROWS = {k: row for row, keys in TRAIN_INPUTS.items() if row != "truth" for k in keys}  # scorer setting -> row
 
 
 def _last_run_id(ctx):
@@ -46,8 +47,6 @@ def _typed(s, key, value):
     shown = (s.shown_defaults or {}).get(key)
     if shown is None:
         return False  # (never shown)
-    if key == "whiten":
-        shown = {"True": "on", "False": "off"}.get(shown, shown)
     return str(value).strip().lower() != shown.lower() and _number(value) != _number(shown)
 
 
@@ -71,8 +70,12 @@ def _truth_choice(s, cfg):
     return [q.get("ground_truth_field") or "", q.get("positive_class")]
 
 
-def _choose_truth(ctx, s, field, cls):
-    s.truth_choice = [(wf.SessionState(ctx.dataset).config or {}).get("session_id"), field, cls]
+def _config(ctx):
+    return wf.SessionState(ctx.dataset).config or {}
+
+
+def _choose_truth(s, cfg, field, cls):
+    s.truth_choice = [cfg.get("session_id"), field, cls]
 
 
 def _readout_choice(ctx, s, sess, fields):
@@ -149,18 +152,19 @@ class FewShotPanel(foo.Panel):
     def on_truth_change(self, ctx):
         s = ctx.panel.state
         field = _value(s, "truth", "ground_truth_field") or ""
-        if field == _truth_choice(s, wf.SessionState(ctx.dataset).config or {})[0]:
+        cfg = _config(ctx)
+        if field == _truth_choice(s, cfg)[0]:
             return  # the App reports its inputs' reset (to the choice) as a change
         s.set("truth.positive_class", None)
         s.class_choices = wf.truth_classes(ctx.dataset, field) if field else []
         s.classes_of = field or None
-        _choose_truth(ctx, s, field, None)
+        _choose_truth(s, cfg, field, None)
 
     def on_class_change(self, ctx):
         s = ctx.panel.state
         field = _value(s, "truth", "ground_truth_field")
         if field:
-            _choose_truth(ctx, s, field, _value(s, "truth", "positive_class"))
+            _choose_truth(s, _config(ctx), field, _value(s, "truth", "positive_class"))
 
     def on_start(self, ctx):
         s = ctx.panel.state
@@ -188,7 +192,7 @@ class FewShotPanel(foo.Panel):
         if not params.get("ground_truth_field"):  # (a class left in the state of a hidden dropdown)
             params.pop("positive_class", None)
         else:  # (an empty field may be one the App reset: recorded by on_truth_change only)
-            _choose_truth(ctx, s, params["ground_truth_field"], params.get("positive_class"))
+            _choose_truth(s, _config(ctx), params["ground_truth_field"], params.get("positive_class"))
         if params["delegate"]:  # poll until a worker has run it (on_poll)
             s.waiting_since = time.time()
             s.waiting_run = _last_run_id(ctx)
@@ -327,7 +331,7 @@ class FewShotPanel(foo.Panel):
         fields = wf.truth_fields(ctx.dataset, sess["prediction_field"])
         choice = _readout_choice(ctx, s, sess, fields)
         render.readout_inputs(panel, s, fields, choice, self.on_truth_change, self.on_class_change)
-        render.advanced(panel, s, sess.get("scorer"), {k: g for g, keys in TRAIN_INPUTS.items() for k in keys})
+        render.advanced(panel, s, sess.get("scorer"), SETTING_ROWS)
         render.mislabeled(panel, sess.get("possibly_mislabeled"), self.on_show_mislabeled)
         render.last_train(panel, sess, sess.get("last_train"), self.on_hist_click)
         render.footer(panel, self)

@@ -125,44 +125,44 @@ def advanced(panel, s, saved, inputs):
     if not s.advanced:
         return
     d = dict(wf.SCORER_DEFAULTS, **(saved or {}))
-    shown = {k: str(v) for k, v in d.items()}
+    # each input's value as the input takes it (the weights and power are text: "auto" or a number)
+    v = dict(d, calibrate=bool(d["calibrate"]), whiten={True: "on", False: "off"}.get(d["whiten"], d["whiten"]),
+             **{k: str(d[k]) for k in ("power", "background_weight", "kernel_weight", "neighbor_weight")})
     before = s.shown_defaults or {}
-    for k in shown:
-        if k in before and before[k] != shown[k] and k in inputs:
+    for k, row in inputs.items():
+        if k in before and before[k] != str(v[k]):
             # a train elsewhere (palette, Python, another tab) changed it: the
             # input shows the session's now (the App keeps an input's value
-            # over a new default; a review's beta 2 stayed shown after beta 3)
-            s.set(inputs[k] + "." + k, d[k] if k in ("mode", "beta", "gamma", "temperature", "calibrate")
-                  else {True: "on", False: "off"}.get(d[k], d[k]) if k == "whiten" else str(d[k]))
+            # over a new default: a review's beta 2 stayed shown after beta 3)
+            s.set(row + "." + k, v[k])
     # what each input showed before the user typed (Train sends only the ones they changed)
-    s.shown_defaults = shown
+    s.shown_defaults = {k: str(v[k]) for k in inputs}
     shown = s.get("options.calibrate")
     row = panel.h_stack("settings", gap=1)
-    row.enum("mode", ["distance", "query"], label="Mode", default=d["mode"])
-    row.float("beta", label="beta (positives)", default=d["beta"],
+    row.enum("mode", ["distance", "query"], label="Mode", default=v["mode"])
+    row.float("beta", label="beta (positives)", default=v["beta"],
               description="weight of the distance to the positive prototype")
-    row.float("gamma", label="gamma (negatives)", default=d["gamma"],
+    row.float("gamma", label="gamma (negatives)", default=v["gamma"],
               description="weight of the distance to the negative prototype")
-    if not (d["calibrate"] if shown is None else shown):
-        row.float("temperature", label="temperature", default=d["temperature"])
+    if not (v["calibrate"] if shown is None else shown):
+        row.float("temperature", label="temperature", default=v["temperature"])
     opts = panel.h_stack("options", gap=1)
-    opts.bool("calibrate", label="Calibrated P (off: sigmoid(s/T))", default=bool(d["calibrate"]))
-    opts.enum("whiten", ["auto", "on", "off"], label="Whiten by pool covariance",
-              default={True: "on", False: "off"}.get(d["whiten"], d["whiten"]))
-    opts.str("power", label="Power transform", default=str(d["power"]),
+    opts.bool("calibrate", label="Calibrated P (off: sigmoid(s/T))", default=v["calibrate"])
+    opts.enum("whiten", ["auto", "on", "off"], label="Whiten by pool covariance", default=v["whiten"])
+    opts.str("power", label="Power transform", default=v["power"],
              description="each embedding value ^ power (auto: 0.75 for nonnegative, CNN-like "
                          "embeddings; 1: as they are, e.g. raw pixels)")
     # (three to a row: six columns at 1600 px wrapped their help text word by word)
     opts = panel.h_stack("weights", gap=1)
-    opts.str("background_weight", label="Pool mean weight", default=str(d["background_weight"]),
+    opts.str("background_weight", label="Pool mean weight", default=v["background_weight"],
              description="how much the unlabeled pool's mean counts in the negative prototype "
                          "(0: labels only; auto: 3 for a rare concept, 0 for a common one)")
-    opts.str("kernel_weight", label="Nearest-labels weight", default=str(d["kernel_weight"]),
+    opts.str("kernel_weight", label="Nearest-labels weight", default=v["kernel_weight"],
              description="weight of the similarity to the nearest labeled examples next to the prototypes "
                          "(0: prototypes only; auto: 1 for a common concept, up to 2 from 10 to 20 labels per side; "
                          "0.5 for a rare one from 5 positives, "
                          "10 while positives outnumber negatives)")
-    opts.str("neighbor_weight", label="Pool neighbors' weight", default=str(d["neighbor_weight"]),
+    opts.str("neighbor_weight", label="Pool neighbors' weight", default=v["neighbor_weight"],
              description="how much the top-scored samples' scores move toward their nearest pool samples' "
                          "(0: off; auto: 0.5 for a rare concept unless positive labels outnumber negative ones, else 0)")
     sug = panel.h_stack("suggest", gap=1)
