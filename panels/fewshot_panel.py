@@ -26,11 +26,15 @@ TRAIN_INPUTS = {
 SETTING_ROWS = {k: row for row, keys in TRAIN_INPUTS.items() if row != "truth" for k in keys}  # scorer setting -> row
 
 
+def _config(ctx):
+    """The session's config (``{}`` before a start): one store read, where
+    ``get_session`` also counts labels and runs."""
+    return wf.SessionState(ctx.dataset).config or {}
+
+
 def _last_run_id(ctx):
-    """The run ID of the session's last train (None before one): read from the
-    session config alone (``get_session`` also counts labels and runs)."""
-    cfg = wf.SessionState(ctx.dataset).config
-    return ((cfg and wf.last_train(cfg)) or {}).get("run_id")
+    """The run ID of the session's last train (None before one)."""
+    return (wf.last_train(_config(ctx)) or {}).get("run_id")
 
 
 def _value(state, group, key):
@@ -68,10 +72,6 @@ def _truth_choice(s, cfg):
         return [mine[1] or "", mine[2]]
     q = (wf.last_train(cfg) or {}).get("quality") or {}
     return [q.get("ground_truth_field") or "", q.get("positive_class")]
-
-
-def _config(ctx):
-    return wf.SessionState(ctx.dataset).config or {}
 
 
 def _choose_truth(s, cfg, field, cls):
