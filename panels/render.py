@@ -197,7 +197,7 @@ def scorer_line(sc):
         whitened = ""
         if sc.get("whitened"):
             whitened = ", whitened" + (" (shrinkage %.3g)" % sc["shrinkage"] if sc.get("shrinkage") else "")
-        parts.append("pool background %g%s" % (sc.get("background_weight") or 0, whitened))
+        parts.append("pool mean weight %g%s" % (sc.get("background_weight") or 0, whitened))
     if sc.get("kernel_weight"):
         pool_rows, share = "", sc.get("kernel_pool_share")
         if sc.get("kernel_pool_rows"):  # (a summary from before the share was recorded has none)

@@ -102,7 +102,8 @@ def test_quality_readout_is_reported_and_kept_in_history(trained, plugin):
     sc = run("train_and_label", ds)["scorer"]  # 10 positive labels: 3000 / 10^2
     assert sc["concept"] == "rare" and sc["whitened"] and sc["shrinkage"] == 30.0, sc
     last = run("get_session", ds)["last_train"]  # what the panel renders
-    assert "whitened (shrinkage 30)" in plugin.panels.render.scorer_line(last["scorer"])
+    # (named as the Advanced settings' input and the train form name it: it said "pool background")
+    assert "pool mean weight 3, whitened (shrinkage 30)" in plugin.panels.render.scorer_line(last["scorer"])
     # the nearest-labels term: 10 positives outnumber 3 negatives, so labeled negatives only;
     # once negatives are as many, half its negative side is pool rows (and the panel says so)
     assert sc["kernel_weight"] == 0.5 and not sc["kernel_pool_rows"], sc
