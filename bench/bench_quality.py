@@ -19,6 +19,7 @@ issue's targets, checked.
 
     python bench/bench_quality.py [--ks 1 5 10 20] [--trials 10] [--data fashion-mnist digits]
                                   [--ours power=1 ...]   (settings other than the defaults)
+                                  [--oracle]   (also: the targets missed with rare/common from the truth)
 """
 
 import argparse
@@ -122,8 +123,13 @@ def main():
     ap.add_argument("--ours", nargs="+", default=[], metavar="SETTING=VALUE",
                     help="scorer settings for ours and its suggestion loop (not --noise), e.g. power=1")
     ap.add_argument("--noise", action="store_true", help="only the flipped-label measurement")
+    ap.add_argument("--oracle", action="store_true",
+                    help="also score ours with its rare/common decision taken from the truth (a bound, not a "
+                         "scorer) and list the targets that still misses")
     args = ap.parse_args()
     SCORERS["ours"] = q.model(**dict(s.split("=", 1) for s in args.ours))
+    if args.oracle:
+        SCORERS["oracle"] = q.oracle_decision
     if args.noise:
         return noise(args)
     t0 = time.time()
@@ -154,6 +160,12 @@ def main():
     print("\n%d target(s) missed%s" % (len(fails), ":" if fails else ""))
     for f in fails:
         print("- " + f)
+    if args.oracle:
+        print()
+        left = check(results, "oracle")
+        print("\nwith rare/common decided from the truth: %d target(s) missed%s" % (len(left), ":" if left else ""))
+        for f in left:
+            print("- " + f)
     print("\n(%.0f s)" % (time.time() - t0))
 
 

@@ -10,7 +10,7 @@ sys.path.insert(0, common.REPO)
 from scoring import FewShotModel, RocchioScorer, suggest  # noqa: E402
 from scoring.background import Background  # noqa: E402
 from scoring.power import transform  # noqa: E402
-from scoring.model import WHITEN_MIN_LABELS  # noqa: E402
+from scoring.model import COMMON_PRIOR, WHITEN_MIN_LABELS  # noqa: E402
 
 DEFAULT_TOP_FRACTION = 0.1  # what suggest_samples uses (operators/params.py)
 
@@ -81,6 +81,32 @@ def model(**settings):
         return raw, p, (m.calibration.prior if m.calibration is not None else None)
 
     return fn
+
+
+class _TruthDecided(FewShotModel):
+    """The model with its rare/common decision replaced by the truth's (after
+    the probes ran, so that what the decision feeds, the negatives' probe
+    included, is as in the model). A diagnostic bound, never a scorer: it
+    reads the truth."""
+
+    truth_choice = None
+
+    def _decide(self, pos, neg, pool_sample, seed, background):
+        super()._decide(pos, neg, pool_sample, seed, background)
+        if self._forced is None and self.truth_choice is not None:
+            self.choice = self.truth_choice
+
+
+def oracle_decision(pool, pos, neg, unl, selected=None):
+    """``train_and_label``'s defaults, deciding rare or common from the
+    truth (rare below ``COMMON_PRIOR``): which misses remain with a perfect
+    decision (``bench_quality.py --oracle``)."""
+    m = _TruthDecided()
+    m.truth_choice = "rare" if pool.truth.mean() < COMMON_PRIOR else "common"
+    m.fit(pool.X[pos], pool.X[neg], pool.X[unl], background=pool.background, selected=selected)
+    raw = m.raw_scores(pool.X[unl])
+    m.fit_calibration(raw, selected=selected)
+    return raw, m.proba(raw), m.calibration.prior
 
 
 def before(pool, pos, neg, unl, selected=None):
