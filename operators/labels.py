@@ -145,13 +145,14 @@ def not_in_view(view, ids):
     return out
 
 
-def set_labels(dataset, view, selected, params, label, current=None):
-    """Labels the target samples ``label`` (POSITIVE/NEGATIVE/None = clear)."""
+def set_labels(dataset, view, selected, params, label, current=None, ids=None):
+    """Labels the target samples ``label`` (POSITIVE/NEGATIVE/None = clear);
+    ``ids``: the targets as :func:`target_ids` returned them, else resolved here."""
     from .session import stored_roles  # (session imports this module)
 
     state = SessionState(dataset)
     cfg = require_session(state)
-    ids = fastdb.to_bytes(target_ids(view, selected, params, current))
+    ids = fastdb.to_bytes(target_ids(view, selected, params, current) if ids is None else ids)
     pred = cfg["prediction_field"]
     roles = stored_roles(dataset, dict({n: "BooleanField" for n in LABEL_FIELDS.values()},
                                        **{pred: "EmbeddedDocumentField"}))

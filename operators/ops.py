@@ -123,13 +123,27 @@ class _LabelOperator(FewShotOperator):
         return types.Property(inputs, view=types.View(label=self.TITLE))
 
     def run(self, ctx):
-        result = wf.set_labels(ctx.dataset, ctx.view, ctx.selected, ctx.params, self.LABEL,
-                               current=ctx.current_sample)
+        done = wf.target_ids(ctx.view, ctx.selected, ctx.params, ctx.current_sample)
+        result = wf.set_labels(ctx.dataset, ctx.view, ctx.selected, ctx.params, self.LABEL, ids=done)
         if not ctx.delegated:
-            if ctx.selected and ctx.params.get("sample_ids") is None:
-                ctx.ops.clear_selected_samples()  # labeled: ready for the next pick
+            _deselect(ctx, done)
             ctx.ops.reload_dataset()  # (reload_samples did not show a new label field on the tiles)
         return result
+
+
+def _deselect(ctx, done):
+    """Labeled: ready for the next pick. Only the samples just labeled leave
+    the App's selection: the panel passes the selection it had at the click
+    (``sample_ids``), and tiles ticked after it, which this call did not
+    label, stay selected (clearing all dropped them without a word)."""
+    selected, done = [str(i) for i in ctx.selected or []], set(done)
+    rest = [i for i in selected if i.lower() not in done]
+    if len(rest) == len(selected):
+        return
+    if rest:
+        ctx.ops.set_selected_samples(rest)
+    else:
+        ctx.ops.clear_selected_samples()
 
 
 class LabelPositive(_LabelOperator):

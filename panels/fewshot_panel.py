@@ -252,13 +252,21 @@ class FewShotPanel(foo.Panel):
         self.on_done(ctx)
 
     def on_label_positive(self, ctx):
-        self._run(ctx, "label_positive")
+        self._label(ctx, "label_positive")
 
     def on_label_negative(self, ctx):
-        self._run(ctx, "label_negative")
+        self._label(ctx, "label_negative")
 
     def on_clear_labels(self, ctx):
-        self._run(ctx, "clear_labels")
+        self._label(ctx, "clear_labels")
+
+    def _label(self, ctx, name):
+        """Labels what was selected (or open) when the button was clicked: the
+        App runs a triggered operator with the selection it has by then, so a
+        tile ticked meanwhile got the label (a new user's ankle boot, ticked
+        ~300 ms after Label Positive to be labeled negative)."""
+        ids = list(ctx.selected or []) or ([ctx.current_sample] if ctx.current_sample else [])
+        self._run(ctx, name, {"sample_ids": ids})
 
     def on_show_predictions(self, ctx):
         self._run(ctx, "show_predictions", {"base_view": True})

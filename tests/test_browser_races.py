@@ -1,0 +1,92 @@
+"""The panel in the real App (Chromium) while the user keeps clicking: what a
+click acts on is what the user saw when clicking. A panel click travels to the
+server and back before the App runs the operator it triggers; the network is
+held here to widen that window deterministically."""
+
+import os
+
+import pytest
+
+from conftest import ARTIFACTS
+from test_browser import CHROMIUM, _open_panel, _page, app  # noqa: F401  (app: the fixture)
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian chromium")
+
+
+def _hold(page, method):
+    """Holds the first panel request that calls ``method``; returns the list
+    the held route lands in (release it with ``continue_()``)."""
+    held = []
+
+    def handler(route):
+        if not held and method in (route.request.post_data or ""):
+            held.append(route)
+            return
+        route.continue_()
+
+    page.route("**/operators/**", handler)
+    return held
+
+
+def _wait_for(page, held, seconds=15):
+    for _ in range(seconds * 10):
+        if held:
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError("the panel's request was not seen")
+
+
+def test_a_tile_ticked_while_a_label_click_travels_is_not_labeled(app, fo):
+    """A new user ticked an ankle boot ~300 ms after clicking Label Positive
+    (to label it negative next): it was labeled positive, and nothing said so."""
+    from playwright.sync_api import expect
+
+    ds, url = app
+    with _page("label-race") as (page, shot):
+        page.goto(url)
+        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
+        _open_panel(page).click()
+        expect(page.get_by_role("heading", name="Iteration 0")).to_be_visible(timeout=120_000)
+        page.wait_for_timeout(2000)
+        tiles = page.locator("[data-cy=looker]")
+        trousers, other = [], None
+        for i in range(tiles.count()):
+            t = tiles.nth(i)
+            if t.locator("[data-cy=tag-ground_truth]").inner_text() == "Trouser":
+                trousers.append(t)
+            elif other is None:
+                other = t
+            if len(trousers) == 2 and other is not None:
+                break
+
+        def tick(t):
+            t.hover()
+            t.locator("[data-cy=looker-checkbox-]").click()
+
+        for t in trousers:
+            tick(t)
+        expect(page.get_by_text("2 selected")).to_be_visible()
+        held = _hold(page, "on_label_positive")
+        page.get_by_role("button", name="Label Positive").click()
+        _wait_for(page, held)
+        tick(other)  # while the click is on its way
+        page.wait_for_timeout(1000)
+        held[0].continue_()
+        expect(page.get_by_text("2 positive")).to_be_visible()
+        # the late tile is not labeled and stays selected, ready for Label Negative
+        expect(page.get_by_text("1 selected")).to_be_visible()
+        tiles.first.locator("[data-cy=tag-ground_truth]").wait_for()  # (the grid reloaded)
+        page.wait_for_timeout(3000)  # (the tiles redraw after the reload)
+        shot(page, "20-label-race")
+        ds.reload()
+        labeled = ds.match(fo.ViewField("fewshot_positive") == True)  # noqa: E712
+        assert labeled.values("ground_truth.label") == ["Trouser", "Trouser"]
+        page.get_by_role("button", name="Label Negative").click()
+        expect(page.get_by_text("1 negative")).to_be_visible()
+        expect(page.get_by_text("0 selected")).to_be_visible()
+        page.wait_for_timeout(3000)
+        shot(page, "21-label-race-negative")
+        ds.reload()
+        neg = ds.match(fo.ViewField("fewshot_negative") == True).values("ground_truth.label")  # noqa: E712
+        assert len(neg) == 1 and neg[0] != "Trouser"
+    assert os.path.exists(os.path.join(ARTIFACTS, "browser-20-label-race.png"))
