@@ -2,6 +2,7 @@
 triggers the plugin's operators. No workflow logic lives here; the layout is in
 :mod:`.render`."""
 
+import re
 import time
 
 import fiftyone.operators as foo
@@ -95,6 +96,29 @@ def _readout_choice(ctx, s, sess, fields):
     if field and s.classes_of != field:  # (once per field and panel load: a distinct over the field)
         s.class_choices, s.classes_of = wf.truth_classes(ctx.dataset, field), field
     return field, (cls if field and cls in (s.class_choices or []) else None)
+
+
+def _show_error(ctx, msg):
+    """Shows ``msg`` until the next panel action succeeds or a train finishes."""
+    ctx.panel.state.error = msg
+    ctx.panel.state.error_run = _last_run_id(ctx)
+
+
+def _error_words(err):
+    """The message of a triggered operator's failure. The App passes a
+    traceback, or, when the server refused the request (its form check
+    failed by the time it ran: another tab's train had started), the whole
+    response as a dict or its text: the stack, "Network Error", the request
+    with the panel's state, which the panel showed as it was. The check's
+    reason, else the last exception's message."""
+    if isinstance(err, dict):
+        err = err.get("stack") or err.get("message") or ""
+    text = str(err or "").replace("\\n", "\n")
+    found = re.findall(r"Reason: (.+)", text) or re.findall(r"^\s*[\w.]*(?:Error|Exception): (.+)$", text, re.M)
+    if found:
+        return found[-1].strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else "Failed"
 
 
 class FewShotPanel(foo.Panel):
@@ -230,12 +254,7 @@ class FewShotPanel(foo.Panel):
         self._sync(ctx)
 
     def on_error(self, ctx):
-        msg = ctx.params.get("error_message") or ctx.params.get("error") or "Failed"
-        # a traceback's last line is the message our operators raise
-        msg = str(msg).strip().splitlines()[-1]
-        if ": " in msg and msg.split(": ", 1)[0].endswith("Error"):
-            msg = msg.split(": ", 1)[1]
-        ctx.panel.state.error = msg
+        _show_error(ctx, _error_words(ctx.params.get("error_message") or ctx.params.get("error")))
         ctx.panel.state.busy = None
         self._sync(ctx)
 
@@ -292,7 +311,7 @@ class FewShotPanel(foo.Panel):
         inputs = foo.get_operator(URI + name).resolve_input(check_ctx)
         err = inputs.type.properties.get("error") if inputs is not None else None
         if err is not None:
-            ctx.panel.state.error = err.error_message
+            _show_error(ctx, err.error_message)
             return
         ctx.panel.state.error = None
         ctx.panel.state.busy = name
@@ -319,6 +338,8 @@ class FewShotPanel(foo.Panel):
         # buttons are disabled by what runs (recorded in the store, any tab), not by a click
         busy = (prog or {}).get("operation")
         ctx.panel.data.histogram = render.histogram_traces(sess.get("last_train"))
+        if s.error and (s.error_run or "") != ((sess.get("last_train") or {}).get("run_id") or ""):
+            s.error = None  # a train finished since: the error stayed up through palette and Python actions
         if s.error:
             panel.view("error", types.Error(label="Error", description=s.error))
         render.progress(panel, prog, s.busy, self.on_poll, poll=bool(prog or s.waiting_since))

@@ -323,3 +323,19 @@ def test_the_start_form_is_filled_in_from_the_active_session(ds):
     # another model typed: its own field's name
     props = form_inputs("start_session", ds, model="efficientnet-lite0-imagenet-torch")
     assert props["embedding_field"].default == "efficientnet_lite0_imagenet_embeddings"
+
+
+def test_the_panel_shows_the_words_of_a_failure_not_the_payload(plugin):
+    """The App hands the panel a traceback, or the server's whole response
+    (a dict, or its text) when the request was refused (the browser test:
+    two tabs' trains); the panel shows the message only."""
+    words = plugin.panels.fewshot_panel._error_words
+    tb = ('Traceback (most recent call last):\n  File "x.py", line 3, in run\n    raise FewShotError(m)\n'
+          "operators.errors.FewShotError: Needs at least one positive and one negative label\n")
+    assert words(tb) == "Needs at least one positive and one negative label"
+    stack = ("Traceback (most recent call last):\n  ...\nfiftyone.operators.executor.ExecutionError: Validation "
+             "error. Path: error. Reason: A train is running since 02:37:40 UTC on this dataset; wait for it\n")
+    payload = {"stack": stack, "name": "Network Error", "code": 500, "payload": {"panel_state": {"error": None}}}
+    msg = "A train is running since 02:37:40 UTC on this dataset; wait for it"
+    assert words(payload) == msg and words(str(payload)) == msg
+    assert words(None) == "Failed" and words("plain words") == "plain words"

@@ -4,6 +4,7 @@ server and back before the App runs the operator it triggers; the network is
 held here to widen that window deterministically."""
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -90,3 +91,44 @@ def test_a_tile_ticked_while_a_label_click_travels_is_not_labeled(app, fo):
         neg = ds.match(fo.ViewField("fewshot_negative") == True).values("ground_truth.label")  # noqa: E712
         assert len(neg) == 1 and neg[0] != "Trouser"
     assert os.path.exists(os.path.join(ARTIFACTS, "browser-20-label-race.png"))
+
+
+def test_a_train_refused_because_another_runs_says_why_in_words(app, fo, plugin):
+    """Two tabs clicked Train & Label together: the one refused showed the
+    server's whole error payload (a traceback, "Network Error", the request)
+    in a red box that stayed, covering the other tab's result."""
+    from playwright.sync_api import expect
+
+    from conftest import EMB, class_ids, run
+
+    ds, url = app
+    run("start_session", ds, embedding_field=EMB)
+    run("label_positive", ds, selected=class_ids(ds, "Trouser", 3))
+    run("label_negative", ds, selected=class_ids(ds, "Trouser", 3, exclude=True))
+    st = plugin.operators.state
+    with _page("train-refused") as (page, shot):
+        page.goto(url)
+        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
+        _open_panel(page, page.get_by_role("heading", name="Iteration 0"))
+        # the panel's check passes; the train the App then runs meets the other tab's
+        held = _hold(page, 'train_and_label"')
+        page.get_by_role("button", name="Train & Label").click()
+        _wait_for(page, held)
+        with st.Lease(plugin.operators.workflow.SessionState(ds), "train"):  # another tab's train
+            held[0].continue_()
+            expect(page.get_by_text("A train is running since").first).to_be_visible()
+            page.wait_for_timeout(1000)
+            shot(page, "22-train-refused")
+            text = page.locator("body").inner_text()
+            for raw in ("Traceback", "stack", "Network Error", "ExecutionError", "Validation error"):
+                assert raw not in text, raw
+        page.unroute("**/operators/**")
+        # (a train elsewhere finished: the refusal is old news; in a thread: Playwright's
+        # event loop runs in this one, and execute_operator would only schedule the call here)
+        with ThreadPoolExecutor(1) as ex:
+            assert ex.submit(run, "train_and_label", ds).result()["iteration"] == 1
+        page.get_by_role("button", name="Refresh panel").click()
+        expect(page.get_by_role("heading", name="Iteration 1")).to_be_visible()
+        expect(page.get_by_text("A train is running since")).to_have_count(0)
+        page.get_by_role("button", name="Train & Label").click()
+        expect(page.get_by_role("heading", name="Iteration 2")).to_be_visible(timeout=90_000)
