@@ -138,6 +138,7 @@ class FewShotPanel(foo.Panel):
         s = ctx.panel.state
         s.classes_of = None  # (the class list is read again: classes may have been added)
         s.error = s.busy = None  # (a new page showed the last page's error as if it were now)
+        s.grid_run = _last_run_id(ctx) or ""  # the run whose predictions the grid shows (on_idle_poll)
         self._sync(ctx)
 
     def on_change_dataset(self, ctx):
@@ -163,9 +164,25 @@ class FewShotPanel(foo.Panel):
             return
         if _last_run_id(ctx) != s.waiting_run:
             s.waiting_since = s.waiting_run = None
+            s.grid_run = _last_run_id(ctx) or ""
             ctx.ops.reload_dataset()
         elif time.time() - s.waiting_since > WAIT_FOR_WORKER:
             s.waiting_since = s.waiting_run = None
+
+    def on_idle_poll(self, ctx):
+        """Every ``render.IDLE_POLL_MS``: the render shows what another tab,
+        the palette or Python did (a Python train left the panel saying
+        "Last train (iteration 4)" beside iteration 5's predictions), reusing
+        the scope's count (:meth:`_scope`); a train finished elsewhere
+        reloads the grid, whose tiles showed the old predictions (``grid_run``:
+        the run the grid was last loaded after, not the last one rendered: a
+        render between the train and the poll would hide it)."""
+        s = ctx.panel.state
+        s.from_poll = True
+        last = _last_run_id(ctx) or ""
+        if last != (s.grid_run or ""):
+            s.grid_run = last
+            ctx.ops.reload_dataset()
 
     def on_model_change(self, ctx):
         # auto-fill the embedding field unless the user typed one
@@ -251,6 +268,7 @@ class FewShotPanel(foo.Panel):
     def on_done(self, ctx):
         ctx.panel.state.error = None
         ctx.panel.state.busy = None
+        ctx.panel.state.grid_run = _last_run_id(ctx) or ""  # (a train run from here reloaded the grid)
         self._sync(ctx)
 
     def on_error(self, ctx):
@@ -328,6 +346,7 @@ class FewShotPanel(foo.Panel):
     def render(self, ctx):
         panel = types.Object()
         s = ctx.panel.state
+        polled, s.from_poll = s.from_poll, None  # (an idle poll's render: see on_idle_poll)
         # always from the execution store: the panel shows what the palette,
         # Python or another tab did too, and survives reloads
         state = wf.SessionState(ctx.dataset)
@@ -342,17 +361,27 @@ class FewShotPanel(foo.Panel):
             s.error = None  # a train finished since: the error stayed up through palette and Python actions
         if s.error:
             panel.view("error", types.Error(label="Error", description=s.error))
-        render.progress(panel, prog, s.busy, self.on_poll, poll=bool(prog or s.waiting_since))
+        render.progress(panel, prog, s.busy, self.on_poll, poll=bool(prog or s.waiting_since), on_idle=self.on_idle_poll)
         if not sess.get("active"):
             render.setup(panel, s, self.on_model_change, self.on_start, bool(busy))
         else:
-            self._render_active(ctx, panel, s, state, sess, busy)
+            self._render_active(ctx, panel, s, state, sess, busy, polled)
         return types.Property(panel, view=types.GridView(orientation="vertical", gap=2, padding=2))
 
-    def _render_active(self, ctx, panel, s, state, sess, busy):
+    def _scope(self, ctx, s, base, sess, derived, polled):
+        """What Train scores. An idle poll's render reuses the last count while
+        nothing it depends on changed (counting a filtered view of 1M samples
+        takes seconds; any other event counts again: a view change is one)."""
+        key = [derived, sess.get("subset_size"), sess.get("iteration"), (sess.get("last_train") or {}).get("run_id")]
+        if polled and s.scope_now and s.scope_key == key:
+            return s.scope_now
+        s.scope_now, s.scope_key = wf.describe_scope(ctx.dataset, base, sess, derived), key
+        return s.scope_now
+
+    def _render_active(self, ctx, panel, s, state, sess, busy, polled):
         render.status(panel, s, sess, in_modal=bool(ctx.current_sample))
         base, derived = wf.resolve_base(state, ctx.view)
-        render.scope(panel, sess, wf.describe_scope(ctx.dataset, base, sess, derived))
+        render.scope(panel, sess, self._scope(ctx, s, base, sess, derived, polled))
         render.actions(panel, self, busy, has_subset=bool(sess.get("subset_size")))
         rec = wf.derived_record(state, ctx.view)  # shown while the App shows that view
         if rec and rec.get("note"):

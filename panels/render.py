@@ -72,7 +72,10 @@ def scope(panel, sess, now):
             "keep their predictions from earlier iterations." % (sess.get("iteration") or 0, last["text"])))
 
 
-def progress(panel, prog, busy, on_poll, poll=False):
+IDLE_POLL_MS = 5000  # how often an idle panel looks for what other tabs, the palette or Python did
+
+
+def progress(panel, prog, busy, on_poll, poll=False, on_idle=None):
     if prog:
         f = prog.get("fraction") or 0.0
         eta = prog.get("eta_seconds")
@@ -84,6 +87,8 @@ def progress(panel, prog, busy, on_poll, poll=False):
         panel.md("_Running %s…_" % busy.replace("_", " "), name="busy")
     if prog or poll:  # re-render every second while a long operation runs (or a worker may)
         panel.view("poll", types.TimerView(interval=1000, on_interval=on_poll))
+    elif on_idle is not None:
+        panel.view("idle_poll", types.TimerView(interval=IDLE_POLL_MS, on_interval=on_idle))
 
 
 def actions(panel, h, busy, has_subset):

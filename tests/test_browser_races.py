@@ -132,3 +132,31 @@ def test_a_train_refused_because_another_runs_says_why_in_words(app, fo, plugin)
         expect(page.get_by_text("A train is running since")).to_have_count(0)
         page.get_by_role("button", name="Train & Label").click()
         expect(page.get_by_role("heading", name="Iteration 2")).to_be_visible(timeout=90_000)
+
+
+def test_a_train_from_python_shows_in_an_open_panel_without_a_click(app, fo, plugin):
+    """A new user trained from Python with the App open: 25 s later the panel
+    still said "Iteration 4" and "Last train (iteration 4)" beside iteration
+    5's predictions, until Refresh panel."""
+    from playwright.sync_api import expect
+
+    from conftest import EMB, class_ids, run
+
+    ds, url = app
+    run("start_session", ds, embedding_field=EMB)
+    run("label_positive", ds, selected=class_ids(ds, "Trouser", 3))
+    run("label_negative", ds, selected=class_ids(ds, "Trouser", 3, exclude=True))
+    with _page("python-train") as (page, shot):
+        page.goto(url)
+        tiles = page.locator("[data-cy=looker]")
+        tiles.first.wait_for(timeout=60_000)
+        _open_panel(page, page.get_by_role("heading", name="Iteration 0"))
+        expect(tiles.first.locator("[data-cy=tag-fewshot_prediction]")).to_have_count(0)
+        with ThreadPoolExecutor(1) as ex:  # (see test_a_train_refused_...)
+            assert ex.submit(run, "train_and_label", ds).result()["iteration"] == 1
+        expect(page.get_by_role("heading", name="Iteration 1")).to_be_visible(timeout=15_000)
+        expect(page.get_by_text("Last train")).to_be_visible()
+        # and the grid was reloaded: the tiles show the new predictions
+        expect(tiles.first.locator("[data-cy=tag-fewshot_prediction]")).to_be_visible(timeout=30_000)
+        page.wait_for_timeout(1000)
+        shot(page, "23-python-train-shown")
