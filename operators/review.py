@@ -44,8 +44,9 @@ def predictions_view(dataset, view):
     positive first, then the labeled ones (their "prediction" is the label)."""
     from fiftyone import ViewField as F
 
-    field = require_session(SessionState(dataset))["prediction_field"]
-    if not dataset.has_field(field):
+    cfg = require_session(SessionState(dataset))
+    field = cfg["prediction_field"]
+    if not dataset.has_field(field) or not cfg.get("iteration"):  # (the field exists from the start)
         raise FewShotError("No predictions yet; run Train & Label first")
     labeled = (F(LABEL_FIELDS["positive"]) == True) | (F(LABEL_FIELDS["negative"]) == True)  # noqa: E712
     return view.exists(field).sort_by([(labeled, 1), (F(field + "." + P_ATTR), -1)])

@@ -232,6 +232,8 @@ def test_bad_scorer_settings(ds, ExecutionError):
 def test_forms_show_what_execution_would_refuse(ds, plugin, ExecutionError):
     started(ds)
     assert "No predictions yet" in form_error("suggest_samples", ds)
+    # (Show Predictions emptied the grid without a word, and a reload kept that view)
+    assert "No predictions yet" in form_error("show_predictions", ds)
     run("label_positive", ds, selected=class_ids(ds, "Bag", 2))
     assert "at least one positive and one negative" in form_error("train_and_label", ds)
     labeled(ds)
