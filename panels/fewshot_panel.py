@@ -361,7 +361,8 @@ class FewShotPanel(foo.Panel):
             s.error = None  # a train finished since: the error stayed up through palette and Python actions
         if s.error:
             panel.view("error", types.Error(label="Error", description=s.error))
-        render.progress(panel, prog, s.busy, self.on_poll, poll=bool(prog or s.waiting_since), on_idle=self.on_idle_poll)
+        render.progress(panel, prog, s.busy, self.on_poll, poll=bool(prog or s.waiting_since), on_idle=self.on_idle_poll,
+                        waiting=s.waiting_since)
         if not sess.get("active"):
             render.setup(panel, s, self.on_model_change, self.on_start, bool(busy))
         else:

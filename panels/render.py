@@ -2,6 +2,8 @@
 
 No workflow logic: every button triggers an operator (see ``fewshot_panel``)."""
 
+import time
+
 import fiftyone.operators.types as types
 
 from ..embeddings import zoo
@@ -75,7 +77,7 @@ def scope(panel, sess, now):
 IDLE_POLL_MS = 5000  # how often an idle panel looks for what other tabs, the palette or Python did
 
 
-def progress(panel, prog, busy, on_poll, poll=False, on_idle=None):
+def progress(panel, prog, busy, on_poll, poll=False, on_idle=None, waiting=None):
     if prog:
         f = prog.get("fraction") or 0.0
         eta = prog.get("eta_seconds")
@@ -83,6 +85,10 @@ def progress(panel, prog, busy, on_poll, poll=False, on_idle=None):
         panel.md("**%s** %s %d%%%s  \n%s" % (
             prog["operation"].replace("_", " ").capitalize(), bar, int(100 * f),
             " · about %d s left" % eta if eta is not None else "", prog.get("label") or ""), name="progress")
+    elif waiting:
+        panel.md("_Train & Label queued %s as a delegated operation, waiting for a worker "
+                 "(`fiftyone delegated launch`); the panel shows its result when it has run._"
+                 % time.strftime("at %H:%M:%S UTC", time.gmtime(waiting)), name="waiting")
     elif busy:
         panel.md("_Running %s…_" % busy.replace("_", " "), name="busy")
     if prog or poll:  # re-render every second while a long operation runs (or a worker may)

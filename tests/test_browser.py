@@ -363,6 +363,9 @@ def test_a_train_run_by_a_worker_shows_in_the_grid_without_a_reload(app, fo, plu
             assert time.time() < deadline, "the App did not queue the train"
             time.sleep(0.5)
         expect(tiles.first.locator("[data-cy=tag-fewshot_prediction]")).to_have_count(0)
+        # (a new user saw nothing at all while no worker ran it)
+        expect(page.get_by_text("waiting for a worker")).to_be_visible()
+        shot(page, "12a-delegated-train-queued")
         # the worker: another process (operators cannot run inside Playwright's event loop)
         subprocess.run([sys.executable, "-c", "from fiftyone.operators.delegated import "
                         "DelegatedOperationService as D; D().execute_queued_operations(dataset_name=%r)"
