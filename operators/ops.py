@@ -193,7 +193,7 @@ class TrainAndLabel(_Delegable):
                         "(auto: 3 for a rare concept, 0 for a common one; or a number >= 0)")
         _auto_or_number(inputs, ctx.params, prev, "kernel_weight",
                         "Nearest-labels term weight (auto: 1 for a common concept, up to 2 from 10 to 20 "
-                        "labels per side; 0.5 for a rare one from 5 positive labels, 10 while positives "
+                        "labels per side; 0.5 for a rare one from 5 positive labels, or from 10 while positives "
                         "outnumber negatives; 0: prototypes only)")
         _auto_or_number(inputs, ctx.params, prev, "neighbor_weight",
                         "Pool neighbors' weight: the top-scored samples' scores are smoothed toward their "

@@ -47,8 +47,9 @@ def check_output_field(dataset, name, role):
     fix = ("rename or delete that field to label with this plugin" if role == "label"  # (fixed names)
            else "choose another %s field name" % role)
     raise FewShotError(
-        "Field '%s' already exists on the dataset (a %s%s) and was not created by "
-        "the few-shot plugin; %s (it will not be overwritten)" % (name, desc, "" if right else ", not " + what, fix),
+        "Field '%s' already exists on the dataset (%s %s%s) and was not created by "
+        "the few-shot plugin; %s (it will not be overwritten)"
+        % (name, "an" if desc[0] in "AEIOU" else "a", desc, "" if right else ", not " + what, fix),
         param="prediction_field" if role == "prediction" else None,
     )
 

@@ -172,7 +172,7 @@ def advanced(panel, s, saved, inputs):
              description="weight of the similarity to the nearest labeled examples next to the prototypes "
                          "(0: prototypes only; auto: 1 for a common concept, up to 2 from 10 to 20 labels per side; "
                          "0.5 for a rare one from 5 positives, "
-                         "10 while positives outnumber negatives)")
+                         "or from 10 while positives outnumber negatives)")
     opts.str("neighbor_weight", label="Pool neighbors' weight", default=v["neighbor_weight"],
              description="how much the top-scored samples' scores move toward their nearest pool samples' "
                          "(0: off; auto: 0.5 for a rare concept unless positive labels outnumber negative ones, else 0)")
@@ -226,10 +226,10 @@ def last_train(panel, sess, last, on_hist_click):
     if not last:
         return
     panel.md(
-        "**Last train** (iteration %d): %s scored, **%d predicted positive**, %d negative; %d skipped; %.2fs"
-        % (last.get("iteration", 0), format(last.get("num_scored", 0), ","), last.get("num_predicted_positive", 0),
-           last.get("num_predicted_negative", 0),
-           (last.get("num_skipped_missing_embedding") or 0) + (last.get("num_skipped_invalid_embedding") or 0),
+        "**Last train** (iteration %d): %s scored, **%s predicted positive**, %s negative; %s skipped; %.2fs"
+        % (last.get("iteration", 0), *(format(last.get(k) or 0, ",") for k in (
+            "num_scored", "num_predicted_positive", "num_predicted_negative")),
+           format((last.get("num_skipped_missing_embedding") or 0) + (last.get("num_skipped_invalid_embedding") or 0), ","),
            last.get("seconds") or 0),
         name="last_train_md",
     )
