@@ -329,7 +329,7 @@ class FewShotPanel(foo.Panel):
         inputs = foo.get_operator(URI + name).resolve_input(check_ctx)
         err = inputs.type.properties.get("error") if inputs is not None else None
         if err is not None:
-            _show_error(ctx, err.error_message)
+            _show_error(ctx, render.in_words(err.error_message))
             return
         ctx.panel.state.error = None
         ctx.panel.state.busy = name

@@ -2,6 +2,7 @@
 
 No workflow logic: every button triggers an operator (see ``fewshot_panel``)."""
 
+import re
 import time
 
 import fiftyone.operators.types as types
@@ -72,6 +73,24 @@ def scope(panel, sess, now):
             label="The scope changed",
             description="The last train (iteration %d) scored %s. Samples outside the new scope "
             "keep their predictions from earlier iterations." % (sess.get("iteration") or 0, last["text"])))
+
+
+# Advanced settings' labels by the operators' names, which their errors use
+LABELS = {
+    "beta": "beta (positives)", "gamma": "gamma (negatives)", "power": "Power transform",
+    "background_weight": "Pool mean weight", "kernel_weight": "Nearest-labels weight",
+    "neighbor_weight": "Pool neighbors' weight", "num_suggest": "Suggest how many",
+    "top_fraction": "top-scored fraction", "random_fraction": "random fraction (rest: uncertain)",
+}
+ERROR_NAMES = dict(LABELS, num_samples=LABELS["num_suggest"])  # (suggest_samples' name for it)
+
+
+def in_words(msg):
+    """An operator's error with the settings named as the panel labels them
+    ("neighbor_weight must be ..." beside an input called "Pool neighbors' weight")."""
+    for name, label in ERROR_NAMES.items():
+        msg = re.sub(r"\b%s\b" % name, '"%s"' % label, msg)
+    return msg
 
 
 IDLE_POLL_MS = 5000  # how often an idle panel looks for what other tabs, the palette or Python did
@@ -151,35 +170,35 @@ def advanced(panel, s, saved, inputs):
     shown = s.get("options.calibrate")
     row = panel.h_stack("settings", gap=1)
     row.enum("mode", ["distance", "query"], label="Mode", default=v["mode"])
-    row.float("beta", label="beta (positives)", default=v["beta"],
+    row.float("beta", label=LABELS['beta'], default=v["beta"],
               description="weight of the distance to the positive prototype")
-    row.float("gamma", label="gamma (negatives)", default=v["gamma"],
+    row.float("gamma", label=LABELS['gamma'], default=v["gamma"],
               description="weight of the distance to the negative prototype")
     if not (v["calibrate"] if shown is None else shown):
         row.float("temperature", label="temperature", default=v["temperature"])
     opts = panel.h_stack("options", gap=1)
     opts.bool("calibrate", label="Calibrated P (off: sigmoid(s/T))", default=v["calibrate"])
     opts.enum("whiten", ["auto", "on", "off"], label="Whiten by pool covariance", default=v["whiten"])
-    opts.str("power", label="Power transform", default=v["power"],
+    opts.str("power", label=LABELS['power'], default=v["power"],
              description="each embedding value ^ power (auto: 0.75 for nonnegative, CNN-like "
                          "embeddings; 1: as they are, e.g. raw pixels)")
     # (three to a row: six columns at 1600 px wrapped their help text word by word)
     opts = panel.h_stack("weights", gap=1)
-    opts.str("background_weight", label="Pool mean weight", default=v["background_weight"],
+    opts.str("background_weight", label=LABELS['background_weight'], default=v["background_weight"],
              description="how much the unlabeled pool's mean counts in the negative prototype "
                          "(0: labels only; auto: 3 for a rare concept, 0 for a common one)")
-    opts.str("kernel_weight", label="Nearest-labels weight", default=v["kernel_weight"],
+    opts.str("kernel_weight", label=LABELS['kernel_weight'], default=v["kernel_weight"],
              description="weight of the similarity to the nearest labeled examples next to the prototypes "
                          "(0: prototypes only; auto: 1 for a common concept, up to 2 from 10 to 20 labels per side; "
                          "0.5 for a rare one from 5 positives, "
                          "or from 10 while positives outnumber negatives)")
-    opts.str("neighbor_weight", label="Pool neighbors' weight", default=v["neighbor_weight"],
+    opts.str("neighbor_weight", label=LABELS['neighbor_weight'], default=v["neighbor_weight"],
              description="how much the top-scored samples' scores move toward their nearest pool samples' "
                          "(0: off; auto: 0.5 for a rare concept unless positive labels outnumber negative ones, else 0)")
     sug = panel.h_stack("suggest", gap=1)
-    sug.int("num_suggest", label="Suggest how many", default=20)
-    sug.float("top_fraction", label="top-scored fraction", default=wf.DEFAULT_TOP_FRACTION)
-    sug.float("random_fraction", label="random fraction (rest: uncertain)", default=wf.DEFAULT_RANDOM_FRACTION)
+    sug.int("num_suggest", label=LABELS['num_suggest'], default=20)
+    sug.float("top_fraction", label=LABELS['top_fraction'], default=wf.DEFAULT_TOP_FRACTION)
+    sug.float("random_fraction", label=LABELS['random_fraction'], default=wf.DEFAULT_RANDOM_FRACTION)
     # (its own key: the start form's "delegate" box made every later train delegated)
     panel.bool("delegate_train", label="Run Train & Label in the background (delegated operation)", default=False)
 
