@@ -46,7 +46,8 @@ def predictions_view(dataset, view):
 
     cfg = require_session(SessionState(dataset))
     field = cfg["prediction_field"]
-    if not dataset.has_field(field) or not cfg.get("iteration"):  # (the field exists from the start)
+    # (the field exists from the start; an interrupted first train wrote some: it has a run record)
+    if not dataset.has_field(field) or not (cfg.get("iteration") or cfg.get("run")):
         raise FewShotError("No predictions yet; run Train & Label first")
     labeled = (F(LABEL_FIELDS["positive"]) == True) | (F(LABEL_FIELDS["negative"]) == True)  # noqa: E712
     return view.exists(field).sort_by([(labeled, 1), (F(field + "." + P_ATTR), -1)])

@@ -178,7 +178,6 @@ class FewShotPanel(foo.Panel):
         the run the grid was last loaded after, not the last one rendered: a
         render between the train and the poll would hide it)."""
         s = ctx.panel.state
-        s.from_poll = True
         last = _last_run_id(ctx) or ""
         if last != (s.grid_run or ""):
             s.grid_run = last
@@ -234,10 +233,9 @@ class FewShotPanel(foo.Panel):
             params.pop("positive_class", None)
         else:  # (an empty field may be one the App reset: recorded by on_truth_change only)
             _choose_truth(s, _config(ctx), params["ground_truth_field"], params.get("positive_class"))
-        if params["delegate"]:  # poll until a worker has run it (on_poll)
-            s.waiting_since = time.time()
+        if self._run(ctx, "train_and_label", params) and params["delegate"]:
+            s.waiting_since = time.time()  # poll until a worker has run it (on_poll)
             s.waiting_run = _last_run_id(ctx)
-        self._run(ctx, "train_and_label", params)
 
     def on_suggest(self, ctx):
         s = ctx.panel.state
@@ -272,7 +270,9 @@ class FewShotPanel(foo.Panel):
         self._sync(ctx)
 
     def on_error(self, ctx):
-        _show_error(ctx, _error_words(ctx.params.get("error_message") or ctx.params.get("error")))
+        if ctx.panel.state.waiting_since is not None:  # (the server refused it: nothing was queued)
+            ctx.panel.state.waiting_since = ctx.panel.state.waiting_run = None
+        _show_error(ctx, render.in_words(_error_words(ctx.params.get("error_message") or ctx.params.get("error"))))
         ctx.panel.state.busy = None
         self._sync(ctx)
 
@@ -330,12 +330,13 @@ class FewShotPanel(foo.Panel):
         err = inputs.type.properties.get("error") if inputs is not None else None
         if err is not None:
             _show_error(ctx, render.in_words(err.error_message))
-            return
+            return False
         ctx.panel.state.error = None
         ctx.panel.state.busy = name
         ctx.panel.state.busy_at = time.time()
         ctx.prompt(URI + name, params=params, on_success=on_success or self.on_done,
                    on_error=self.on_error, skip_prompt=True)
+        return True
 
     def _sync(self, ctx):
         # the session itself is read from the execution store at each render
@@ -346,7 +347,9 @@ class FewShotPanel(foo.Panel):
     def render(self, ctx):
         panel = types.Object()
         s = ctx.panel.state
-        polled, s.from_poll = s.from_poll, None  # (an idle poll's render: see on_idle_poll)
+        # (an idle poll's render writes no panel state: each write makes the App save its
+        # spaces and re-query the grid, whose view events render again: 6 renders per poll)
+        polled = ctx.params.get("__method__") == "on_idle_poll"
         # always from the execution store: the panel shows what the palette,
         # Python or another tab did too, and survives reloads
         state = wf.SessionState(ctx.dataset)
@@ -376,8 +379,10 @@ class FewShotPanel(foo.Panel):
         key = [derived, sess.get("subset_size"), sess.get("iteration"), (sess.get("last_train") or {}).get("run_id")]
         if polled and s.scope_now and s.scope_key == key:
             return s.scope_now
-        s.scope_now, s.scope_key = wf.describe_scope(ctx.dataset, base, sess, derived), key
-        return s.scope_now
+        now = wf.describe_scope(ctx.dataset, base, sess, derived)
+        if (s.scope_now, s.scope_key) != (now, key):  # (written only when changed: see render)
+            s.scope_now, s.scope_key = now, key
+        return now
 
     def _render_active(self, ctx, panel, s, state, sess, busy, polled):
         render.status(panel, s, sess, in_modal=bool(ctx.current_sample))

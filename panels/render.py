@@ -87,10 +87,14 @@ ERROR_NAMES = dict(LABELS, num_samples=LABELS["num_suggest"])  # (suggest_sample
 
 def in_words(msg):
     """An operator's error with the settings named as the panel labels them
-    ("neighbor_weight must be ..." beside an input called "Pool neighbors' weight")."""
-    for name, label in ERROR_NAMES.items():
-        msg = re.sub(r"\b%s\b" % name, '"%s"' % label, msg)
-    return msg
+    ("neighbor_weight must be ..." beside an input called "Pool neighbors' weight").
+    Only a subject made of setting names is renamed ("beta and gamma must be
+    ..."): names in other messages may be the user's fields or classes."""
+    subject, sep, rest = str(msg).partition(" must ")
+    words = re.split(r"(, | and )", subject)
+    if not sep or not all(w in ERROR_NAMES or w in (", ", " and ") or w in wf.SCORER_DEFAULTS for w in words):
+        return msg
+    return "".join('"%s"' % ERROR_NAMES[w] if w in ERROR_NAMES else w for w in words) + sep + rest
 
 
 IDLE_POLL_MS = 5000  # how often an idle panel looks for what other tabs, the palette or Python did
@@ -166,7 +170,9 @@ def advanced(panel, s, saved, inputs):
             # over a new default: a review's beta 2 stayed shown after beta 3)
             s.set(row + "." + k, v[k])
     # what each input showed before the user typed (Train sends only the ones they changed)
-    s.shown_defaults = {k: str(v[k]) for k in inputs}
+    shown_now = {k: str(v[k]) for k in inputs}
+    if before != shown_now:  # (only when changed: each panel-state write re-queries the grid)
+        s.shown_defaults = shown_now
     shown = s.get("options.calibrate")
     row = panel.h_stack("settings", gap=1)
     row.enum("mode", ["distance", "query"], label="Mode", default=v["mode"])

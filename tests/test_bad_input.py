@@ -341,3 +341,15 @@ def test_the_panel_shows_the_words_of_a_failure_not_the_payload(plugin):
     msg = "A train is running since 02:37:40 UTC on this dataset; wait for it"
     assert words(payload) == msg and words(str(payload)) == msg
     assert words(None) == "Failed" and words("plain words") == "plain words"
+
+
+def test_the_panel_names_settings_as_labeled_only_where_the_message_is_about_them(plugin):
+    """A review: the renaming also hit a field called 'power' and a class called 'gamma'."""
+    words = plugin.panels.render.in_words
+    assert words("neighbor_weight must be auto or a number from 0 to 1") == \
+        "\"Pool neighbors' weight\" must be auto or a number from 0 to 1"
+    assert words("beta and gamma must be >= 0") == '"beta (positives)" and "gamma (negatives)" must be >= 0'
+    assert words("beta, gamma and temperature must be numbers").startswith('"beta (positives)", "gamma (negatives)" and temperature')
+    for theirs in ("Field 'power' already exists on the dataset (a StringField)", "Class gamma must be a name",
+                   "power"):
+        assert words(theirs) == theirs

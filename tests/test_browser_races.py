@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import ARTIFACTS
-from test_browser import CHROMIUM, _open_panel, _page, app  # noqa: F401  (app: the fixture)
+from test_browser import CHROMIUM, _open_panel, _page, app, trouser_session  # noqa: F401  (app: the fixture)
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian chromium")
 
@@ -99,12 +99,10 @@ def test_a_train_refused_because_another_runs_says_why_in_words(app, fo, plugin)
     in a red box that stayed, covering the other tab's result."""
     from playwright.sync_api import expect
 
-    from conftest import EMB, class_ids, run
+    from conftest import run
 
     ds, url = app
-    run("start_session", ds, embedding_field=EMB)
-    run("label_positive", ds, selected=class_ids(ds, "Trouser", 3))
-    run("label_negative", ds, selected=class_ids(ds, "Trouser", 3, exclude=True))
+    trouser_session(ds)
     st = plugin.operators.state
     with _page("train-refused") as (page, shot):
         page.goto(url)
@@ -140,12 +138,10 @@ def test_a_train_from_python_shows_in_an_open_panel_without_a_click(app, fo, plu
     5's predictions, until Refresh panel."""
     from playwright.sync_api import expect
 
-    from conftest import EMB, class_ids, run
+    from conftest import run
 
     ds, url = app
-    run("start_session", ds, embedding_field=EMB)
-    run("label_positive", ds, selected=class_ids(ds, "Trouser", 3))
-    run("label_negative", ds, selected=class_ids(ds, "Trouser", 3, exclude=True))
+    trouser_session(ds)
     with _page("python-train") as (page, shot):
         page.goto(url)
         tiles = page.locator("[data-cy=looker]")
@@ -160,3 +156,49 @@ def test_a_train_from_python_shows_in_an_open_panel_without_a_click(app, fo, plu
         expect(tiles.first.locator("[data-cy=tag-fewshot_prediction]")).to_be_visible(timeout=30_000)
         page.wait_for_timeout(1000)
         shot(page, "23-python-train-shown")
+
+
+def test_an_idle_panel_does_not_make_the_app_query_the_grid(app, fo, plugin):
+    """A review: each 5 s poll wrote panel state, which the App saves and
+    follows with a grid query and three view events, each a full render (6
+    renders and 2 grid queries per poll, per open tab, for ever)."""
+    from playwright.sync_api import expect
+
+    ds, url = app
+    trouser_session(ds)
+    with _page("idle-poll") as (page, shot):
+        page.goto(url)
+        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
+        _open_panel(page, page.get_by_role("heading", name="Iteration 0"))
+        page.get_by_text("Advanced settings").click()  # (its inputs' state too)
+        expect(page.get_by_text("Pool neighbors' weight", exact=True)).to_be_visible()
+        page.wait_for_timeout(6000)  # (settled)
+        seen = []
+        page.on("request", lambda r: seen.append(r.post_data or "") if r.method == "POST" else None)
+        page.wait_for_timeout(16_000)  # three polls
+        polls = sum("on_idle_poll" in b for b in seen)
+        assert polls >= 2, polls
+        assert sum("DatasetPageQuery" in b for b in seen) == 0
+        assert sum("on_change_view" in b for b in seen) == 0
+
+
+def test_a_refused_background_train_does_not_say_it_is_queued(app, fo, plugin):
+    """A review: with no labels, a background Train showed the refusal and,
+    under it, "queued ... waiting for a worker" for 10 minutes."""
+    from playwright.sync_api import expect
+
+    from conftest import EMB, run
+
+    ds, url = app
+    run("start_session", ds, embedding_field=EMB)
+    with _page("refused-background") as (page, shot):
+        page.goto(url)
+        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
+        _open_panel(page, page.get_by_role("heading", name="Iteration 0"))
+        page.get_by_text("Advanced settings").click()
+        page.get_by_text("Run Train & Label in the background (delegated operation)").click()
+        page.wait_for_timeout(1000)
+        page.get_by_role("button", name="Train & Label").click()
+        expect(page.get_by_text("at least one positive and one negative").first).to_be_visible()
+        page.wait_for_timeout(2000)
+        expect(page.get_by_text("waiting for a worker")).to_have_count(0)

@@ -61,6 +61,18 @@ def test_get_sessions_summary_shows_an_interrupted_run_as_not_current(synth, plu
     assert "**Predictions are not all current**: Iteration 1 interrupted" in text
 
 
+def test_show_predictions_after_an_interrupted_first_train(synth, plugin):
+    """A first train killed mid-write leaves iteration 0 and some predictions:
+    Show Predictions shows them (a review: it said "No predictions yet")."""
+    ds = synth
+    run("start_session", ds, embedding_field="emb")
+    label(ds, 3, 2)
+    run("train_and_label", ds)
+    plugin.operators.state.SessionState(ds).update(
+        lambda c: dict(c, iteration=0, run=dict(c["run"], status="running", lease="gone")))
+    assert run("show_predictions", ds)["num_samples"] > 0
+
+
 def test_a_bad_vector_late_in_the_field_fails_before_any_write(ds20k, fo):
     """A 32-d vector in the last sample of a 64-d field: the error comes before
     the first prediction is written (it used to come after 16k writes)."""
