@@ -106,6 +106,16 @@ def _click_bar(page, p, then):
                 raise
 
 
+def trouser_session(ds, npos=3, nneg=3):
+    """A session started from Python with ``npos`` Trousers labeled positive
+    and ``nneg`` other samples negative (the browser tests' usual start)."""
+    from conftest import EMB, class_ids, run
+
+    run("start_session", ds, embedding_field=EMB)
+    run("label_positive", ds, selected=class_ids(ds, "Trouser", npos))
+    run("label_negative", ds, selected=class_ids(ds, "Trouser", nneg, exclude=True))
+
+
 def _combo(page, label):
     return page.locator("xpath=//*[text()='%s']/following::*[@role='combobox'][1]" % label)
 
@@ -334,14 +344,11 @@ def test_a_train_run_by_a_worker_shows_in_the_grid_without_a_reload(app, fo, plu
     """Train & Label ticked "in the background": the App queues it, a worker
     (here this process, not the App's) runs it, and the open panel notices and
     reloads the grid: the tiles show the predictions (a user had to reload)."""
-    from conftest import EMB, class_ids, run
     from fiftyone.operators.delegated import DelegatedOperationService
     from playwright.sync_api import expect
 
     ds, url = app
-    run("start_session", ds, embedding_field=EMB)
-    run("label_positive", ds, selected=class_ids(ds, "Trouser", 3))
-    run("label_negative", ds, selected=class_ids(ds, "Trouser", 3, exclude=True))
+    trouser_session(ds)
     service = DelegatedOperationService()
     with _page("failure-delegated") as (page, shot):
         page.goto(url)
@@ -410,13 +417,11 @@ def test_a_train_run_by_a_worker_shows_in_the_grid_without_a_reload(app, fo, plu
 def test_the_panel_says_how_much_of_the_term_is_pool_rows(app, fo, plugin):
     """Once suggested negatives are labeled, the pool rows are less than half of
     the nearest-labels term's negative side, and the panel's scorer line says so."""
-    from conftest import EMB, class_ids, run
+    from conftest import run
     from playwright.sync_api import expect
 
     ds, url = app
-    run("start_session", ds, embedding_field=EMB)
-    run("label_positive", ds, selected=class_ids(ds, "Trouser", 6))
-    run("label_negative", ds, selected=class_ids(ds, "Trouser", 20, exclude=True))
+    trouser_session(ds, 6, 20)
     run("train_and_label", ds)
     ids = run("suggest_samples", ds, num_samples=10)["ids"]
     truth = dict(zip(*ds.select(ids).values(["id", "ground_truth.label"])))

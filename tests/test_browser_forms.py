@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from test_browser import CHROMIUM, _page, app  # noqa: F401  (the App fixture)
+from test_browser import CHROMIUM, _page, app, trouser_session  # noqa: F401  (app: the fixture)
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian chromium")
 
@@ -25,13 +25,10 @@ def _input(page, label_start):
 
 
 def test_train_and_label_from_the_operator_browser(app, fo, plugin):  # noqa: F811
-    from conftest import EMB, class_ids, run
     from playwright.sync_api import expect
 
     ds, url = app
-    run("start_session", ds, embedding_field=EMB)
-    run("label_positive", ds, selected=class_ids(ds, "Trouser", 3))
-    run("label_negative", ds, selected=class_ids(ds, "Trouser", 3, exclude=True))
+    trouser_session(ds)
     with _page("failure-form") as (page, shot):
         page.goto(url)
         page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
@@ -72,13 +69,11 @@ FORMS = ["Few-shot: start session", "Few-shot: label positive", "Few-shot: label
 def test_every_operator_form_renders(app, fo, plugin):  # noqa: F811
     """Each of the plugin's operators opens from the operator browser without a
     React error (a one-of typed input once broke the Train & Label form)."""
-    from conftest import EMB, class_ids, run
+    from conftest import EMB, run
     from playwright.sync_api import expect
 
     ds, url = app
-    run("start_session", ds, embedding_field=EMB)
-    run("label_positive", ds, selected=class_ids(ds, "Trouser", 3))
-    run("label_negative", ds, selected=class_ids(ds, "Trouser", 3, exclude=True))
+    trouser_session(ds)
     run("train_and_label", ds)
     with _page("failure-forms") as (page, shot):
         page.goto(url)
