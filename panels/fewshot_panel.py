@@ -2,7 +2,6 @@
 triggers the plugin's operators. No workflow logic lives here; the layout is in
 :mod:`.render`."""
 
-import re
 import time
 
 import fiftyone.operators as foo
@@ -102,23 +101,6 @@ def _show_error(ctx, msg):
     """Shows ``msg`` until the next panel action succeeds or a train finishes."""
     ctx.panel.state.error = msg
     ctx.panel.state.error_run = _last_run_id(ctx)
-
-
-def _error_words(err):
-    """The message of a triggered operator's failure. The App passes a
-    traceback, or, when the server refused the request (its form check
-    failed by the time it ran: another tab's train had started), the whole
-    response as a dict or its text: the stack, "Network Error", the request
-    with the panel's state, which the panel showed as it was. The check's
-    reason, else the last exception's message."""
-    if isinstance(err, dict):
-        err = err.get("stack") or err.get("message") or ""
-    text = str(err or "").replace("\\n", "\n")
-    found = re.findall(r"Reason: (.+)", text) or re.findall(r"^\s*[\w.]*(?:Error|Exception): (.+)$", text, re.M)
-    if found:
-        return found[-1].strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[-1] if lines else "Failed"
 
 
 class FewShotPanel(foo.Panel):
@@ -272,7 +254,8 @@ class FewShotPanel(foo.Panel):
     def on_error(self, ctx):
         if ctx.panel.state.waiting_since is not None:  # (the server refused it: nothing was queued)
             ctx.panel.state.waiting_since = ctx.panel.state.waiting_run = None
-        _show_error(ctx, render.in_words(_error_words(ctx.params.get("error_message") or ctx.params.get("error"))))
+        err = ctx.params.get("error_message") or ctx.params.get("error")
+        _show_error(ctx, render.in_words(render.error_words(err)))
         ctx.panel.state.busy = None
         self._sync(ctx)
 
@@ -364,8 +347,8 @@ class FewShotPanel(foo.Panel):
             s.error = None  # a train finished since: the error stayed up through palette and Python actions
         if s.error:
             panel.view("error", types.Error(label="Error", description=s.error))
-        render.progress(panel, prog, s.busy, self.on_poll, poll=bool(prog or s.waiting_since), on_idle=self.on_idle_poll,
-                        waiting=s.waiting_since)
+        render.progress(panel, prog, s.busy, self.on_poll, poll=bool(prog or s.waiting_since),
+                        on_idle=self.on_idle_poll, waiting=s.waiting_since)
         if not sess.get("active"):
             render.setup(panel, s, self.on_model_change, self.on_start, bool(busy))
         else:

@@ -97,6 +97,23 @@ def in_words(msg):
     return "".join('"%s"' % ERROR_NAMES[w] if w in ERROR_NAMES else w for w in words) + sep + rest
 
 
+def error_words(err):
+    """The message of a triggered operator's failure. The App passes a
+    traceback, or, when the server refused the request (its form check
+    failed by the time it ran: another tab's train had started), the whole
+    response as a dict or its text: the stack, "Network Error", the request
+    with the panel's state, which the panel showed as it was. The check's
+    reason, else the last exception's message."""
+    if isinstance(err, dict):
+        err = err.get("stack") or err.get("message") or ""
+    text = str(err or "").replace("\\n", "\n")
+    found = re.findall(r"Reason: (.+)", text) or re.findall(r"^\s*[\w.]*(?:Error|Exception): (.+)$", text, re.M)
+    if found:
+        return found[-1].strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else "Failed"
+
+
 IDLE_POLL_MS = 5000  # how often an idle panel looks for what other tabs, the palette or Python did
 
 
@@ -176,35 +193,35 @@ def advanced(panel, s, saved, inputs):
     shown = s.get("options.calibrate")
     row = panel.h_stack("settings", gap=1)
     row.enum("mode", ["distance", "query"], label="Mode", default=v["mode"])
-    row.float("beta", label=LABELS['beta'], default=v["beta"],
+    row.float("beta", label=LABELS["beta"], default=v["beta"],
               description="weight of the distance to the positive prototype")
-    row.float("gamma", label=LABELS['gamma'], default=v["gamma"],
+    row.float("gamma", label=LABELS["gamma"], default=v["gamma"],
               description="weight of the distance to the negative prototype")
     if not (v["calibrate"] if shown is None else shown):
         row.float("temperature", label="temperature", default=v["temperature"])
     opts = panel.h_stack("options", gap=1)
     opts.bool("calibrate", label="Calibrated P (off: sigmoid(s/T))", default=v["calibrate"])
     opts.enum("whiten", ["auto", "on", "off"], label="Whiten by pool covariance", default=v["whiten"])
-    opts.str("power", label=LABELS['power'], default=v["power"],
+    opts.str("power", label=LABELS["power"], default=v["power"],
              description="each embedding value ^ power (auto: 0.75 for nonnegative, CNN-like "
                          "embeddings; 1: as they are, e.g. raw pixels)")
     # (three to a row: six columns at 1600 px wrapped their help text word by word)
     opts = panel.h_stack("weights", gap=1)
-    opts.str("background_weight", label=LABELS['background_weight'], default=v["background_weight"],
+    opts.str("background_weight", label=LABELS["background_weight"], default=v["background_weight"],
              description="how much the unlabeled pool's mean counts in the negative prototype "
                          "(0: labels only; auto: 3 for a rare concept, 0 for a common one)")
-    opts.str("kernel_weight", label=LABELS['kernel_weight'], default=v["kernel_weight"],
+    opts.str("kernel_weight", label=LABELS["kernel_weight"], default=v["kernel_weight"],
              description="weight of the similarity to the nearest labeled examples next to the prototypes "
                          "(0: prototypes only; auto: 1 for a common concept, up to 2 from 10 to 20 labels per side; "
                          "0.5 for a rare one from 5 positives, "
                          "or from 10 while positives outnumber negatives)")
-    opts.str("neighbor_weight", label=LABELS['neighbor_weight'], default=v["neighbor_weight"],
+    opts.str("neighbor_weight", label=LABELS["neighbor_weight"], default=v["neighbor_weight"],
              description="how much the top-scored samples' scores move toward their nearest pool samples' "
                          "(0: off; auto: 0.5 for a rare concept unless positive labels outnumber negative ones, else 0)")
     sug = panel.h_stack("suggest", gap=1)
-    sug.int("num_suggest", label=LABELS['num_suggest'], default=20)
-    sug.float("top_fraction", label=LABELS['top_fraction'], default=wf.DEFAULT_TOP_FRACTION)
-    sug.float("random_fraction", label=LABELS['random_fraction'], default=wf.DEFAULT_RANDOM_FRACTION)
+    sug.int("num_suggest", label=LABELS["num_suggest"], default=20)
+    sug.float("top_fraction", label=LABELS["top_fraction"], default=wf.DEFAULT_TOP_FRACTION)
+    sug.float("random_fraction", label=LABELS["random_fraction"], default=wf.DEFAULT_RANDOM_FRACTION)
     # (its own key: the start form's "delegate" box made every later train delegated)
     panel.bool("delegate_train", label="Run Train & Label in the background (delegated operation)", default=False)
 

@@ -331,7 +331,7 @@ def test_the_panel_shows_the_words_of_a_failure_not_the_payload(plugin):
     """The App hands the panel a traceback, or the server's whole response
     (a dict, or its text) when the request was refused (the browser test:
     two tabs' trains); the panel shows the message only."""
-    words = plugin.panels.fewshot_panel._error_words
+    words = plugin.panels.render.error_words
     tb = ('Traceback (most recent call last):\n  File "x.py", line 3, in run\n    raise FewShotError(m)\n'
           "operators.errors.FewShotError: Needs at least one positive and one negative label\n")
     assert words(tb) == "Needs at least one positive and one negative label"
