@@ -98,8 +98,9 @@ def _readout_choice(ctx, s, sess, fields):
 
 
 def _show_error(ctx, msg):
-    """Shows ``msg`` until the next panel action succeeds or a train finishes."""
-    ctx.panel.state.error = msg
+    """Shows ``msg`` (settings named as the panel labels them) until the next
+    panel action succeeds or a train finishes."""
+    ctx.panel.state.error = render.in_words(msg)
     ctx.panel.state.error_run = _last_run_id(ctx)
 
 
@@ -255,7 +256,7 @@ class FewShotPanel(foo.Panel):
         if ctx.panel.state.waiting_since is not None:  # (the server refused it: nothing was queued)
             ctx.panel.state.waiting_since = ctx.panel.state.waiting_run = None
         err = ctx.params.get("error_message") or ctx.params.get("error")
-        _show_error(ctx, render.in_words(render.error_words(err)))
+        _show_error(ctx, render.error_words(err))
         ctx.panel.state.busy = None
         self._sync(ctx)
 
@@ -312,7 +313,7 @@ class FewShotPanel(foo.Panel):
         inputs = foo.get_operator(URI + name).resolve_input(check_ctx)
         err = inputs.type.properties.get("error") if inputs is not None else None
         if err is not None:
-            _show_error(ctx, render.in_words(err.error_message))
+            _show_error(ctx, err.error_message)
             return False
         ctx.panel.state.error = None
         ctx.panel.state.busy = name
