@@ -122,22 +122,24 @@ class FewShotPanel(foo.Panel):
         s.classes_of = None  # (the class list is read again: classes may have been added)
         s.error = s.busy = None  # (a new page showed the last page's error as if it were now)
         s.grid_run = _last_run_id(ctx) or ""  # the run whose predictions the grid shows (on_idle_poll)
-        self._sync(ctx)
 
+    # These events only render again (the session is read from the execution store, the
+    # selection from the request). They write no panel state: a tick that wrote the selection
+    # count made the App save its spaces and re-query the grid, ~2 s per tick.
     def on_change_dataset(self, ctx):
-        self._sync(ctx)
+        pass
 
     def on_change_view(self, ctx):
-        self._sync(ctx)
+        pass
 
     def on_change_selected(self, ctx):
-        ctx.panel.state.num_selected = len(ctx.selected or [])
+        pass
 
     def on_change_current_sample(self, ctx):
-        self._sync(ctx)
+        pass
 
     def on_refresh(self, ctx):
-        self._sync(ctx)
+        pass
 
     def on_poll(self, ctx):
         # re-renders (progress of a running operation); a delegated train that
@@ -250,7 +252,6 @@ class FewShotPanel(foo.Panel):
         ctx.panel.state.error = None
         ctx.panel.state.busy = None
         ctx.panel.state.grid_run = _last_run_id(ctx) or ""  # (a train run from here reloaded the grid)
-        self._sync(ctx)
 
     def on_error(self, ctx):
         if ctx.panel.state.waiting_since is not None:  # (the server refused it: nothing was queued)
@@ -258,7 +259,6 @@ class FewShotPanel(foo.Panel):
         err = ctx.params.get("error_message") or ctx.params.get("error")
         _show_error(ctx, render.error_words(err))
         ctx.panel.state.busy = None
-        self._sync(ctx)
 
     def on_reset(self, ctx):
         # the operator's form asks: it lists what is deleted and offers to keep the labels
@@ -322,10 +322,6 @@ class FewShotPanel(foo.Panel):
                    on_error=self.on_error, skip_prompt=True)
         return True
 
-    def _sync(self, ctx):
-        # the session itself is read from the execution store at each render
-        ctx.panel.state.num_selected = len(ctx.selected or [])
-
     # -- render ------------------------------------------------------------------
 
     def render(self, ctx):
@@ -369,7 +365,7 @@ class FewShotPanel(foo.Panel):
         return now
 
     def _render_active(self, ctx, panel, s, state, sess, busy, polled):
-        render.status(panel, s, sess, in_modal=bool(ctx.current_sample))
+        render.status(panel, sess, len(ctx.selected or []), in_modal=bool(ctx.current_sample))
         base, derived = wf.resolve_base(state, ctx.view)
         render.scope(panel, sess, self._scope(ctx, s, base, sess, derived, polled))
         render.actions(panel, self, busy, has_subset=bool(sess.get("subset_size")))

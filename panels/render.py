@@ -46,8 +46,8 @@ def setup(panel, s, on_model_change, on_start, busy):
     panel.btn("start", label="Start Session", variant="contained", on_click=on_start, disabled=busy)
 
 
-def status(panel, s, sess, in_modal):
-    target = "the open sample" if in_modal else "%d selected" % (s.num_selected or 0)
+def status(panel, sess, num_selected, in_modal):
+    target = "the open sample" if in_modal else "%d selected" % num_selected
     panel.md(
         "#### Iteration %d\n**%d** positive · **%d** negative labels · %s  \n"
         "model `%s` · embeddings `%s` · predictions `%s`"

@@ -202,3 +202,30 @@ def test_a_refused_background_train_does_not_say_it_is_queued(app, fo, plugin):
         expect(page.get_by_text("at least one positive and one negative").first).to_be_visible()
         page.wait_for_timeout(2000)
         expect(page.get_by_text("waiting for a worker")).to_have_count(0)
+
+
+def test_ticking_tiles_does_not_make_the_app_query_the_grid(app, fo, plugin):
+    """Each tick wrote the panel's selection count into its state, which the
+    App saves and follows with a grid query and view events: ~2 s per tick,
+    and ticks landing during the re-query were at risk."""
+    from playwright.sync_api import expect
+
+    ds, url = app
+    trouser_session(ds)
+    with _page("tick-queries") as (page, shot):
+        page.goto(url)
+        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
+        _open_panel(page, page.get_by_role("heading", name="Iteration 0"))
+        page.wait_for_timeout(6000)  # (settled)
+        seen = []
+        page.on("request", lambda r: seen.append(r.post_data or "") if r.method == "POST" else None)
+        tiles = page.locator("[data-cy=looker]")
+        for i in range(3):
+            tiles.nth(i).hover()
+            tiles.nth(i).locator("[data-cy=looker-checkbox-]").click()
+            expect(page.get_by_text("%d selected" % (i + 1))).to_be_visible()
+        page.wait_for_timeout(3000)
+        shot(page, "24-ticked")
+        assert sum("on_change_selected" in b for b in seen) >= 1
+        assert sum("DatasetPageQuery" in b for b in seen) == 0
+        assert sum("on_change_view" in b for b in seen) == 0
