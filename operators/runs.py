@@ -16,6 +16,7 @@ from .errors import FewShotError
 from .state import LEASE_KEY, MAX_HISTORY, lease_is_free
 
 RUNNING, COMPLETE, FAILED, INTERRUPTED = "running", "complete", "failed", "interrupted"
+INHERITED = "inherited"  # predictions the session found in its field when it started using it (a clone)
 
 
 def new_run_id():
@@ -59,6 +60,26 @@ def finish(state, rec, summary):
     return state.update(apply)
 
 
+def inherited(dataset, cfg, field):
+    """``(run IDs, number of predictions)`` of the predictions in ``field``
+    that none of the session's recorded runs wrote: a clone carries its
+    source's (run IDs, iteration 2 beside the clone's iteration 0)."""
+    known = {h.get("run_id") for h in cfg.get("history") or []} | set(unfinished_ids(cfg))
+    ids = [r for r in dataset.distinct(field + ".run_id") if r not in known]
+    return ids, (fastdb.count(dataset, {field + ".run_id": {"$in": ids}}) if ids else 0)
+
+
+def adopt(cfg, field, run_ids, num):
+    """Records inherited predictions as unfinished: shown as not current until
+    the next train re-scores every sample that holds one (the repair)."""
+    cfg["unfinished_runs"] = list(cfg.get("unfinished_runs") or []) + list(run_ids)
+    cfg["unfinished_fields"] = dict(cfg.get("unfinished_fields") or {}, **{r: field for r in run_ids})
+    if unfinished(cfg) is None:  # (an unfinished run of its own keeps its record: it is repaired too)
+        cfg["run"] = {"id": None, "status": INHERITED, "iteration": cfg.get("iteration") or 0,
+                      "num_written": num, "num_to_write": num, "field": field, "started_at": time.time()}
+    return cfg
+
+
 def fail(state, rec, error):
     def apply(cfg):
         if (cfg.get("run") or {}).get("id") == rec["id"]:
@@ -97,6 +118,10 @@ def describe(dataset, state, cfg):
 
 def _message(r):
     n, total = r.get("num_written", 0), r.get("num_to_write", 0)
+    if r["status"] == INHERITED:
+        return ("%s predictions in '%s' were there before this session used the field (a clone's source, "
+                "or an earlier session); they are not from these labels. Train again to replace them"
+                % (format(n, ","), r["field"]))
     if r["status"] == COMPLETE:
         return "Iteration %d complete: %s predictions written" % (r["iteration"], format(n, ","))
     if r["status"] == RUNNING:
@@ -111,7 +136,7 @@ def unfinished_ids(cfg):
     """IDs of the runs that did not complete (their predictions need repair)."""
     runs = list(cfg.get("unfinished_runs") or [])
     rec = unfinished(cfg)
-    if rec is not None and rec["id"] not in runs:  # a session recorded before the list existed
+    if rec is not None and rec["id"] and rec["id"] not in runs:  # a session recorded before the list existed
         runs.append(rec["id"])
     return runs
 

@@ -242,6 +242,9 @@ def start_session(dataset, view, params, progress=None):
         before = appconfig.snapshot(dataset)
         colors = appconfig.show(dataset, p["prediction_field"])
         before["active_paths"] = list(dataset.app_config.active_fields.paths)
+        cur = state.config or {}
+        pred = p["prediction_field"]
+        found = ([], 0) if pred in created or pred == cur.get("prediction_field") else runs.inherited(dataset, cur, pred)
 
         def apply(cur):
             new = dict(cur or {}, **p)
@@ -258,7 +261,7 @@ def start_session(dataset, view, params, progress=None):
             new["color_paths"] = sorted(set(new.get("color_paths") or []) | set(colors))
             new.setdefault("app_before", before)  # (the first start's: reset gives those back)
             new["dim"] = dim
-            return new
+            return runs.adopt(new, pred, *found) if found[0] else new
 
         cfg = state.update(apply, create=True)
     if (params or {}).get("warm_cache", True):

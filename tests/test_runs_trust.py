@@ -295,3 +295,46 @@ def test_dropped_connections_during_the_write_are_retried(mongod, tmp_path):
     finally:
         mongod.fail_point("off")
     assert r["s"]["status"] == "complete" and r["runs"] == [r["r"]["run_id"]] and r["n"] == 25_000
+
+
+def test_a_clone_says_its_predictions_are_not_its_sessions_and_the_next_train_replaces_them(synth):
+    """An adversarial tester: a clone carries the source's predictions (its
+    run IDs, its iteration 2); a session started on the clone showed iteration
+    0 with no warning, and a working-subset train left the rest looking current."""
+    ds = synth
+    run("start_session", ds, embedding_field="emb")
+    label(ds, 3, 3)
+    run("train_and_label", ds)
+    run("train_and_label", ds, view=ds.skip(200))
+    before = runs_of(ds)
+    clone = ds.clone()
+    try:
+        run("start_session", clone, embedding_field="emb", subset_size=50)
+        s = run("get_session", clone)
+        assert s["run"]["status"] != "complete"
+        assert "%d predictions" % len(ds) in s["run"]["message"]
+        assert "before this session" in s["run"]["message"]
+        unset = clone.limit(200).values("id")
+        clone.select(unset).set_field("fewshot_prediction", None).save()  # (these never had one)
+        r = run("train_and_label", clone)
+        got = runs_of(clone)
+        assert {v[:2] for v in got.values()} == {(r["run_id"], 1)}  # all re-scored, not only the subset
+        assert set(got) >= set(clone.skip(200).values("id"))
+        assert len(set(got) & set(unset)) <= 50 + 6  # the subset and the labels, not every sample
+        assert run("get_session", clone)["run"]["status"] == "complete"
+        assert runs_of(ds) == before  # the source is untouched
+    finally:
+        clone.delete()
+
+
+def test_a_clone_started_on_another_prediction_field_leaves_the_old_one_alone(synth):
+    ds = synth
+    run("start_session", ds, embedding_field="emb")
+    label(ds, 3, 3)
+    run("train_and_label", ds)
+    clone = ds.clone()
+    try:
+        run("start_session", clone, embedding_field="emb", prediction_field="other_pred")
+        assert run("get_session", clone)["run"] is None
+    finally:
+        clone.delete()
