@@ -55,8 +55,15 @@ def _inside_root(path):
     return real
 
 
+def dataset_hash(dataset_id):
+    return _h(dataset_id)
+
+
 def dataset_dir(dataset):
-    return _inside_root(os.path.join(cache_root(), "v%d" % VERSION, _h(dataset._doc.id)))
+    return _inside_root(os.path.join(cache_root(), "v%d" % VERSION, dataset_hash(dataset._doc.id)))
+
+
+inside_root = _inside_root  # (for orphans.sweep)
 
 
 def field_dir(dataset, field):

@@ -21,7 +21,7 @@ records that and the next click starts at step 1.
 import numpy as np
 
 from .. import fastdb
-from . import cache
+from . import cache, orphans
 from .fields import EmbeddingError
 
 REREAD_LIMIT = 0.25  # re-read rows one by one up to this share of the dataset
@@ -117,6 +117,7 @@ class EmbeddingSource(object):
         m.lma[rows] = lma
         st = fastdb.stamp_of(m.lma)
         try:
+            orphans.mark(self.dataset)
             if m.base is None:
                 cache.save_in_background(self.dataset, self.field, m, st)
             else:

@@ -13,6 +13,8 @@ from .codec import ID_DTYPE, NO_LMA, DimensionError, VectorError, crc32, now_ms,
 from .reads import (
     changed_after,
     count,
+    database_id,
+    dataset_ids,
     ids_matching,
     label_flags,
     read_vectors,

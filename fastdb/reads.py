@@ -241,3 +241,19 @@ def stored_app_config(dataset):
     :func:`stored_fields` for why not the in-memory dataset)."""
     doc = _coll(dataset).database["datasets"].find_one({"_id": dataset._doc.id}, {"app_config": 1}) or {}
     return doc.get("app_config") or {}
+
+
+def database_id():
+    """The ID of the database's config document: one per FiftyOne database
+    (two databases can share one cache folder; neither may sweep the other's)."""
+    import fiftyone.core.odm as foo
+
+    doc = foo.get_db_conn().config.find_one({}, {"_id": 1}, sort=[("_id", 1)])
+    return str(doc["_id"]) if doc else None
+
+
+def dataset_ids():
+    """The IDs (str) of every dataset in the database."""
+    import fiftyone.core.odm as foo
+
+    return [str(d["_id"]) for d in foo.get_db_conn().datasets.find({}, {"_id": 1})]

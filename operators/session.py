@@ -9,6 +9,7 @@ from .. import fastdb
 from ..embeddings import cache as ecache
 from ..embeddings import warm as ewarm
 from ..embeddings import fields as efields
+from ..embeddings import orphans as eorphans
 from ..embeddings import zoo
 from ..scoring import MODEL_DEFAULTS as SCORER_DEFAULTS
 from . import appconfig, labels, params as P, runs
@@ -264,6 +265,10 @@ def start_session(dataset, view, params, progress=None):
             return runs.adopt(new, pred, *found) if found[0] else new
 
         cfg = state.update(apply, create=True)
+    try:
+        eorphans.sweep()  # (the caches of deleted datasets: nothing else removes them)
+    except (OSError, RuntimeError):
+        pass
     if (params or {}).get("warm_cache", True):
         # the first Train & Label then reads the cache like a repeat click
         ewarm.start(dataset, p["embedding_field"])

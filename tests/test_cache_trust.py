@@ -185,3 +185,33 @@ def test_a_reset_during_the_warm_up_leaves_no_cache_behind(synth, plugin, monkey
     _time.sleep(0.5)  # a background save would land by now
     assert slow.calls == 1
     assert not os.path.exists(cache.dataset_dir(synth))
+
+
+def test_the_cache_of_a_deleted_dataset_is_swept_and_nothing_else(synth, fo, plugin, cache_dir):
+    """An adversarial tester: only a reset cleared a dataset's cache, so every
+    deleted dataset (each non-persistent one) left its vectors on disk for good."""
+    from conftest import make_synth
+
+    cache = plugin.embeddings.cache
+    gone = make_synth(fo, n=300)
+    run("start_session", gone, embedding_field="emb")
+    labeled(gone)
+    run("train_and_label", gone)
+    cache.wait_pending(cache.field_dir(gone, "emb"))
+    gone_dir = cache.dataset_dir(gone)
+    assert os.path.isdir(gone_dir) and os.path.exists(os.path.join(gone_dir, "db"))
+    gone.delete()
+    top = os.path.dirname(gone_dir)
+    other_db, unmarked = os.path.join(top, "a" * 32), os.path.join(top, "b" * 32)
+    for d, marker in ((other_db, "another database"), (unmarked, None)):
+        os.makedirs(os.path.join(d, "f"))
+        if marker:
+            with open(os.path.join(d, "db"), "w") as f:
+                f.write(marker)
+    run("start_session", synth, embedding_field="emb")
+    labeled(synth)
+    run("train_and_label", synth)
+    assert not os.path.exists(gone_dir)
+    assert os.path.isdir(os.path.join(other_db, "f")) and os.path.isdir(os.path.join(unmarked, "f"))
+    run("start_session", synth, embedding_field="emb")  # (a live dataset's cache stays)
+    assert os.path.isdir(cache.dataset_dir(synth))
