@@ -199,6 +199,12 @@ def check_label_fields(roles):
                 "rename or delete that field to label with this plugin (it will not be overwritten)" % name)
 
 
+def label_of(dataset, sample_id):
+    """``"positive"``, ``"negative"`` or None: the label the sample holds now."""
+    pos, neg = _current(dataset, fastdb.to_bytes([sample_id]))
+    return POSITIVE if len(pos) else NEGATIVE if len(neg) else None
+
+
 def _current(dataset, ids):
     """``(positive, negative)`` among ``ids``, each sample read once."""
     got, p, n = fastdb.label_flags(dataset, ids, LABEL_FIELDS[POSITIVE], LABEL_FIELDS[NEGATIVE])

@@ -365,7 +365,8 @@ class FewShotPanel(foo.Panel):
         return now
 
     def _render_active(self, ctx, panel, s, state, sess, busy, polled):
-        render.status(panel, sess, len(ctx.selected or []), in_modal=bool(ctx.current_sample))
+        open_label = (wf.label_of(ctx.dataset, ctx.current_sample) or "") if ctx.current_sample else None
+        render.status(panel, sess, len(ctx.selected or []), open_label)
         base, derived = wf.resolve_base(state, ctx.view)
         render.scope(panel, sess, self._scope(ctx, s, base, sess, derived, polled))
         render.actions(panel, self, busy, has_subset=bool(sess.get("subset_size")))

@@ -46,8 +46,17 @@ def setup(panel, s, on_model_change, on_start, busy):
     panel.btn("start", label="Start Session", variant="contained", on_click=on_start, disabled=busy)
 
 
-def status(panel, sess, num_selected, in_modal):
-    target = "the open sample" if in_modal else "%d selected" % num_selected
+MODAL_NOTE = ("The grid shows the label at once. The Sample tab and its sidebar keep this sample as the "
+              "page first loaded it (FiftyOne's modal does not reload a sample): the new label, and its "
+              "old prediction gone, show there after the page is reloaded")
+
+
+def status(panel, sess, num_selected, open_label):
+    """``open_label``: in the modal, the open sample's label now ("" for none), else None."""
+    if open_label is None:
+        target = "%d selected" % num_selected
+    else:
+        target = "the open sample (%s)" % ("labeled " + open_label if open_label else "not labeled")
     panel.md(
         "#### Iteration %d\n**%d** positive · **%d** negative labels · %s  \n"
         "model `%s` · embeddings `%s` · predictions `%s`"
@@ -56,6 +65,8 @@ def status(panel, sess, num_selected, in_modal):
            sess.get("prediction_field")),
         name="status",
     )
+    if open_label:
+        panel.md(MODAL_NOTE, name="modal_note")
     run = sess.get("run")
     if run and run.get("status") == "running":
         panel.view("run_status", types.Notice(label=run["message"]))
