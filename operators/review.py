@@ -53,6 +53,25 @@ def predictions_view(dataset, view):
     return view.exists(field).sort_by([(labeled, 1), (F(field + "." + P_ATTR), -1)])
 
 
+def histogram_bar_view(dataset, base, x, width):
+    """The samples of the last train's histogram bar centred at ``x``: those it
+    scored (unlabeled, its run ID) in ``base``, most likely positive first.
+    Matching the range alone mixed in predictions of earlier iterations
+    outside its scope, and the labeled samples (23 shown on a bar of 10)."""
+    from fiftyone import ViewField as F
+
+    cfg = require_session(SessionState(dataset))
+    run_id = (last_train(cfg) or {}).get("run_id")
+    if not run_id:
+        raise FewShotError("No predictions yet; run Train & Label first")
+    field = cfg["prediction_field"]
+    path = field + "." + P_ATTR
+    lo, hi = max(0.0, x - width / 2), x + width / 2
+    upper = (F(path) < hi) if hi < 1 else (F(path) <= 1)
+    mine = F(field + ".run_id") == run_id
+    return _unlabeled(base).match(mine & (F(path) >= lo) & upper).sort_by(F(path), reverse=True)
+
+
 def mislabeled_view(dataset):
     """The labeled samples the last train flagged as possibly mislabeled (that
     still carry that label), positives first."""

@@ -12,7 +12,7 @@ from .labels import NEGATIVE, POSITIVE, label_of, set_labels, target_ids  # noqa
 from .params import DEFAULT_PREDICTION_FIELD, DEFAULT_RANDOM_FRACTION, DEFAULT_TOP_FRACTION, LABEL_FIELDS  # noqa: F401
 from .params import scorer_params, suggest_params  # noqa: F401
 from .readout import readout_params, truth_classes, truth_fields  # noqa: F401
-from .review import mislabeled_view, predictions_view, subset_view, suggest_samples  # noqa: F401
+from .review import histogram_bar_view, mislabeled_view, predictions_view, subset_view, suggest_samples  # noqa: F401
 from .session import (  # noqa: F401
     KEEP_TAGS, P_ATTR, check_start, get_session, last_train, require_session, reset_session,
 )

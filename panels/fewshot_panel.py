@@ -238,14 +238,9 @@ class FewShotPanel(foo.Panel):
         sess = wf.get_session(ctx.dataset)
         if x is None or not sess.get("active"):
             return
-        from fiftyone import ViewField as F
-
-        path = sess["prediction_field"] + "." + wf.P_ATTR
-        lo, hi = max(0.0, float(x) - render.BIN / 2), float(x) + render.BIN / 2
         state = wf.SessionState(ctx.dataset)
         base, _ = wf.resolve_base(state, ctx.view)
-        upper = (F(path) < hi) if hi < 1 else (F(path) <= 1)
-        view = base.match((F(path) >= lo) & upper).sort_by(F(path), reverse=True)
+        view = wf.histogram_bar_view(ctx.dataset, base, float(x), render.BIN)
         show_derived(ctx, state, "histogram bar", view, base)
 
     def on_done(self, ctx):

@@ -60,3 +60,24 @@ def test_the_train_form_on_a_view_the_plugin_set_scores_its_base_view(ds, fo):
     plain = form_inputs("train_and_label", ds, view=ds.match(fo.ViewField("ground_truth.label") == "Bag"))
     assert plain["base_view"].default is False and "current view" in plain["scope_md"].default
     assert run("train_and_label", ds, view=grid)["scope"]["derived_from"] is None  # (Python: the view given)
+
+
+def test_a_histogram_bar_shows_the_samples_it_counts(synth, plugin, fo):
+    """A new user: a bar said "10 samples" and the grid showed 23 (13 from
+    earlier iterations outside the last train's scope, and labeled ones)."""
+    from fiftyone import ViewField as F
+
+    ds = synth
+    _trained(ds)
+    last = run("train_and_label", ds, view=ds.take(200, seed=1))
+    bar = plugin.operators.workflow.histogram_bar_view
+    path = "fewshot_prediction.p_positive"
+    mixed = 0
+    for i, n in enumerate(last["histogram"]["counts"]):
+        x = 0.025 + 0.05 * i
+        got = bar(ds, ds, x, 0.05)
+        assert len(got) == n, (x, len(got), n)
+        assert set(got.values("fewshot_prediction.run_id")) <= {last["run_id"]}
+        hi = (F(path) < x + 0.025) if i < 19 else (F(path) <= 1)
+        mixed += len(ds.match((F(path) >= x - 0.025) & hi)) - n  # (the range alone)
+    assert mixed > 0
