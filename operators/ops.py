@@ -218,7 +218,10 @@ class TrainAndLabel(_Delegable):
         inputs.int("precision_k", label="k for precision@k", default=100)
 
         def check():
-            wf.check_train(ctx.dataset, ctx.view, ctx.params, state)
+            # the view the run will score: a plugin view that emptied was refused as
+            # "The current view is empty" while its base was what Train scores
+            scored, _ = wf.view_to_score(state, ctx.view, dict(ctx.params, base_view=ctx.params.get("base_view", base)))
+            wf.check_train(ctx.dataset, scored, ctx.params, state)
             busy = wf.running_operation(state)  # (execution takes the lease; the form only looks)
             if busy:
                 raise wf.FewShotError(busy)

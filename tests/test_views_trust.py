@@ -81,3 +81,24 @@ def test_a_histogram_bar_shows_the_samples_it_counts(synth, plugin, fo):
         hi = (F(path) < x + 0.025) if i < 19 else (F(path) <= 1)
         mixed += len(ds.match((F(path) >= x - 0.025) & hi)) - n  # (the range alone)
     assert mixed > 0
+
+
+def test_train_from_a_plugin_view_that_emptied_checks_the_view_it_scores(synth, plugin):
+    """A new user labeled the only sample of a histogram bar (it left the bar's
+    view), then clicked Train: the panel said it would score the view behind the
+    bar, and the form refused "The current view is empty; nothing to score"."""
+    from test_bad_input import form_error
+
+    ds = synth
+    _trained(ds)
+    wf = plugin.operators.workflow
+    state = wf.SessionState(ds)
+    bar = wf.histogram_bar_view(ds, ds.view(), 0.975, 0.05)
+    assert len(bar)
+    wf.remember_derived(state, "histogram bar", bar, ds.view())
+    run("label_positive", ds, sample_ids=bar.values("id"))
+    assert len(bar) == 0
+    assert form_error("train_and_label", ds, view=bar, base_view=True) is None
+    assert form_error("train_and_label", ds, view=bar) is None  # (the form's default there)
+    assert run("train_and_label", ds, view=bar, base_view=True)["num_in_scope"] == len(ds)
+    assert "empty" in form_error("train_and_label", ds, view=bar, base_view=False)
