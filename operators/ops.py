@@ -275,8 +275,13 @@ class ResetSession(FewShotOperator):
         return types.Property(inputs, view=types.View(label="Reset few-shot session"))
 
     def run(self, ctx):
+        # a view the plugin set (its IDs, its prediction field) outlived the session: the next
+        # start scored "current view - 1,000", the reset's working subset
+        base, derived = wf.resolve_base(wf.SessionState(ctx.dataset), ctx.view)
         result = wf.reset_session(ctx.dataset, keep_labels=bool(ctx.params.get("keep_labels", False)))
         if not ctx.delegated:
+            if derived:
+                ctx.ops.set_view(view=base)
             ctx.ops.reload_dataset()
         return result
 

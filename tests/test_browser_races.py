@@ -229,3 +229,30 @@ def test_ticking_tiles_does_not_make_the_app_query_the_grid(app, fo, plugin):
         assert sum("on_change_selected" in b for b in seen) >= 1
         assert sum("DatasetPageQuery" in b for b in seen) == 0
         assert sum("on_change_view" in b for b in seen) == 0
+
+
+def test_a_reset_leaves_no_view_the_plugin_set_in_the_grid(app, fo, plugin):
+    """A new user: after Reset the grid kept the plugin's Select of the working
+    subset's 1,000 IDs, and the next Start scored "current view - 1,000"."""
+    from playwright.sync_api import expect
+
+    from conftest import run
+
+    ds, url = app
+    trouser_session(ds)
+    run("train_and_label", ds)
+    with _page("reset-view") as (page, shot):
+        page.goto(url)
+        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
+        _open_panel(page, page.get_by_role("heading", name="Iteration 1"))
+        page.get_by_role("button", name="Show Predictions").click()
+        expect(page.get_by_text("the view behind the predictions")).to_be_visible()
+        sort = page.locator("input[data-cy=input-view-stage][value=SortBy]")  # (the view bar)
+        expect(sort).to_have_count(1)
+        page.get_by_role("button", name="Reset Session…").click()
+        page.get_by_role("button", name="Execute").click()
+        expect(page.get_by_role("button", name="Start Session")).to_be_visible(timeout=60_000)
+        expect(sort).to_have_count(0)
+        expect(page.get_by_text("120 samples")).to_be_visible()
+        page.wait_for_timeout(1500)
+        shot(page, "28-after-reset-view")
