@@ -13,6 +13,7 @@ from ..embeddings import zoo
 from . import workflow as wf
 from .labels import NEGATIVE, POSITIVE
 from .ops_base import PLUGIN, FewShotOperator, _auto_or_number, _on_off, _with_progress  # noqa: F401
+from .ops_base import show_derived
 from .ops_review import GetSession, ShowMislabeled, ShowPredictions, ShowSubset, SuggestSamples
 
 
@@ -233,8 +234,19 @@ class TrainAndLabel(_Delegable):
         result = _with_progress(ctx, "train_and_label",
                                 lambda p: wf.train_and_label(ctx.dataset, ctx.view, ctx.params, progress=p))
         if not ctx.delegated:
+            _show_new_subset(ctx, result)
             ctx.ops.reload_dataset()
         return result
+
+
+def _show_new_subset(ctx, result):
+    """The grid showed the working subset and the train drew a new one: show
+    that (the old one stayed, 442 of its tiles with predictions the train had
+    not made, under a panel saying "the view behind the working subset")."""
+    state = wf.SessionState(ctx.dataset)
+    base, kind = wf.resolve_base(state, ctx.view)
+    if result.get("subset_redrawn") and kind == "working subset":
+        show_derived(ctx, state, kind, wf.subset_view(ctx.dataset, base), base)
 
 
 def _scope_line(inputs, ctx, state, cfg, base_default):

@@ -102,3 +102,22 @@ def test_train_from_a_plugin_view_that_emptied_checks_the_view_it_scores(synth, 
     assert form_error("train_and_label", ds, view=bar) is None  # (the form's default there)
     assert run("train_and_label", ds, view=bar, base_view=True)["num_in_scope"] == len(ds)
     assert "empty" in form_error("train_and_label", ds, view=bar, base_view=False)
+
+
+def test_a_redrawn_working_subset_replaces_the_one_the_grid_shows(synth, plugin):
+    """A new user: with "draw a new working subset at every Train" on and the
+    grid on the working subset, Train scored a new subset and the grid kept
+    the old one (442 tiles with predictions the train had not made)."""
+    ds = synth
+    wf = plugin.operators.workflow
+    start_labeled(ds)
+    run("start_session", ds, embedding_field="emb", subset_size=50, randomize_subset=True)
+    run("train_and_label", ds)
+    state = wf.SessionState(ds)
+    old = wf.subset_view(ds, ds.view())
+    wf.remember_derived(state, "working subset", old, ds.view())  # (what Show Working Subset does)
+    r = run("train_and_label", ds, view=old, base_view=True)
+    assert r["subset_redrawn"]
+    new = wf.subset_view(ds, ds.view())
+    assert set(new.values("id")) != set(old.values("id"))
+    assert wf.derived_record(state, new)["kind"] == "working subset"  # (the grid was set to it)
