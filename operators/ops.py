@@ -232,7 +232,8 @@ class TrainAndLabel(_Delegable):
 
     def run(self, ctx):
         result = _with_progress(ctx, "train_and_label",
-                                lambda p: wf.train_and_label(ctx.dataset, ctx.view, ctx.params, progress=p))
+                                lambda p: wf.train_and_label(ctx.dataset, ctx.view, ctx.params, progress=p,
+                                                             delegated=bool(ctx.delegated)))
         if not ctx.delegated:
             _show_new_subset(ctx, result)
             ctx.ops.reload_dataset()

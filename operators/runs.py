@@ -23,12 +23,13 @@ def new_run_id():
     return uuid.uuid4().hex[:16]
 
 
-def begin(state, run_id, iteration, lease_token, num_to_write, settings, field=None):
+def begin(state, run_id, iteration, lease_token, num_to_write, settings, field=None, delegated=False):
     """Records the run as started (before its first write); until it completes,
     its ID is in ``unfinished_runs`` (the next trains repair its predictions)
     and ``unfinished_fields`` names the prediction field it writes."""
     rec = {"id": run_id, "iteration": iteration, "status": RUNNING, "lease": lease_token,
-           "started_at": time.time(), "num_to_write": int(num_to_write), "settings": settings}
+           "started_at": time.time(), "num_to_write": int(num_to_write), "settings": settings,
+           "delegated": bool(delegated)}
 
     def apply(cfg):
         cfg["run"] = rec
@@ -90,6 +91,17 @@ def fail(state, rec, error):
         state.update(apply)
     except Exception:  # the session may be gone; the error itself is what the user sees
         pass
+
+
+def worker_ran_since(cfg, since):
+    """Whether a delegated train started at ``since`` or later has ended
+    (complete, or failed): what a panel that queued one waits for; a train
+    clicked meanwhile in the foreground is not it."""
+    since -= 5  # (the worker's clock)
+    rec = cfg.get("run") or {}
+    if rec.get("delegated") and rec.get("started_at", 0) >= since and rec.get("status") != RUNNING:
+        return True
+    return any(h.get("delegated") and h.get("timestamp", 0) >= since for h in (cfg.get("history") or [])[-20:])
 
 
 def unfinished(cfg):

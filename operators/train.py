@@ -77,7 +77,9 @@ def _check_counts(npos, nneg):
                            "and %d negative" % (npos, nneg))
 
 
-def train_and_label(dataset, view, params, progress=None):
+def train_and_label(dataset, view, params, progress=None, delegated=False):
+    """``delegated``: run by a worker (recorded: an open panel tells the train it
+    queued from a train clicked meanwhile)."""
     t0 = time.time()
     params = params or {}
     state = SessionState(dataset)
@@ -90,7 +92,7 @@ def train_and_label(dataset, view, params, progress=None):
         vec = gather_vectors(run, src, progress)
         model = fit_model(run, vec)
         rec = runs.begin(state, run.id, run.iteration, lease.token, int(vec.write.sum()), run.settings,
-                         run.pred_field)
+                         run.pred_field, delegated=delegated)
         try:
             run.removed_unfinished = runs.remove_elsewhere(dataset, run.cfg, run.repaired_runs, lambda f: stored_roles(
                 dataset, {f: "EmbeddedDocumentField"})[f] == "prediction")
@@ -311,7 +313,7 @@ def record_iteration(run, rec, model, vec, out, src, t0):
         "scope": run.scope,
         "embeddings_from_cache": bool(src.from_cache), "num_embeddings_reread": int(src.num_reread),
         "subset_redrawn": run.redrawn,
-        "settings": run.settings,
+        "settings": run.settings, "delegated": bool(rec.get("delegated")),
         "scorer": model.describe(),
         "possibly_mislabeled": model.suspect_ids,
         "calibration": cal.to_dict() if cal else None,

@@ -18,6 +18,7 @@ from .session import (  # noqa: F401
 )
 from .session import start_session, visible_fields  # noqa: F401
 from .progress import Progress  # noqa: F401
+from .runs import worker_ran_since  # noqa: F401
 from .progress import current as current_progress  # noqa: F401
 from .scope import describe as describe_scope  # noqa: F401
 from .scope import derived_record, remember_derived, resolve_base, view_to_score  # noqa: F401

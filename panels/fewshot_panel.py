@@ -147,12 +147,12 @@ class FewShotPanel(foo.Panel):
         s = ctx.panel.state
         if s.waiting_since is None:
             return
-        if _last_run_id(ctx) != s.waiting_run:
-            s.waiting_since = s.waiting_run = None
+        if wf.worker_ran_since(_config(ctx), s.waiting_since):  # (not a train clicked meanwhile)
+            s.waiting_since = None
             s.grid_run = _last_run_id(ctx) or ""
             ctx.ops.reload_dataset()
         elif time.time() - s.waiting_since > WAIT_FOR_WORKER:
-            s.waiting_since = s.waiting_run = None
+            s.waiting_since = None
 
     def on_idle_poll(self, ctx):
         """Every ``render.IDLE_POLL_MS``: the render shows what another tab,
@@ -220,7 +220,6 @@ class FewShotPanel(foo.Panel):
             _choose_truth(s, _config(ctx), params["ground_truth_field"], params.get("positive_class"))
         if self._run(ctx, "train_and_label", params) and params["delegate"]:
             s.waiting_since = time.time()  # poll until a worker has run it (on_poll)
-            s.waiting_run = _last_run_id(ctx)
 
     def on_suggest(self, ctx):
         s = ctx.panel.state
@@ -250,7 +249,7 @@ class FewShotPanel(foo.Panel):
 
     def on_error(self, ctx):
         if ctx.panel.state.waiting_since is not None:  # (the server refused it: nothing was queued)
-            ctx.panel.state.waiting_since = ctx.panel.state.waiting_run = None
+            ctx.panel.state.waiting_since = None
         err = ctx.params.get("error_message") or ctx.params.get("error")
         _show_error(ctx, render.error_words(err))
         ctx.panel.state.busy = None

@@ -4,6 +4,9 @@ server and back before the App runs the operator it triggers; the network is
 held here to widen that window deterministically."""
 
 import os
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -256,3 +259,40 @@ def test_a_reset_leaves_no_view_the_plugin_set_in_the_grid(app, fo, plugin):
         expect(page.get_by_text("120 samples")).to_be_visible()
         page.wait_for_timeout(1500)
         shot(page, "28-after-reset-view")
+
+
+def test_a_queued_background_train_stays_shown_through_a_train_clicked_meanwhile(app, fo, plugin):
+    """A new user queued a background train, then clicked Train & Label in the
+    foreground: the "queued" line went with the foreground train's result, and
+    the queued one ran later, when a worker came, as an unexplained iteration."""
+    from fiftyone.operators.delegated import DelegatedOperationService
+    from playwright.sync_api import expect
+
+    from conftest import run
+
+    ds, url = app
+    trouser_session(ds)
+    with _page("queued-meanwhile") as (page, shot):
+        page.goto(url)
+        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
+        _open_panel(page, page.get_by_role("heading", name="Iteration 0"))
+        page.get_by_text("Advanced settings").click()
+        page.get_by_text("Run Train & Label in the background (delegated operation)").click()
+        page.wait_for_timeout(1000)
+        page.get_by_role("button", name="Train & Label").click()
+        deadline = time.time() + 60
+        while not DelegatedOperationService().get_queued_operations(dataset_name=ds.name):
+            assert time.time() < deadline, "the App did not queue the train"
+            page.wait_for_timeout(500)
+        expect(page.get_by_text("waiting for a worker")).to_be_visible()
+        with ThreadPoolExecutor(1) as pool:  # (a train in the foreground meanwhile)
+            pool.submit(run, "train_and_label", ds).result()
+        expect(page.get_by_role("heading", name="Iteration 1")).to_be_visible(timeout=30_000)
+        page.wait_for_timeout(3000)  # (polls)
+        expect(page.get_by_text("waiting for a worker")).to_be_visible()
+        shot(page, "29-queued-through-a-foreground-train")
+        subprocess.run([sys.executable, "-c", "from fiftyone.operators.delegated import "
+                        "DelegatedOperationService as D; D().execute_queued_operations(dataset_name=%r)"
+                        % ds.name], env=dict(os.environ), check=True, timeout=300)
+        expect(page.get_by_role("heading", name="Iteration 2")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("waiting for a worker")).to_have_count(0)
