@@ -68,11 +68,20 @@ class SuggestSamples(FewShotOperator):
         state = wf.SessionState(ctx.dataset)
         base = wf.view_to_score(state, ctx.view, ctx.params)[0]
         view, result = wf.suggest_samples(ctx.dataset, base, ctx.params)
-        note = ("Suggestions in the grid: the first %d are likely positive (confirm them), the next %d "
-                "are the most uncertain" % (result["num_top_scored"], result["num_boundary"]))
-        note += (", the last %d are random." % result["num_random"]) if result["num_random"] else "."
-        show_derived(ctx, state, "suggestions", view, base, note=note)
+        show_derived(ctx, state, "suggestions", view, base, note=suggest_note(result))
         return result
+
+
+def suggest_note(result):
+    """What the suggestions in the grid are, with the range of the "uncertain"
+    ones' P (a new user read "the most uncertain" over P 0.97-1.0 and 0-0.06)."""
+    note = "Suggestions in the grid (after iteration %d): the first %d are likely positive (confirm them)" % (
+        result["iteration"], result["num_top_scored"])
+    if result["num_boundary"]:
+        lo, hi = result["boundary_range"]
+        note += ", the next %d have P(positive) closest to 0.5 (%.2f to %.2f)" % (result["num_boundary"], lo, hi)
+    note += (", the last %d are random." % result["num_random"]) if result["num_random"] else "."
+    return note
 
 
 class GetSession(FewShotOperator):

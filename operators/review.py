@@ -29,13 +29,16 @@ def suggest_samples(dataset, view, params):
     keep = [i for i, v in enumerate(probs) if v is not None]
     if not keep:
         raise FewShotError("No unlabeled samples with predictions in the current view")
-    ids = [ids[i] for i in keep]
-    idx, n_top, n_rand = suggest(np.asarray([probs[i] for i in keep]), p["num_samples"], p["top_fraction"],
+    ids, probs = [ids[i] for i in keep], np.asarray([probs[i] for i in keep])
+    idx, n_top, n_rand = suggest(probs, p["num_samples"], p["top_fraction"],
                                  random_fraction=p["random_fraction"], seed=int(cfg.get("iteration") or 0))
     chosen = [ids[i] for i in idx]
     SessionState(dataset).add_suggested(chosen)  # their labels are picked by score (calibration)
+    near = probs[idx[n_top:len(idx) - n_rand]]
     summary = {"num_suggested": len(chosen), "num_top_scored": n_top,
-               "num_boundary": len(chosen) - n_top - n_rand, "num_random": n_rand, "ids": chosen}
+               "num_boundary": len(chosen) - n_top - n_rand, "num_random": n_rand, "ids": chosen,
+               "boundary_range": [round(float(near.min()), 3), round(float(near.max()), 3)] if len(near) else None,
+               "iteration": int(cfg["iteration"])}
     return dataset.select(chosen, ordered=True), summary
 
 

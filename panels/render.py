@@ -27,7 +27,7 @@ def histogram_traces(last):
     return [{
         "type": "bar", "x": centers, "y": counts, "name": "P(positive)",
         "marker": {"color": ["#d62728" if c < 0.5 else "#2ca02c" for c in centers]},
-        "hovertemplate": "P %{x:.3f} \u00b1 0.025: %{y} samples<br>click: show them<extra></extra>",
+        "hovertemplate": "P %{x:.3f} \u00b1 0.025, samples: %{y}<br>click: show them<extra></extra>",
     }]
 
 

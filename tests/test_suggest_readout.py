@@ -22,7 +22,7 @@ def test_suggest_needs_predictions(ds):
         run("suggest_samples", ds)
 
 
-def test_suggestions_mix_top_scored_and_uncertain_unlabeled(trained, fo):
+def test_suggestions_mix_top_scored_and_uncertain_unlabeled(trained, fo, plugin):
     ds = trained
     run("train_and_label", ds)
     labeled = set(class_ids(ds, "Trouser", 3) + class_ids(ds, "Trouser", 3, exclude=True))
@@ -36,6 +36,13 @@ def test_suggestions_mix_top_scored_and_uncertain_unlabeled(trained, fo):
     rest = [i for i in p if i not in ids[:2]]
     closest = sorted(rest, key=lambda i: abs(p[i] - 0.5))[:6]
     assert sorted(abs(p[i] - 0.5) for i in ids[2:]) == sorted(abs(p[i] - 0.5) for i in closest)
+    # the grid's note says how uncertain "uncertain" is (a new user read "the most
+    # uncertain" over P 0.97-1.0 and 0-0.06) and which iteration picked them
+    near = [p[i] for i in ids[2:]]
+    assert r["boundary_range"] == [round(min(near), 3), round(max(near), 3)]
+    note = plugin.operators.ops_review.suggest_note(r)
+    assert "after iteration 1" in note
+    assert "the next 6 have P(positive) closest to 0.5 (%.2f to %.2f)" % (min(near), max(near)) in note
 
     # a random share: unlabeled, not top-scored, no repeats
     r = run("suggest_samples", ds, num_samples=10, top_fraction=0.2, random_fraction=0.3)
