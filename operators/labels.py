@@ -35,13 +35,24 @@ def read_labels(dataset):
         return fastdb.to_bytes([]), fastdb.to_bytes([])  # no session yet: no labels
     cand = np.unique(np.concatenate([fastdb.ids_matching(dataset, {f: True}) for f in (nf, pf, nf)]))
     pos, neg = _current(dataset, cand)
-    both = np.intersect1d(pos, neg)
-    if len(both):
+    _refuse_both(len(np.intersect1d(pos, neg)))
+    return np.sort(pos), np.sort(neg)
+
+
+def check_both(dataset):
+    """Refuses samples marked both ways, in the forms too (a run-time refusal
+    reached Python as FiftyOne's whole traceback); an indexed count."""
+    pf, nf = LABEL_FIELDS[POSITIVE], LABEL_FIELDS[NEGATIVE]
+    if dataset.has_field(pf) and dataset.has_field(nf):
+        _refuse_both(fastdb.count(dataset, {pf: True, nf: True}))
+
+
+def _refuse_both(n):
+    if n:
         raise FewShotError(
             "%d sample(s) are marked both positive and negative (fields %s and %s were edited "
-            "by hand); label them again" % (len(both), pf, nf)
+            "by hand); label them again" % (n, LABEL_FIELDS[POSITIVE], LABEL_FIELDS[NEGATIVE])
         )
-    return np.sort(pos), np.sort(neg)
 
 
 SUGGESTED_COMPLETE = 0.8  # share of a suggestion batch labeled for its labels to count as picked by score

@@ -48,6 +48,7 @@ def check_train(dataset, view, params, state):
         raise FewShotError("The current view is empty; nothing to score")
     c = labels.label_counts(dataset)  # (indexed counts: instant; the train reads the labels again)
     _check_counts(c["num_positive"], c["num_negative"])
+    labels.check_both(dataset)
     return cfg, settings, rp
 
 

@@ -250,3 +250,23 @@ def test_a_refused_reset_that_keeps_labels_leaves_the_session(synth):
     assert g["active"] and g["iteration"] == 1
     run("clear_labels", ds, sample_ids=[ids[0]])
     assert run("reset_session", ds, keep_labels=True)["kept_labels_as_tags"] == {"num_positive": 2, "num_negative": 3}
+
+
+def test_a_sample_marked_both_ways_is_refused_by_the_train_form(synth):
+    """An adversarial tester: the refusal came at run time, so Python got
+    FiftyOne's whole traceback (24-34 lines of executor frames) around it."""
+    from test_bad_input import form_error
+
+    ds = synth
+    ids = ds.values("id")
+    run("start_session", ds, embedding_field="emb")
+    run("label_positive", ds, sample_ids=ids[:3])
+    run("label_negative", ds, sample_ids=ids[3:6])
+    assert form_error("train_and_label", ds) is None
+    s = ds[ids[0]]
+    s[NEG] = True  # a hand edit: positive and negative
+    s.save()
+    assert "1 sample(s) are marked both positive and negative" in form_error("train_and_label", ds)
+    with pytest.raises(Exception) as e:
+        run("train_and_label", ds)
+    assert "Traceback" not in str(e.value) and "marked both" in str(e.value)
