@@ -245,7 +245,9 @@ def start_session(dataset, view, params, progress=None):
         before["active_paths"] = list(dataset.app_config.active_fields.paths)
         cur = state.config or {}
         pred = p["prediction_field"]
-        found = ([], 0) if pred in created or pred == cur.get("prediction_field") else runs.inherited(dataset, cur, pred)
+        # a field new to the session may hold predictions of runs it does not know (a clone's source's)
+        new_to_it = pred not in created and pred != cur.get("prediction_field")
+        found = runs.inherited(dataset, cur, pred) if new_to_it else ([], 0)
 
         def apply(cur):
             new = dict(cur or {}, **p)

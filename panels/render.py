@@ -318,6 +318,13 @@ def quality_table(panel, sess):
         panel.md(text, name="quality_md")
 
 
+def _at_most(q):
+    """precision@k's ceiling when fewer than k positives were scored (a new user
+    read 0.730 at k = 100 next to AP 0.992: 73 positives were in scope)."""
+    n, k = q.get("num_true_positive"), q.get("k")
+    return ", at most %s" % fmt(n / k) if n is not None and k and n < k else ""
+
+
 def quality_markdown(history):
     """The readout's table under one heading: only the iterations measured
     against the last measured field and class (rows of another class under
@@ -334,9 +341,10 @@ def quality_markdown(history):
              "|---|---|---|---|---|---|---|"]
     for h in shown[-MAX_QUALITY_ROWS:]:
         q = h["quality"]
-        lines.append("| %d | %d / %d | %s | %s (k=%d) | %s | %d | %d |" % (
+        lines.append("| %d | %d / %d | %s | %s (k=%d%s) | %s | %d | %d |" % (
             h["iteration"], h["num_positive_labels"], h["num_negative_labels"], fmt(q["average_precision"]),
-            fmt(q["precision_at_k"]), q["k"], fmt(q["f1"]), q["num_predicted_positive"], q["num_true_positive"]))
+            fmt(q["precision_at_k"]), q["k"], _at_most(q), fmt(q["f1"]), q["num_predicted_positive"],
+            q["num_true_positive"]))
     notes = []
     if len(shown) > MAX_QUALITY_ROWS:
         notes.append("the last %d iterations measured are shown" % MAX_QUALITY_ROWS)

@@ -62,6 +62,8 @@ def test_the_quality_table_says_what_it_leaves_out_and_takes_partial_records(plu
     text = md(hist)
     assert "| 2 |" not in text and "| 3 |" in text and "The last 10 iterations measured are shown" in text
     assert "measured nothing (iteration ?)" not in md(hist + [{}]) and "iteration ?" in md(hist + [{}])
+    assert "| 0.500 (k=10, at most 0.400) |" in text  # (4 positives scored: precision@10 <= 0.4)
+    assert "at most" not in md([dict(hist[0], quality=dict(q, num_true_positive=10))])
     partial = dict(q)
     del partial["ground_truth_field"]
     assert "`None` = `a`" in md([dict(hist[0], quality=partial)])
