@@ -53,7 +53,9 @@ def predictions_view(dataset, view):
     if not dataset.has_field(field) or not (cfg.get("iteration") or cfg.get("run")):
         raise FewShotError("No predictions yet; run Train & Label first")
     labeled = (F(LABEL_FIELDS["positive"]) == True) | (F(LABEL_FIELDS["negative"]) == True)  # noqa: E712
-    return view.exists(field).sort_by([(labeled, 1), (F(field + "." + P_ATTR), -1)])
+    # (a sample labeled since the train has no prediction: it stays, with the labeled ones;
+    # a new user saw 999 samples go to 996 as they labeled)
+    return view.match(F(field).exists() | labeled).sort_by([(labeled, 1), (F(field + "." + P_ATTR), -1)])
 
 
 def histogram_bar_view(dataset, base, x, width):

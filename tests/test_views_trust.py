@@ -121,3 +121,18 @@ def test_a_redrawn_working_subset_replaces_the_one_the_grid_shows(synth, plugin)
     new = wf.subset_view(ds, ds.view())
     assert set(new.values("id")) != set(old.values("id"))
     assert wf.derived_record(state, new)["kind"] == "working subset"  # (the grid was set to it)
+
+
+def test_a_sample_labeled_in_the_predictions_view_stays_in_it(synth, fo):
+    """A new user labeled 3 samples in Show Predictions: the view went from 999
+    to 996 samples (a label removes the old prediction, and the view was "has a
+    prediction"), though it lists the labeled samples last."""
+    ds = synth
+    _trained(ds)
+    sv = run("show_predictions", ds)
+    view = fo.DatasetView._build(ds, sv["view"])
+    top = view.limit(3).values("id")
+    run("label_negative", ds, sample_ids=top)
+    after = fo.DatasetView._build(ds, run("show_predictions", ds)["view"])
+    assert len(after) == len(view) == len(ds)
+    assert set(after.skip(len(ds) - 13).values("id")) >= set(top)  # (with the labeled, last)
