@@ -296,3 +296,30 @@ def test_a_queued_background_train_stays_shown_through_a_train_clicked_meanwhile
                         % ds.name], env=dict(os.environ), check=True, timeout=300)
         expect(page.get_by_role("heading", name="Iteration 2")).to_be_visible(timeout=60_000)
         expect(page.get_by_text("waiting for a worker")).to_have_count(0)
+
+
+def test_a_label_click_makes_one_grid_query(app, fo, plugin):
+    """A new user: the "True" tag showed on the tile 4.7 s after Label Positive.
+    Each panel-state write around the click (busy, then done) made the App save
+    its spaces and query the grid, besides the label's own reload: 3 queries."""
+    from playwright.sync_api import expect
+
+    ds, url = app
+    trouser_session(ds)
+    with _page("label-queries") as (page, shot):
+        page.goto(url)
+        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
+        _open_panel(page, page.get_by_role("heading", name="Iteration 0"))
+        tiles = page.locator("[data-cy=looker]")
+        t = tiles.nth(10)
+        t.hover()
+        t.locator("[data-cy=looker-checkbox-]").click()
+        expect(page.get_by_text("1 selected")).to_be_visible()
+        page.wait_for_timeout(6000)  # (settled)
+        seen = []
+        page.on("request", lambda r: seen.append(r.post_data or "") if r.method == "POST" else None)
+        page.get_by_role("button", name="Label Positive").click()
+        expect(page.get_by_text("4 positive")).to_be_visible()
+        expect(tiles.nth(10).locator("[data-cy=tag-fewshot_positive]")).to_be_visible()
+        page.wait_for_timeout(4000)
+        assert sum("DatasetPageQuery" in b for b in seen) == 1
