@@ -52,6 +52,7 @@ def finish(state, rec, summary):
         done = set(summary["repaired_runs"]) | {rec["id"]}
         cfg["unfinished_runs"] = [r for r in cfg.get("unfinished_runs") or [] if r not in done]
         cfg["unfinished_fields"] = {r: f for r, f in (cfg.get("unfinished_fields") or {}).items() if r not in done}
+        cfg["inherited"] = {f: [r for r in rs if r not in done] for f, rs in (cfg.get("inherited") or {}).items()}
         cfg["run"] = dict(rec, status=COMPLETE, ended_at=time.time(), num_written=summary["num_written"])
         cfg["iteration"] = rec["iteration"]
         cfg["scorer"] = summary["settings"]
@@ -71,10 +72,11 @@ def inherited(dataset, cfg, field):
 
 
 def adopt(cfg, field, run_ids, num):
-    """Records inherited predictions as unfinished: shown as not current until
-    the next train re-scores every sample that holds one (the repair)."""
-    cfg["unfinished_runs"] = list(cfg.get("unfinished_runs") or []) + list(run_ids)
-    cfg["unfinished_fields"] = dict(cfg.get("unfinished_fields") or {}, **{r: field for r in run_ids})
+    """Records inherited predictions: shown as not current, and re-scored by the
+    next train while ``field`` is the session's prediction field (the repair).
+    Never removed: the session did not write them (a review: a clone switched
+    to another field had its copied predictions deleted by the next train)."""
+    cfg["inherited"] = dict(cfg.get("inherited") or {}, **{field: list(run_ids)})
     if unfinished(cfg) is None:  # (an unfinished run of its own keeps its record: it is repaired too)
         cfg["run"] = {"id": None, "status": INHERITED, "iteration": cfg.get("iteration") or 0,
                       "num_written": num, "num_to_write": num, "field": field, "started_at": time.time()}
@@ -114,8 +116,8 @@ def describe(dataset, state, cfg):
     """The last run for ``get_session`` and the panel, with a message when it
     did not finish."""
     rec = (cfg or {}).get("run")
-    if not rec:
-        return None
+    if not rec or (rec["status"] == INHERITED and rec["field"] != cfg.get("prediction_field")):
+        return None  # (inherited predictions of a field the session no longer writes: not its own)
     out = dict(rec)
     if rec["status"] == RUNNING:
         lease = state.store.get(LEASE_KEY)
@@ -145,12 +147,13 @@ def _message(r):
 
 
 def unfinished_ids(cfg):
-    """IDs of the runs that did not complete (their predictions need repair)."""
+    """IDs of the runs whose predictions need repair: those that did not
+    complete, and those inherited in the session's prediction field."""
     runs = list(cfg.get("unfinished_runs") or [])
     rec = unfinished(cfg)
     if rec is not None and rec["id"] and rec["id"] not in runs:  # a session recorded before the list existed
         runs.append(rec["id"])
-    return runs
+    return runs + [r for r in (cfg.get("inherited") or {}).get(cfg.get("prediction_field"), []) if r not in runs]
 
 
 def repair_ids(dataset, cfg, run_ids):

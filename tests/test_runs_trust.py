@@ -338,3 +338,30 @@ def test_a_clone_started_on_another_prediction_field_leaves_the_old_one_alone(sy
         assert run("get_session", clone)["run"] is None
     finally:
         clone.delete()
+
+
+def test_a_clone_switched_to_another_field_keeps_the_copied_predictions(synth):
+    """A review: a clone's session started on the copied field, then switched
+    to its own field; the next train deleted the 600 copied predictions (and
+    the panel kept warning about a field the session no longer wrote)."""
+    ds = synth
+    run("start_session", ds, embedding_field="emb")
+    label(ds, 3, 3)
+    run("train_and_label", ds)
+    clone = ds.clone()
+    try:
+        copied = runs_of(clone)
+        run("start_session", clone, embedding_field="emb")
+        assert run("get_session", clone)["run"]["status"] == "inherited"
+        run("start_session", clone, embedding_field="emb", prediction_field="mine")
+        assert run("get_session", clone)["run"] is None
+        r = run("train_and_label", clone)
+        assert not r["removed_unfinished"] and not r["repaired_runs"]
+        assert runs_of(clone) == copied
+        # back on the copied field: inherited again, and the next train re-scores them
+        run("start_session", clone, embedding_field="emb", prediction_field="fewshot_prediction")
+        assert run("get_session", clone)["run"]["status"] == "inherited"
+        r = run("train_and_label", clone)
+        assert {v[0] for v in runs_of(clone).values()} == {r["run_id"]}
+    finally:
+        clone.delete()
