@@ -31,7 +31,7 @@ def sweep():
     top = os.path.join(cache.cache_root(), "v%d" % cache.VERSION)
     me = fastdb.database_id()
     try:
-        names = os.listdir(top)  # (listed before the datasets: a folder never precedes its dataset)
+        names = sorted(os.listdir(top))  # (listed before the datasets: a folder never precedes its dataset)
     except OSError:
         return 0
     live = {cache.dataset_hash(i) for i in fastdb.dataset_ids()}
@@ -39,7 +39,11 @@ def sweep():
     for name in names:
         if name in live or not me or _owner(os.path.join(top, name)) != me:
             continue
-        shutil.rmtree(cache.inside_root(os.path.join(top, name)), ignore_errors=True)
+        try:
+            path = cache.inside_root(os.path.join(top, name))
+        except RuntimeError:  # (a link out of the root: never followed; the others still swept)
+            continue
+        shutil.rmtree(path, ignore_errors=True)
         gone += 1
     return gone
 

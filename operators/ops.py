@@ -246,8 +246,13 @@ def _show_new_subset(ctx, result):
     not made, under a panel saying "the view behind the working subset")."""
     state = wf.SessionState(ctx.dataset)
     base, kind = wf.resolve_base(state, ctx.view)
-    if result.get("subset_redrawn") and kind == "working subset":
-        show_derived(ctx, state, kind, wf.subset_view(ctx.dataset, base), base)
+    # (only when the train scored that base: from Python without base_view it drew a subset
+    # of the subset view itself, and this raised after a train that had completed)
+    if result.get("subset_redrawn") and kind == "working subset" and ctx.params.get("base_view"):
+        try:
+            show_derived(ctx, state, kind, wf.subset_view(ctx.dataset, base), base)
+        except wf.FewShotError:
+            pass
 
 
 def _scope_line(inputs, ctx, state, cfg, base_default):

@@ -58,23 +58,23 @@ def predictions_view(dataset, view):
     return view.match(F(field).exists() | labeled).sort_by([(labeled, 1), (F(field + "." + P_ATTR), -1)])
 
 
-def histogram_bar_view(dataset, base, x, width):
+def histogram_bar_view(dataset, x, width):
     """The samples of the last train's histogram bar centred at ``x``: those it
-    scored (unlabeled, its run ID) in ``base``, most likely positive first.
-    Matching the range alone mixed in predictions of earlier iterations
-    outside its scope, and the labeled samples (23 shown on a bar of 10)."""
+    scored (unlabeled, its run ID, in the field it wrote), most likely positive
+    first. Matching the range alone mixed in predictions of earlier iterations
+    outside its scope, and the labeled samples (23 shown on a bar of 10); the
+    histogram counts the samples it repaired outside the view too."""
     from fiftyone import ViewField as F
 
-    cfg = require_session(SessionState(dataset))
-    run_id = (last_train(cfg) or {}).get("run_id")
-    if not run_id:
+    last = last_train(require_session(SessionState(dataset))) or {}
+    if not last.get("run_id"):
         raise FewShotError("No predictions yet; run Train & Label first")
-    field = cfg["prediction_field"]
+    field = last["prediction_field"]
     path = field + "." + P_ATTR
     lo, hi = max(0.0, x - width / 2), x + width / 2
     upper = (F(path) < hi) if hi < 1 else (F(path) <= 1)
-    mine = F(field + ".run_id") == run_id
-    return _unlabeled(base).match(mine & (F(path) >= lo) & upper).sort_by(F(path), reverse=True)
+    mine = F(field + ".run_id") == last["run_id"]
+    return _unlabeled(dataset.view()).match(mine & (F(path) >= lo) & upper).sort_by(F(path), reverse=True)
 
 
 def mislabeled_view(dataset):

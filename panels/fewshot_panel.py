@@ -247,7 +247,7 @@ class FewShotPanel(foo.Panel):
             return
         state = wf.SessionState(ctx.dataset)
         base, _ = wf.resolve_base(state, ctx.view)
-        view = wf.histogram_bar_view(ctx.dataset, base, float(x), render.BIN)
+        view = wf.histogram_bar_view(ctx.dataset, float(x), render.BIN)
         show_derived(ctx, state, "histogram bar", view, base)
 
     def on_done(self, ctx):

@@ -322,7 +322,7 @@ def _at_most(q):
     """precision@k's ceiling when fewer than k positives were scored (a new user
     read 0.730 at k = 100 next to AP 0.992: 73 positives were in scope)."""
     n, k = q.get("num_true_positive"), q.get("k")
-    return ", at most %s" % fmt(n / k) if n is not None and k and n < k else ""
+    return ", at most %s" % fmt(n / k) if n and k and n < k else ""
 
 
 def quality_markdown(history):

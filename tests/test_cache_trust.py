@@ -208,10 +208,16 @@ def test_the_cache_of_a_deleted_dataset_is_swept_and_nothing_else(synth, fo, plu
         if marker:
             with open(os.path.join(d, "db"), "w") as f:
                 f.write(marker)
+    outside = os.path.join(os.path.dirname(str(cache_dir)), "elsewhere")  # (a user's link to another disk)
+    os.makedirs(os.path.join(outside, "f"))
+    with open(os.path.join(outside, "db"), "w") as f:
+        f.write(plugin.fastdb.database_id())
+    os.symlink(outside, os.path.join(top, "0" * 32))  # (listed first: the sweep goes on past it)
     run("start_session", synth, embedding_field="emb")
     labeled(synth)
     run("train_and_label", synth)
     assert not os.path.exists(gone_dir)
+    assert os.path.isdir(os.path.join(outside, "f"))
     assert os.path.isdir(os.path.join(other_db, "f")) and os.path.isdir(os.path.join(unmarked, "f"))
     run("start_session", synth, embedding_field="emb")  # (a live dataset's cache stays)
     assert os.path.isdir(cache.dataset_dir(synth))

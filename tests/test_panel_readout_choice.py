@@ -64,6 +64,7 @@ def test_the_quality_table_says_what_it_leaves_out_and_takes_partial_records(plu
     assert "measured nothing (iteration ?)" not in md(hist + [{}]) and "iteration ?" in md(hist + [{}])
     assert "| 0.500 (k=10, at most 0.400) |" in text  # (4 positives scored: precision@10 <= 0.4)
     assert "at most" not in md([dict(hist[0], quality=dict(q, num_true_positive=10))])
+    assert "at most" not in md([dict(hist[0], quality=dict(q, num_true_positive=0))])  # (no positive: n/a)
     partial = dict(q)
     del partial["ground_truth_field"]
     assert "`None` = `a`" in md([dict(hist[0], quality=partial)])

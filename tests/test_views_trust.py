@@ -75,7 +75,7 @@ def test_a_histogram_bar_shows_the_samples_it_counts(synth, plugin, fo):
     mixed = 0
     for i, n in enumerate(last["histogram"]["counts"]):
         x = 0.025 + 0.05 * i
-        got = bar(ds, ds, x, 0.05)
+        got = bar(ds, x, 0.05)
         assert len(got) == n, (x, len(got), n)
         assert set(got.values("fewshot_prediction.run_id")) <= {last["run_id"]}
         hi = (F(path) < x + 0.025) if i < 19 else (F(path) <= 1)
@@ -93,7 +93,7 @@ def test_train_from_a_plugin_view_that_emptied_checks_the_view_it_scores(synth, 
     _trained(ds)
     wf = plugin.operators.workflow
     state = wf.SessionState(ds)
-    bar = wf.histogram_bar_view(ds, ds.view(), 0.975, 0.05)
+    bar = wf.histogram_bar_view(ds, 0.975, 0.05)
     assert len(bar)
     wf.remember_derived(state, "histogram bar", bar, ds.view())
     run("label_positive", ds, sample_ids=bar.values("id"))
@@ -136,3 +136,39 @@ def test_a_sample_labeled_in_the_predictions_view_stays_in_it(synth, fo):
     after = fo.DatasetView._build(ds, run("show_predictions", ds)["view"])
     assert len(after) == len(view) == len(ds)
     assert set(after.skip(len(ds) - 13).values("id")) >= set(top)  # (with the labeled, last)
+
+
+def test_histogram_bars_hold_what_the_histogram_counts_after_a_repair_or_a_field_change(synth, plugin):
+    """A review: a train on a view that also repaired predictions outside it
+    counted them in its histogram, and the bars (limited to the view) summed
+    to 90 of 590; after the prediction field changed, every bar was empty."""
+    ds = synth
+    bar = plugin.operators.workflow.histogram_bar_view
+    _trained(ds)
+    clone = ds.clone()  # (its copied predictions are repaired by its first train)
+    try:
+        run("start_session", clone, embedding_field="emb")
+        start_labeled(clone)
+        last = run("train_and_label", clone, view=clone.limit(100))
+        assert last["num_written"] == len(clone)
+        total = sum(len(bar(clone, 0.025 + 0.05 * i, 0.05)) for i in range(20))
+        assert total == sum(last["histogram"]["counts"]) > 100
+        run("start_session", clone, embedding_field="emb", prediction_field="other_pred")
+        total = sum(len(bar(clone, 0.025 + 0.05 * i, 0.05)) for i in range(20))
+        assert total == sum(last["histogram"]["counts"])  # (the field that train wrote)
+    finally:
+        clone.delete()
+
+
+def test_a_python_train_that_redraws_a_subset_viewed_as_is_completes_without_an_error(synth, plugin):
+    """A review: without base_view, a train on the working subset's view that
+    re-drew a subset completed, then raised "No working subset drawn for this view"."""
+    ds = synth
+    wf = plugin.operators.workflow
+    start_labeled(ds)
+    run("start_session", ds, embedding_field="emb", subset_size=200)
+    run("train_and_label", ds)
+    sub = wf.subset_view(ds, ds.view())
+    wf.remember_derived(wf.SessionState(ds), "working subset", sub, ds.view())
+    r = run("train_and_label", ds, view=sub, resample_subset=True)
+    assert r["iteration"] == 2 and r["subset_redrawn"]
