@@ -32,6 +32,18 @@ def _hold(page, method):
     return held
 
 
+def _open(page, url, heading="Iteration 0", background=False):
+    """The App at ``url`` with the panel open (showing ``heading``); with
+    ``background``, Train & Label set to run as a delegated operation."""
+    page.goto(url)
+    page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
+    _open_panel(page, page.get_by_role("heading", name=heading))
+    if background:
+        page.get_by_text("Advanced settings").click()
+        page.get_by_text("Run Train & Label in the background (delegated operation)").click()
+        page.wait_for_timeout(1000)
+
+
 def _wait_for(page, held, seconds=15):
     for _ in range(seconds * 10):
         if held:
@@ -195,12 +207,7 @@ def test_a_refused_background_train_does_not_say_it_is_queued(app, fo, plugin):
     ds, url = app
     run("start_session", ds, embedding_field=EMB)
     with _page("refused-background") as (page, shot):
-        page.goto(url)
-        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
-        _open_panel(page, page.get_by_role("heading", name="Iteration 0"))
-        page.get_by_text("Advanced settings").click()
-        page.get_by_text("Run Train & Label in the background (delegated operation)").click()
-        page.wait_for_timeout(1000)
+        _open(page, url, background=True)
         page.get_by_role("button", name="Train & Label").click()
         expect(page.get_by_text("at least one positive and one negative").first).to_be_visible()
         page.wait_for_timeout(2000)
@@ -216,9 +223,7 @@ def test_ticking_tiles_does_not_make_the_app_query_the_grid(app, fo, plugin):
     ds, url = app
     trouser_session(ds)
     with _page("tick-queries") as (page, shot):
-        page.goto(url)
-        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
-        _open_panel(page, page.get_by_role("heading", name="Iteration 0"))
+        _open(page, url, "Iteration 0")
         page.wait_for_timeout(6000)  # (settled)
         seen = []
         page.on("request", lambda r: seen.append(r.post_data or "") if r.method == "POST" else None)
@@ -245,9 +250,7 @@ def test_a_reset_leaves_no_view_the_plugin_set_in_the_grid(app, fo, plugin):
     trouser_session(ds)
     run("train_and_label", ds)
     with _page("reset-view") as (page, shot):
-        page.goto(url)
-        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
-        _open_panel(page, page.get_by_role("heading", name="Iteration 1"))
+        _open(page, url, "Iteration 1")
         page.get_by_role("button", name="Show Predictions").click()
         expect(page.get_by_text("the view behind the predictions")).to_be_visible()
         sort = page.locator("input[data-cy=input-view-stage][value=SortBy]")  # (the view bar)
@@ -273,12 +276,7 @@ def test_a_queued_background_train_stays_shown_through_a_train_clicked_meanwhile
     ds, url = app
     trouser_session(ds)
     with _page("queued-meanwhile") as (page, shot):
-        page.goto(url)
-        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
-        _open_panel(page, page.get_by_role("heading", name="Iteration 0"))
-        page.get_by_text("Advanced settings").click()
-        page.get_by_text("Run Train & Label in the background (delegated operation)").click()
-        page.wait_for_timeout(1000)
+        _open(page, url, background=True)
         page.get_by_role("button", name="Train & Label").click()
         deadline = time.time() + 60
         while not DelegatedOperationService().get_queued_operations(dataset_name=ds.name):
@@ -307,9 +305,7 @@ def test_a_label_click_makes_one_grid_query(app, fo, plugin):
     ds, url = app
     trouser_session(ds)
     with _page("label-queries") as (page, shot):
-        page.goto(url)
-        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
-        _open_panel(page, page.get_by_role("heading", name="Iteration 0"))
+        _open(page, url, "Iteration 0")
         tiles = page.locator("[data-cy=looker]")
         t = tiles.nth(10)
         t.hover()

@@ -327,12 +327,16 @@ def test_a_clone_says_its_predictions_are_not_its_sessions_and_the_next_train_re
         clone.delete()
 
 
-def test_a_clone_started_on_another_prediction_field_leaves_the_old_one_alone(synth):
-    ds = synth
+def _trained_clone(ds):
+    """A clone of ``ds`` after a session on it trained once."""
     run("start_session", ds, embedding_field="emb")
     label(ds, 3, 3)
     run("train_and_label", ds)
-    clone = ds.clone()
+    return ds.clone()
+
+
+def test_a_clone_started_on_another_prediction_field_leaves_the_old_one_alone(synth):
+    clone = _trained_clone(synth)
     try:
         run("start_session", clone, embedding_field="emb", prediction_field="other_pred")
         assert run("get_session", clone)["run"] is None
@@ -344,11 +348,7 @@ def test_a_clone_switched_to_another_field_keeps_the_copied_predictions(synth):
     """A review: a clone's session started on the copied field, then switched
     to its own field; the next train deleted the 600 copied predictions (and
     the panel kept warning about a field the session no longer wrote)."""
-    ds = synth
-    run("start_session", ds, embedding_field="emb")
-    label(ds, 3, 3)
-    run("train_and_label", ds)
-    clone = ds.clone()
+    clone = _trained_clone(synth)
     try:
         copied = runs_of(clone)
         run("start_session", clone, embedding_field="emb")
