@@ -21,6 +21,6 @@ from .progress import Progress  # noqa: F401
 from .runs import worker_ran_since  # noqa: F401
 from .progress import current as current_progress  # noqa: F401
 from .scope import describe as describe_scope  # noqa: F401
-from .scope import derived_record, remember_derived, resolve_base, view_to_score  # noqa: F401
+from .scope import derived_record, remember_derived, resolve_base, view_key, view_to_score  # noqa: F401
 from .state import SessionState, running_operation  # noqa: F401
 from .train import check_train, train_and_label  # noqa: F401

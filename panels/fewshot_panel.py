@@ -2,7 +2,9 @@
 triggers the plugin's operators. No workflow logic lives here; the layout is in
 :mod:`.render`."""
 
+import threading
 import time
+from collections import OrderedDict
 
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
@@ -14,6 +16,7 @@ from . import render
 
 URI = PLUGIN + "/"
 BUSY_SHOWN_FOR = 10  # seconds a clicked operation shows "Running ..." without progress
+_SCOPES, _SCOPES_LOCK, MAX_SCOPES = OrderedDict(), threading.Lock(), 256  # scope lines for idle polls (_scope)
 WAIT_FOR_WORKER = 600  # seconds the panel polls for a queued (delegated) train to finish
 
 # the inputs Train & Label sends, by the row (h_stack) that holds them
@@ -291,13 +294,13 @@ class FewShotPanel(foo.Panel):
         self._run(ctx, name, {"sample_ids": ids}, busy=False)
 
     def on_show_predictions(self, ctx):
-        self._run(ctx, "show_predictions", {"base_view": True})
+        self._run(ctx, "show_predictions", {"base_view": True}, busy=False)
 
     def on_show_subset(self, ctx):
-        self._run(ctx, "show_subset")
+        self._run(ctx, "show_subset", busy=False)
 
     def on_show_mislabeled(self, ctx):
-        self._run(ctx, "show_possibly_mislabeled")
+        self._run(ctx, "show_possibly_mislabeled", busy=False)
 
     # -- helpers -----------------------------------------------------------------
 
@@ -354,23 +357,29 @@ class FewShotPanel(foo.Panel):
             self._render_active(ctx, panel, s, state, sess, busy, polled)
         return types.Property(panel, view=types.GridView(orientation="vertical", gap=2, padding=2))
 
-    def _scope(self, ctx, s, base, sess, derived, polled):
-        """What Train scores. An idle poll's render reuses the last count while
-        nothing it depends on changed (counting a filtered view of 1M samples
-        takes seconds; any other event counts again: a view change is one)."""
-        key = [derived, sess.get("subset_size"), sess.get("iteration"), (sess.get("last_train") or {}).get("run_id")]
-        if polled and s.scope_now and s.scope_key == key:
-            return s.scope_now
+    def _scope(self, ctx, base, sess, derived, polled):
+        """What Train scores. An idle poll's render reuses the count made for the
+        same view, subset size and train (counting a filtered view of 1M samples
+        takes seconds; any other event counts again: a view change is one). Kept
+        in this process, not in panel state: a write there after each view change
+        made the App save its spaces and query the grid once more."""
+        key = (str(ctx.dataset._doc.id), wf.view_key(base), derived, sess.get("subset_size"),
+               sess.get("iteration"), (sess.get("last_train") or {}).get("run_id"))
+        with _SCOPES_LOCK:
+            if polled and key in _SCOPES:
+                return _SCOPES[key]
         now = wf.describe_scope(ctx.dataset, base, sess, derived)
-        if (s.scope_now, s.scope_key) != (now, key):  # (written only when changed: see render)
-            s.scope_now, s.scope_key = now, key
+        with _SCOPES_LOCK:
+            _SCOPES[key] = now
+            while len(_SCOPES) > MAX_SCOPES:
+                _SCOPES.popitem(last=False)
         return now
 
     def _render_active(self, ctx, panel, s, state, sess, busy, polled):
         open_label = (wf.label_of(ctx.dataset, ctx.current_sample) or "") if ctx.current_sample else None
         render.status(panel, sess, len(ctx.selected or []), open_label)
         base, derived = wf.resolve_base(state, ctx.view)
-        render.scope(panel, sess, self._scope(ctx, s, base, sess, derived, polled))
+        render.scope(panel, sess, self._scope(ctx, base, sess, derived, polled))
         render.actions(panel, self, busy, has_subset=bool(sess.get("subset_size")))
         rec = wf.derived_record(state, ctx.view)  # shown while the App shows that view
         if rec and rec.get("note"):

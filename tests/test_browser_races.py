@@ -319,3 +319,24 @@ def test_a_label_click_makes_one_grid_query(app, fo, plugin):
         expect(tiles.nth(10).locator("[data-cy=tag-fewshot_positive]")).to_be_visible()
         page.wait_for_timeout(4000)
         assert sum("DatasetPageQuery" in b for b in seen) == 1
+
+
+def test_show_predictions_makes_one_grid_query(app, fo, plugin):
+    """A review: Show Predictions made 4 grid queries, one per panel-state write
+    around it ("Running ...", done, the scope's new count) besides the view's."""
+    from playwright.sync_api import expect
+
+    from conftest import run
+
+    ds, url = app
+    trouser_session(ds)
+    run("train_and_label", ds)
+    with _page("view-queries") as (page, shot):
+        _open(page, url, "Iteration 1")
+        page.wait_for_timeout(6000)  # (settled)
+        seen = []
+        page.on("request", lambda r: seen.append(r.post_data or "") if r.method == "POST" else None)
+        page.get_by_role("button", name="Show Predictions").click()
+        expect(page.get_by_text("the view behind the predictions")).to_be_visible(timeout=30_000)
+        page.wait_for_timeout(7000)  # (an idle poll too)
+        assert sum("DatasetPageQuery" in b for b in seen) == 1
