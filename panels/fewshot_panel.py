@@ -111,8 +111,7 @@ def _patch(state, **values):
 def _show_error(ctx, msg):
     """Shows ``msg`` (settings named as the panel labels them) until the next
     panel action succeeds or a train finishes."""
-    ctx.panel.state.error = render.in_words(msg)
-    ctx.panel.state.error_run = _last_run_id(ctx)
+    _patch(ctx.panel.state, error=render.in_words(msg), error_run=_last_run_id(ctx))
 
 
 class FewShotPanel(foo.Panel):
@@ -129,10 +128,10 @@ class FewShotPanel(foo.Panel):
     # -- events ----------------------------------------------------------------
 
     def on_load(self, ctx):
-        s = ctx.panel.state
-        s.classes_of = None  # (the class list is read again: classes may have been added)
-        s.error = s.busy = None  # (a new page showed the last page's error as if it were now)
-        s.grid_run = _last_run_id(ctx) or ""  # the run whose predictions the grid shows (on_idle_poll)
+        # the class list is read again (classes may have been added); a new page showed the
+        # last page's error as if it were now; grid_run: the run whose predictions the grid
+        # shows (on_idle_poll)
+        _patch(ctx.panel.state, classes_of=None, error=None, busy=None, grid_run=_last_run_id(ctx) or "")
 
     # These events only render again (the session is read from the execution store, the
     # selection from the request). They write no panel state: a tick that wrote the selection
@@ -258,11 +257,10 @@ class FewShotPanel(foo.Panel):
         _patch(ctx.panel.state, error=None, busy=None, grid_run=_last_run_id(ctx) or "")
 
     def on_error(self, ctx):
-        if ctx.panel.state.waiting_since is not None:  # (the server refused it: nothing was queued)
-            ctx.panel.state.waiting_since = None
+        # (waiting_since: the server refused it, nothing was queued)
+        _patch(ctx.panel.state, waiting_since=None, busy=None)
         err = ctx.params.get("error_message") or ctx.params.get("error")
         _show_error(ctx, render.error_words(err))
-        ctx.panel.state.busy = None
 
     def on_reset(self, ctx):
         # the operator's form asks: it lists what is deleted and offers to keep the labels
