@@ -101,11 +101,7 @@ def _readout_choice(ctx, s, sess, fields):
 
 
 def _patch(state, **values):
-    """Writes the values that changed, in one patch (each write of panel state
-    makes the App save its spaces and query the grid again)."""
-    changed = {k: v for k, v in values.items() if state.get(k) != v}
-    if changed:
-        state.set(changed)
+    render.patch_state(state, values)
 
 
 def _show_error(ctx, msg):
@@ -307,9 +303,9 @@ class FewShotPanel(foo.Panel):
 
         The operator's own form check runs first: an invalid request would be
         refused by the server, so its reason is shown here instead. ``busy``:
-        say "Running ..." meanwhile (not for a label: each panel-state write
-        makes the App query the grid again, and the label's tile showed 4.7 s
-        after the click).
+        say "Running ..." meanwhile (not for a label or a quick view: each
+        panel-state write makes the App query the grid again, and the label's
+        tile showed 4.7 s after the click).
         """
         from fiftyone.operators.executor import ExecutionContext
 

@@ -31,6 +31,15 @@ def histogram_traces(last):
     }]
 
 
+def patch_state(state, values):
+    """Writes the panel-state ``values`` (keys may be dotted paths) that changed,
+    in one patch: the App saves each write with its spaces and then queries the
+    grid again (a tick that wrote the selection count: ~2 s per tick)."""
+    changed = {k: v for k, v in values.items() if state.get(k) != v}
+    if changed:
+        state.set(changed)
+
+
 def setup(panel, s, on_model_change, on_start, busy):
     panel.md("#### Few-shot session\nPick an embedding model, then start.", name="title")
     panel.enum("model", zoo.SUGGESTED_MODELS, label="Embedding model", default=zoo.OFFLINE_MODEL,
@@ -191,16 +200,12 @@ def advanced(panel, s, saved, inputs):
     v = dict(d, calibrate=bool(d["calibrate"]), whiten={True: "on", False: "off"}.get(d["whiten"], d["whiten"]),
              **{k: str(d[k]) for k in ("power", "background_weight", "kernel_weight", "neighbor_weight")})
     before = s.shown_defaults or {}
-    for k, row in inputs.items():
-        if k in before and before[k] != str(v[k]):
-            # a train elsewhere (palette, Python, another tab) changed it: the
-            # input shows the session's now (the App keeps an input's value
-            # over a new default: a review's beta 2 stayed shown after beta 3)
-            s.set(row + "." + k, v[k])
-    # what each input showed before the user typed (Train sends only the ones they changed)
-    shown_now = {k: str(v[k]) for k in inputs}
-    if before != shown_now:  # (only when changed: each panel-state write re-queries the grid)
-        s.shown_defaults = shown_now
+    # a train elsewhere (palette, Python, another tab) changed a setting: its input shows the
+    # session's now (the App keeps an input's value over a new default: a review's beta 2
+    # stayed shown after beta 3); shown_defaults: what each input showed before the user
+    # typed (Train sends only the ones they changed)
+    changed = {row + "." + k: v[k] for k, row in inputs.items() if k in before and before[k] != str(v[k])}
+    patch_state(s, dict(changed, shown_defaults={k: str(v[k]) for k in inputs}))
     shown = s.get("options.calibrate")
     row = panel.h_stack("settings", gap=1)
     row.enum("mode", ["distance", "query"], label="Mode", default=v["mode"])
