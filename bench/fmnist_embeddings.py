@@ -35,12 +35,9 @@ def embed(name, rows):
     """Embeds ``[(path, label)]`` through the plugin (a persistent dataset
     ``name``); returns ``(X, labels)`` in the order of the dataset."""
     plugin = common.load_plugin()
-    import importlib
-
     import fiftyone as fo
 
-    fields = importlib.import_module(plugin.__name__ + ".embeddings.fields")
-    zoo = plugin.embeddings.zoo
+    fields, zoo = plugin.embeddings.fields, plugin.embeddings.zoo
     if fo.dataset_exists(name):
         ds = fo.load_dataset(name)
     else:

@@ -6,7 +6,6 @@ offline zoo entry. Later runs reuse all of it and start in seconds.
 """
 
 import argparse
-import importlib
 import os
 import sys
 import time
@@ -28,7 +27,7 @@ def build(name, n):
     import fmnist
 
     plugin = devplugin.load_plugin(PLUGINS_DIR)
-    zoo, fields = plugin.embeddings.zoo, importlib.import_module(plugin.__name__ + ".embeddings.fields")
+    zoo, fields = plugin.embeddings.zoo, plugin.embeddings.fields
 
     if fo.dataset_exists(name) and len(fo.load_dataset(name)) == n:
         ds = fo.load_dataset(name)

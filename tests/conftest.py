@@ -34,31 +34,11 @@ def fo():
 @pytest.fixture(scope="session")
 def plugin(fo):
     """The plugin package as FiftyOne loaded it (its modules: workflow, zoo...)."""
-    import importlib
-
+    import devplugin
     import fiftyone.operators as foo
 
     assert foo.get_operator("@fewshot/few_shot_learning/get_session") is not None
-    return PluginModules("fiftyone.plugins.orgs.fewshot.few_shot_learning")
-
-
-class PluginModules(object):
-    """``plugin.embeddings.cache`` etc.: each module looked up by its full name
-    when used (FiftyOne may re-import the plugin package, and the package
-    imports its modules lazily)."""
-
-    def __init__(self, name):
-        self.__name__ = name
-
-    def __getattr__(self, attr):
-        import importlib
-
-        full = self.__name__ + "." + attr
-        try:
-            mod = importlib.import_module(full)
-        except ModuleNotFoundError:
-            return getattr(importlib.import_module(self.__name__), attr)
-        return PluginModules(full) if hasattr(mod, "__path__") else mod
+    return devplugin.PluginModules()
 
 
 @pytest.fixture(scope="session")
