@@ -38,12 +38,12 @@ def embed(name, rows):
     import fiftyone as fo
 
     fields, zoo = plugin.embeddings.fields, plugin.embeddings.zoo
-    if fo.dataset_exists(name):
-        ds = fo.load_dataset(name)
-    else:
-        ds = fo.Dataset(name)
-        ds.add_samples([fo.Sample(filepath=p, ground_truth=fo.Classification(label=c))
-                        for p, c in rows])
+    ds = fo.load_dataset(name) if fo.dataset_exists(name) else fo.Dataset(name)
+    # (a run killed while adding left some of them: add the rest)
+    have = set(ds.values("filepath"))
+    missing = [fo.Sample(filepath=p, ground_truth=fo.Classification(label=c)) for p, c in rows if p not in have]
+    if missing:
+        ds.add_samples(missing)
     ds.persistent = True
     field = zoo.default_embedding_field(MODEL)
     todo = fields.missing_ids(ds, ds.values("id"), field)
