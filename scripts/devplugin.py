@@ -5,8 +5,6 @@ import os
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 URI = "@fewshot/few_shot_learning/"
-
-
 PACKAGE = "fiftyone.plugins.orgs.fewshot.few_shot_learning"
 
 
@@ -23,7 +21,9 @@ class PluginModules(object):
         full = self.__name__ + "." + attr
         try:
             mod = importlib.import_module(full)
-        except ModuleNotFoundError:
+        except ModuleNotFoundError as e:
+            if e.name != full:  # (a module it imports is missing: say so)
+                raise
             return getattr(importlib.import_module(self.__name__), attr)
         return PluginModules(full) if hasattr(mod, "__path__") else mod
 
