@@ -62,6 +62,8 @@ def record_info(dataset, field, model_name, dim):
 
 def existing_dim(dataset, field):
     """The dimension of one stored vector in ``field`` (None if none stored)."""
+    if not dataset.has_field(field):
+        return None
     sample = dataset.exists(field).limit(1).values(field)
     if not sample:
         return None
@@ -93,33 +95,67 @@ def stack_vectors(vecs, dim=None):
     return np.asarray(np.stack([np.asarray(v).ravel() for v in vecs]), dtype=np.float32)
 
 
+PROBE_MAX = 8  # samples tried for the model's dimension before giving up
+
+
+def model_dim(probe_view, model, model_name):
+    """The dimension of ``model``'s embeddings: the first of (at most
+    ``PROBE_MAX``) samples of ``probe_view`` it can embed, one at a time, not
+    stored. A file it cannot read gives no vector (FiftyOne skips failures),
+    which was taken for a 1-d embedding and blamed on the model."""
+    tried = []
+    for sample in probe_view.limit(PROBE_MAX).select_fields():
+        vec = probe_view.select(sample.id).compute_embeddings(model, progress=False)[0]
+        if vec is not None:
+            return int(np.asarray(vec).size)
+        tried.append(sample.filepath)
+    raise EmbeddingError(
+        "Model '%s' could not embed any of the %d samples tried (%s): are they readable images? "
+        "Fix or move them, or leave them out of the view" % (model_name, len(tried), ", ".join(tried[:3]))
+    )
+
+
 def check_model_dim(probe_view, field, model, model_name):
-    """Embeds the first sample of ``probe_view`` (not stored) and checks that the
-    model's dimension matches the vectors already in ``field``."""
+    """Checks that ``model``'s dimension (:func:`model_dim` of ``probe_view``)
+    matches the vectors already in ``field``; returns the model's dimension."""
     have = existing_dim(probe_view._root_dataset, field)
-    if have is None:
-        return
-    probe = probe_view.limit(1).compute_embeddings(model, progress=False)
-    got = int(np.asarray(probe[0]).size)
-    if got != have:
+    got = model_dim(probe_view, model, model_name)
+    if have is not None and got != have:
         raise EmbeddingError(
             "Model '%s' makes %d-d embeddings but field '%s' holds %d-d ones"
             % (model_name, got, field, have)
         )
+    return got
+
+
+def _recorded_as(dataset, field, model_name):
+    """Whether ``field`` holds vectors recorded as ``model_name``'s, of the recorded dimension."""
+    rec = recorded_info(dataset, field)
+    return rec.get("model") == model_name and rec.get("dim") == existing_dim(dataset, field)
 
 
 def compute_missing(dataset, ids, field, model, model_name, progress=None, batch_size=None):
     """Computes ``model`` embeddings into ``field`` for ``ids`` that lack them.
 
     Checks first that the model's dimension agrees with vectors already in the
-    field. Returns the number of samples computed.
+    field, and records the model on the field before the first write: a
+    compute that dies midway leaves vectors of this model only, and another
+    model must not fill the rest and claim them. Returns the number of samples
+    computed (those the model could not embed, unreadable files, stay missing).
     """
     todo = missing_ids(dataset, ids, field)
     if not todo:
         return 0
 
-    if dataset.has_field(field):
-        check_model_dim(dataset.select(todo[:1]), field, model, model_name)
+    if not _recorded_as(dataset, field, model_name):
+        dim = check_model_dim(dataset.select(todo[:PROBE_MAX]), field, model, model_name)
+    else:  # (recorded before its first write: no probe, which an unreadable file would fail)
+        dim = recorded_info(dataset, field)["dim"]
+    if not dataset.has_field(field):
+        import fiftyone as fo
+
+        dataset.add_sample_field(field, fo.VectorField)
+    record_info(dataset, field, model_name, dim)
 
     n = len(todo)
     step = max(64, min(1024, n // 20 or 1))
@@ -133,6 +169,4 @@ def compute_missing(dataset, ids, field, model, model_name, progress=None, batch
         if progress is not None:
             progress(done / n, "Computed %d/%d embeddings (%s)" % (done, n, model_name))
 
-    dim = existing_dim(dataset, field)
-    record_info(dataset, field, model_name, dim)
-    return n
+    return n - len(missing_ids(dataset, todo, field))

@@ -66,6 +66,12 @@ def check_start(dataset, view, params):
             "Unknown zoo model '%s'; use a FiftyOne zoo model name such as %s"
             % (p["model"], ", ".join(zoo.SUGGESTED_MODELS[:3])), param="model"
         )
+    media = (view if view is not None else dataset).media_type
+    if p["model"] is not None and media not in ("image", "group"):  # (a group view's slices may be images)
+        raise FewShotError(
+            "Zoo models embed images, and these are %s samples: choose an embedding field that holds "
+            "vectors you computed for them" % media, param="model"
+        )
     for key, what in (("embedding_field", "embedding field"), ("prediction_field", "prediction field")):
         err = P.field_name_error(p[key], what)
         if err:
@@ -209,7 +215,8 @@ def _ensure_embeddings(dataset, view, state, cfg, p, progress):
         efields.check_model_dim(view, field, zoo.load_model(p["model"]), p["model"])
     dim = efields.existing_dim(dataset, field)
     efields.stack_vectors(dataset.exists(field).limit(1000).values(field), dim)
-    return n_scope, computed, dim
+    # (those the model could not embed, unreadable files: a train skips and counts them)
+    return n_scope, computed, len(missing) - computed, dim
 
 
 def compute_embeddings(dataset, missing, cfg, num_in_scope, progress=None):
@@ -238,7 +245,7 @@ def start_session(dataset, view, params, progress=None):
         # thread may have changed the schema through another instance
         dataset.reload()
         cfg = dict(state.config or {}, **p)
-        n_scope, computed, dim = _ensure_embeddings(dataset, view, state, cfg, p, progress)
+        n_scope, computed, not_embedded, dim = _ensure_embeddings(dataset, view, state, cfg, p, progress)
         created = _declare_fields(dataset, p["prediction_field"])
         before = appconfig.snapshot(dataset)
         colors = appconfig.show(dataset, p["prediction_field"])
@@ -275,7 +282,8 @@ def start_session(dataset, view, params, progress=None):
         # the first Train & Label then reads the cache like a repeat click
         ewarm.start(dataset, p["embedding_field"])
     out = {k: p[k] for k in ("model", "embedding_field", "prediction_field", "subset_size", "randomize_subset")}
-    out.update(dim=dim, num_in_scope=n_scope, num_computed=computed, iteration=cfg["iteration"],
+    out.update(dim=dim, num_in_scope=n_scope, num_computed=computed, num_not_embedded=not_embedded,
+               iteration=cfg["iteration"],
                seconds=round(time.time() - t0, 3))
     out.update(labels.label_counts(dataset))
     return out

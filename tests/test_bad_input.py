@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import EMB, URI, class_ids, run
+from conftest import EMB, MODEL, URI, class_ids, run
 
 
 @pytest.fixture
@@ -116,6 +116,19 @@ def test_unknown_zoo_model(ds, ExecutionError):
     assert "Unknown zoo model 'no-such-model'" in form_error("start_session", ds, model="no-such-model")
     with pytest.raises(ExecutionError, match="Unknown zoo model"):
         run("start_session", ds, model="no-such-model")
+
+
+def test_video_samples_with_a_zoo_model(fo, ExecutionError):
+    """Was FiftyOne's 'DatasetView has no field ...' after an ffprobe attempt."""
+    vids = fo.Dataset()
+    try:
+        vids.add_sample(fo.Sample(filepath="/nonexistent/clip.mp4"))
+        assert "embed images, and these are video samples" in form_error("start_session", vids, model=MODEL)
+        with pytest.raises(ExecutionError, match="embed images, and these are video samples"):
+            run("start_session", vids, model=MODEL)
+        assert not vids.has_field(EMB)
+    finally:
+        vids.delete()
 
 
 def test_nan_or_zero_vectors(ds, fo, ExecutionError):

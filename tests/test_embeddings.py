@@ -108,3 +108,61 @@ def test_train_computes_missing_unlabeled_embeddings_while_streaming(raw, fo):
     assert r["num_scored"] == len(raw) - 2 and r["num_skipped_missing_embedding"] == 0
     raw.reload()
     assert raw[new.id][EMB] is not None and raw[new.id]["fewshot_prediction"] is not None
+
+
+def test_unreadable_image_is_skipped_not_blamed_on_the_model(raw, fo, tmp_path):
+    """One file that cannot be read (moved, broken) made every Start and Train
+    fail with "Model ... makes 1-d embeddings" (the dimension probe embedded
+    that sample and got nothing), and was counted as computed."""
+    run("start_session", raw, model=MODEL)
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    s = raw.first()
+    raw.add_samples([fo.Sample(filepath=str(bad)), fo.Sample(filepath=s.filepath)])
+    r = run("start_session", raw, model=MODEL)
+    assert r["num_computed"] == 1 and r["num_not_embedded"] == 1
+    ids = raw.values("id")
+    run("label_positive", raw, selected=ids[:1])
+    run("label_negative", raw, selected=ids[1:2])
+    r = run("train_and_label", raw)
+    assert r["num_skipped_missing_embedding"] == 1 and r["num_scored"] == len(raw) - 3
+
+
+def test_unreadable_images_are_skipped_by_the_dimension_probe(raw, fo, tmp_path):
+    """A new field: the model's dimension comes from the first sample it can
+    embed; with none among those tried, a clear refusal (not "1-d")."""
+    from fiftyone.operators.executor import ExecutionError
+
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    ds = fo.Dataset()
+    try:
+        ds.add_samples([fo.Sample(filepath=str(bad))] + [fo.Sample(filepath=p) for p in raw.values("filepath")[:4]])
+        r = run("start_session", ds, model=MODEL)
+        assert r["num_computed"] == 4 and r["num_not_embedded"] == 1 and r["dim"] == 1280
+        only_bad = fo.Dataset()
+        only_bad.add_samples([fo.Sample(filepath=str(bad)) for _ in range(3)])
+        with pytest.raises(ExecutionError, match="could not embed any of the 3 samples tried .*broken.png"):
+            run("start_session", only_bad, model=MODEL)
+        assert not only_bad.has_field(EMB)  # nothing declared or recorded
+        only_bad.delete()
+    finally:
+        ds.delete()
+
+
+def test_compute_records_the_model_before_it_writes(raw, fo, plugin):
+    """A compute that dies midway (here: after its first chunk) leaves the
+    field recorded as this model's, so that another model cannot later fill
+    the rest of it and claim the whole field (the record came after the last
+    chunk)."""
+    fields = plugin.embeddings.fields
+
+    def die(frac, label):
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        fields.compute_missing(raw, raw.values("id"), EMB, plugin.embeddings.zoo.load_model(MODEL), MODEL,
+                               progress=die)
+    raw.reload()
+    assert raw.exists(EMB).count() > 0
+    assert fields.recorded_info(raw, EMB) == {"model": MODEL, "dim": 1280}
