@@ -16,7 +16,7 @@ from . import appconfig, labels, params as P, runs
 from .appconfig import visible_fields  # noqa: F401 (re-exported)
 from .errors import FewShotError
 from .scope import scope_ids
-from .state import SESSION_KEY, Lease, SessionState, require_session  # noqa: F401 (re-exported)
+from .state import RESET_KEY, SESSION_KEY, Lease, SessionState, require_session  # noqa: F401 (re-exported)
 
 ROLE_KEY = "fewshot_role"  # marks fields this plugin created, in field.info
 P_ATTR = "p_positive"  # attribute on each prediction: P(positive), for sorting
@@ -244,6 +244,7 @@ def start_session(dataset, view, params, progress=None):
         # FiftyOne's dataset singleton is not thread-safe: an operator in another
         # thread may have changed the schema through another instance
         dataset.reload()
+        finish_killed_reset(dataset, state)
         cfg = dict(state.config or {}, **p)
         n_scope, computed, not_embedded, dim = _ensure_embeddings(dataset, view, state, cfg, p, progress)
         created = _declare_fields(dataset, p["prediction_field"])
@@ -343,24 +344,53 @@ def keep_labels_as_tags(dataset):
 
 def reset_session(dataset, keep_labels=False):
     """Ends the session; deletes only fields the session created (after tagging
-    the labeled samples, with ``keep_labels``)."""
+    the labeled samples, with ``keep_labels``). What it will do is stored
+    first: a reset killed midway is finished by the next start
+    (:func:`finish_killed_reset`)."""
     state = SessionState(dataset)
     require_session(state)
     with Lease(state, "reset_session"):
         cfg = require_session(state)
         if keep_labels:
             labels.read_labels(dataset)  # refuses (a sample marked both ways) before anything changes
+        pending = {k: cfg.get(k) for k in ("created_fields", "color_paths", "app_before")}
+        state.store.set(RESET_KEY, dict(pending, keep_labels=bool(keep_labels)))
         # then: a label call in flight sees the reset and takes its values back
         # (it says so); the tags are read after, so a label written before is kept
         state.store.delete(SESSION_KEY)
         try:
-            kept = keep_labels_as_tags(dataset) if keep_labels else None
+            kept = _tag_kept(state, pending) if keep_labels else None
         except Exception:
             state.store.set(SESSION_KEY, cfg)  # nothing deleted yet: the session goes on
+            state.store.delete(RESET_KEY)
             raise
-        deleted = _delete_own_fields(dataset, cfg.get("created_fields", []))
-        appconfig.restore(dataset, cfg.get("color_paths") or [], cfg.get("app_before"))
-        state.clear()
+        deleted = _end(dataset, state, pending)
     ewarm.wait(dataset)  # a warm-up still running would save the cache after the clear
     ecache.clear(dataset)  # the plugin's own embedding cache files (rebuilt on demand)
     return {"deleted_fields": deleted, "iteration": cfg.get("iteration", 0), "kept_labels_as_tags": kept}
+
+
+def _tag_kept(state, pending):
+    kept = keep_labels_as_tags(state.dataset)
+    state.store.set(RESET_KEY, dict(pending, keep_labels=True, tagged=True))
+    return kept
+
+
+def _end(dataset, state, pending):
+    """A reset's last steps: the session's own fields, the App config, the store."""
+    deleted = _delete_own_fields(dataset, pending.get("created_fields") or [])
+    appconfig.restore(dataset, pending.get("color_paths") or [], pending.get("app_before"))
+    state.clear()
+    return deleted
+
+
+def finish_killed_reset(dataset, state):
+    """Finishes a reset that was killed after it ended the session (its record
+    is left, no session): else the next session showed, and trained on, the old
+    labels, and never deleted the old prediction field. Called under the lease."""
+    pending = state.store.get(RESET_KEY)
+    if pending is None or state.config is not None:
+        return None
+    if pending.get("keep_labels") and not pending.get("tagged"):
+        _tag_kept(state, pending)
+    return _end(dataset, state, pending)

@@ -30,6 +30,7 @@ from .errors import FewShotError
 
 STORE_NAME = "fewshot_session"
 SESSION_KEY = "session"
+RESET_KEY = "reset"  # a reset under way (session.finish_killed_reset)
 LEASE_KEY = "lease"
 CHUNK_SIZE = 50_000  # ~1.3 MB of JSON per chunk
 SUBSET = "subset"

@@ -270,3 +270,42 @@ def test_a_sample_marked_both_ways_is_refused_by_the_train_form(synth):
     with pytest.raises(Exception) as e:
         run("train_and_label", ds)
     assert "Traceback" not in str(e.value) and "marked both" in str(e.value)
+
+
+@pytest.mark.parametrize("keep_labels", [False, True])
+def test_a_reset_killed_midway_is_finished_by_the_next_start(synth, keep_labels):
+    """SIGKILL after the reset ended the session and before it deleted the
+    label fields: the next session showed (and trained on) the old session's
+    labels at iteration 0, and never deleted the old prediction field. The
+    next Start finishes the reset first (tags kept labels, if asked)."""
+    ds = synth
+    ds.persistent = True
+    try:
+        ids = ds.values("id")
+        run("start_session", ds, embedding_field="emb")
+        run("label_positive", ds, sample_ids=ids[:3])
+        run("label_negative", ds, sample_ids=ids[3:8])
+        run("train_and_label", ds)
+        code = (
+            "import os, signal, importlib\n"
+            "ds = fo.load_dataset(%r)\n"
+            "assert foo.get_operator(URI + 'get_session') is not None\n"
+            "s = importlib.import_module('fiftyone.plugins.orgs.fewshot.few_shot_learning.operators.session')\n"
+            "s._delete_own_fields = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
+            "op('reset_session', ds, keep_labels=%r)\n" % (ds.name, keep_labels)
+        )
+        p = subprocess.run([sys.executable, os.path.join(HERE_TESTS, "client.py"), code],
+                           capture_output=True, text=True, env=dict(os.environ), timeout=300)
+        assert p.returncode == -9, p.stderr[-2000:]
+        ds.reload()
+        assert ds.has_field(POS) and ds.has_field("fewshot_prediction")  # what the kill left
+        r = run("start_session", ds, embedding_field="emb")
+        assert (r["num_positive"], r["num_negative"], r["iteration"]) == (0, 0, 0)
+        ds.reload()
+        assert ds.exists("fewshot_prediction").count() == 0  # (declared anew, empty)
+        assert field_labels(ds) == {}
+        tagged = (len(ds.match_tags("fewshot:positive")), len(ds.match_tags("fewshot:negative")))
+        assert tagged == ((3, 5) if keep_labels else (0, 0))
+        assert run("get_session", ds)["run"] is None
+    finally:
+        ds.persistent = False
