@@ -254,7 +254,9 @@ def start_session(dataset, view, params, progress=None):
         cur = state.config or {}
         pred = p["prediction_field"]
         # a field new to the session may hold predictions of runs it does not know (a clone's source's)
-        new_to_it = pred not in created and pred != cur.get("prediction_field")
+        # (or one it declared anew: the documents may hold values of a deleted field,
+        # such as a train's whose field was deleted while it wrote)
+        new_to_it = pred in created or pred != cur.get("prediction_field")
         found = runs.inherited(dataset, cur, pred) if new_to_it else ([], 0)
 
         def apply(cur):

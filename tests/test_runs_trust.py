@@ -365,3 +365,27 @@ def test_a_clone_switched_to_another_field_keeps_the_copied_predictions(synth):
         assert {v[0] for v in runs_of(clone).values()} == {r["run_id"]}
     finally:
         clone.delete()
+
+
+def test_predictions_left_undeclared_are_shown_as_not_current_by_the_next_session(synth):
+    """The prediction field deleted while a train wrote it (or by a script)
+    leaves values in the documents that the schema does not list: the next
+    session declared the field anew and showed them as current (no warning),
+    and a subset train left them in place."""
+    ds = synth
+    run("start_session", ds, embedding_field="emb")
+    label(ds, 3, 3)
+    r1 = run("train_and_label", ds)
+    run("reset_session", ds)
+    # what the train's writes leave once the field is gone from the schema
+    ds._sample_collection.update_many({}, {"$set": {"fewshot_prediction": {
+        "_cls": "Classification", "label": "positive", "confidence": 0.9, "run_id": r1["run_id"], "iteration": 1}}})
+    ds.reload()
+    assert not ds.has_field("fewshot_prediction")
+    run("start_session", ds, embedding_field="emb", subset_size=100)
+    s = run("get_session", ds)
+    assert s["run"]["status"] == "inherited" and s["run"]["num_written"] == len(ds)
+    label(ds, 3, 3)
+    r2 = run("train_and_label", ds)
+    assert {v[0] for v in runs_of(ds).values()} == {r2["run_id"]}  # all re-scored, the subset's or not
+    assert run("get_session", ds)["run"]["status"] == "complete"
