@@ -113,14 +113,22 @@ def create_indexes(dataset):
             dataset.create_index(name, partialFilterExpression={name: True})
 
 
+def clicked_ids(selected, current):
+    """What a label button acts on: the sample open in the modal (``current``),
+    else the selection. (In the modal the panel says "the open sample": the
+    grid's selection, ticked before the modal opened, was labeled instead of
+    the sample the user was looking at.)"""
+    return [current] if current else list(selected or [])
+
+
 def target_ids(view, selected, params, current=None):
-    """Validated sample IDs (strings) to (un)label: ``sample_ids``, else the
-    selection, else the sample open in the modal (``current``)."""
+    """Validated sample IDs (strings) to (un)label: ``sample_ids``, else
+    :func:`clicked_ids`."""
     from bson import ObjectId
 
     ids = (params or {}).get("sample_ids")
     if ids is None:
-        ids = selected or ([current] if current else [])
+        ids = clicked_ids(selected, current)
     if isinstance(ids, str):
         ids = [ids]
     if not isinstance(ids, (list, tuple)):

@@ -8,7 +8,7 @@ this module is the one place the operators and the panel import.
 
 from ..scoring import MODEL_DEFAULTS as SCORER_DEFAULTS  # noqa: F401
 from .errors import FewShotError, user_errors  # noqa: F401
-from .labels import NEGATIVE, POSITIVE, label_of, set_labels, target_ids  # noqa: F401
+from .labels import NEGATIVE, POSITIVE, clicked_ids, label_of, set_labels, target_ids  # noqa: F401
 from .params import DEFAULT_PREDICTION_FIELD, DEFAULT_RANDOM_FRACTION, DEFAULT_TOP_FRACTION, LABEL_FIELDS  # noqa: F401
 from .params import scorer_params, suggest_params  # noqa: F401
 from .readout import readout_params, truth_classes, truth_fields  # noqa: F401

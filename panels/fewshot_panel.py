@@ -280,11 +280,11 @@ class FewShotPanel(foo.Panel):
         self._label(ctx, "clear_labels")
 
     def _label(self, ctx, name):
-        """Labels what was selected (or open) when the button was clicked: the
+        """Labels what was open (or selected) when the button was clicked: the
         App runs a triggered operator with the selection it has by then, so a
         tile ticked meanwhile got the label (a new user's ankle boot, ticked
         ~300 ms after Label Positive to be labeled negative)."""
-        ids = list(ctx.selected or []) or ([ctx.current_sample] if ctx.current_sample else [])
+        ids = wf.clicked_ids(ctx.selected, ctx.current_sample)
         self._run(ctx, name, {"sample_ids": ids}, busy=False)
 
     def on_show_predictions(self, ctx):

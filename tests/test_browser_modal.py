@@ -49,6 +49,12 @@ def test_labeling_the_open_sample_says_what_it_holds_and_when_the_modal_shows_it
         _open_panel(page, page.get_by_role("heading", name="Iteration 1"))
         page.wait_for_timeout(2000)
         index = _unlabeled_trouser(page)
+        ticked = [i for i in range(6) if i != index][:2]  # (a new user: ticked tiles, then opened another)
+        for i in ticked:
+            page.locator("[data-cy=looker]").nth(i).hover()
+            page.locator("[data-cy=looker]").nth(i).locator("[data-cy=looker-checkbox-]").click()
+        expect(page.get_by_text("2 selected")).to_be_visible()
+        before = dict(zip(*ds.values(["id", "fewshot_positive"])))
         _open(page, index)
         modal = page.locator("[data-cy=modal]")
         page.wait_for_timeout(2000)
@@ -61,6 +67,9 @@ def test_labeling_the_open_sample_says_what_it_holds_and_when_the_modal_shows_it
         expect(modal.get_by_text("the open sample (not labeled)")).to_be_visible()
         modal.get_by_role("button", name="Label Positive").click()
         expect(modal.get_by_text("4 positive")).to_be_visible()
+        ds.reload()
+        changed = [i for i, v in zip(*ds.values(["id", "fewshot_positive"])) if v != before[i]]
+        assert len(changed) == 1  # the open sample, not the 2 ticked tiles
         # the panel says what the open sample holds now, and that the Sample tab lags
         expect(modal.get_by_text("the open sample (labeled positive)")).to_be_visible()
         expect(modal.get_by_text("keep this sample as the page first loaded it", exact=False)).to_be_visible()

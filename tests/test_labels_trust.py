@@ -309,3 +309,22 @@ def test_a_reset_killed_midway_is_finished_by_the_next_start(synth, keep_labels)
         assert run("get_session", ds)["run"] is None
     finally:
         ds.persistent = False
+
+
+def test_in_the_modal_the_label_buttons_label_the_open_sample_not_the_selection(synth):
+    """A new user ticked two tiles, opened a third and clicked Label Negative in
+    the modal, where the panel says "the open sample": the two ticked samples
+    were labeled, the open one was not."""
+    import fiftyone.operators as foo
+
+    from conftest import URI
+
+    ds = synth
+    ids = ds.values("id")
+    run("start_session", ds, embedding_field="emb")
+    run("label_positive", ds, sample_ids=[ids[0]])
+    ctx = {"dataset": ds, "selected": ids[1:3], "current_sample": ids[0], "params": {}}
+    foo.execute_operator(URI + "label_negative", ctx=ctx).raise_exceptions()
+    assert field_labels(ds) == {ids[0]: "negative"}
+    r = foo.execute_operator(URI + "label_positive", ctx=ctx).result
+    assert r["num_targeted"] == 1 and field_labels(ds) == {ids[0]: "positive"}
