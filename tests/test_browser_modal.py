@@ -10,14 +10,18 @@ from test_browser import CHROMIUM, _open_panel, _page, app, trouser_session  # n
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian chromium")
 
 
-def _unlabeled_trouser(page):
-    """The index of the first unlabeled Trouser tile."""
+def _unlabeled_trouser(page, tries=10):
+    """The index of the first unlabeled Trouser tile (the grid may still be
+    drawing its tiles' tags on a loaded machine: looked for again)."""
     tiles = page.locator("[data-cy=looker]")
-    for i in range(tiles.count()):
-        t = tiles.nth(i)
-        if (t.locator("[data-cy=tag-ground_truth]").inner_text() == "Trouser"
-                and not t.locator("[data-cy=tag-fewshot_positive]").count()):
-            return i
+    for _ in range(tries):
+        for i in range(tiles.count()):
+            t = tiles.nth(i)
+            tag = t.locator("[data-cy=tag-ground_truth]")
+            if (tag.count() and tag.first.inner_text() == "Trouser"
+                    and not t.locator("[data-cy=tag-fewshot_positive]").count()):
+                return i
+        page.wait_for_timeout(1500)
     raise AssertionError("no unlabeled Trouser tile on the first page")
 
 
