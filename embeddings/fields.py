@@ -128,12 +128,6 @@ def check_model_dim(probe_view, field, model, model_name):
     return got
 
 
-def _recorded_as(dataset, field, model_name):
-    """Whether ``field`` holds vectors recorded as ``model_name``'s, of the recorded dimension."""
-    rec = recorded_info(dataset, field)
-    return rec.get("model") == model_name and rec.get("dim") == existing_dim(dataset, field)
-
-
 def compute_missing(dataset, ids, field, model, model_name, progress=None, batch_size=None):
     """Computes ``model`` embeddings into ``field`` for ``ids`` that lack them.
 
@@ -147,15 +141,16 @@ def compute_missing(dataset, ids, field, model, model_name, progress=None, batch
     if not todo:
         return 0
 
-    if not _recorded_as(dataset, field, model_name):
+    rec = recorded_info(dataset, field)
+    if rec.get("model") != model_name or rec.get("dim") != existing_dim(dataset, field):
+        # (a field recorded as this model's, before its first write, needs no probe,
+        # which an unreadable file would fail)
         dim = check_model_dim(dataset.select(todo[:PROBE_MAX]), field, model, model_name)
-    else:  # (recorded before its first write: no probe, which an unreadable file would fail)
-        dim = recorded_info(dataset, field)["dim"]
-    if not dataset.has_field(field):
-        import fiftyone as fo
+        if not dataset.has_field(field):
+            import fiftyone as fo
 
-        dataset.add_sample_field(field, fo.VectorField)
-    record_info(dataset, field, model_name, dim)
+            dataset.add_sample_field(field, fo.VectorField)
+        record_info(dataset, field, model_name, dim)
 
     n = len(todo)
     step = max(64, min(1024, n // 20 or 1))
