@@ -124,13 +124,14 @@ def describe(dataset, state, cfg):
         if lease_is_free(lease) or lease.get("token") != rec.get("lease"):
             out["status"] = INTERRUPTED
     if out["status"] in (INTERRUPTED, FAILED, RUNNING):
-        field = cfg["prediction_field"]
-        out["num_written"] = fastdb.count(dataset, {field + ".run_id": rec["id"]})
-    out["message"] = _message(out)
+        # counted where the run wrote: the session may have moved to another field since
+        out["field"] = (cfg.get("unfinished_fields") or {}).get(rec["id"]) or cfg["prediction_field"]
+        out["num_written"] = fastdb.count(dataset, {out["field"] + ".run_id": rec["id"]})
+    out["message"] = _message(out, cfg.get("prediction_field"))
     return out
 
 
-def _message(r):
+def _message(r, session_field=None):
     n, total = r.get("num_written", 0), r.get("num_to_write", 0)
     if r["status"] == INHERITED:
         return ("%s predictions in '%s' were there before this session used the field (a clone's source, "
@@ -142,8 +143,12 @@ def _message(r):
         return "Iteration %d running: %s of %s predictions written" % (r["iteration"], format(n, ","), format(total, ","))
     what = "interrupted" if r["status"] == INTERRUPTED else "failed (%s)" % r.get("error", "")
     rest = "; the others are from earlier iterations" if n < total else ""
-    return ("Iteration %d %s after %s of %s predictions were written%s. Train again to finish"
-            % (r["iteration"], what, format(n, ","), format(total, ","), rest))
+    where = ""
+    if r.get("field") and session_field and r["field"] != session_field:
+        where = " to '%s'" % r["field"]
+        rest += "; the session now writes '%s'" % session_field
+    return ("Iteration %d %s after %s of %s predictions were written%s%s. Train again to finish"
+            % (r["iteration"], what, format(n, ","), format(total, ","), where, rest))
 
 
 def unfinished_ids(cfg):

@@ -28,6 +28,12 @@ def test_an_unfinished_run_in_a_previous_prediction_field_is_repaired(ds20k, plu
     assert 0 < partial < len(ds)
 
     run("start_session", ds, embedding_field="emb", prediction_field="pred2")
+    # before the next train: the failed run's count is of the field it wrote, which is named
+    # (it said "after 0 of 20,000", counting the new field)
+    s = run("get_session", ds)["run"]
+    assert s["status"] == "failed" and s["num_written"] == partial
+    assert "%s of %s predictions were written to 'fewshot_prediction'" % (format(partial, ","),
+                                                                         format(len(ds), ",")) in s["message"]
     r = run("train_and_label", ds)
     # the failed run's predictions are gone from the field it wrote; the rest stay
     coll = ds._sample_collection
