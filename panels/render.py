@@ -182,7 +182,7 @@ def readout_inputs(panel, s, truth_fields, choice, on_truth_change, on_class_cha
     if classes:
         row.enum("positive_class", classes, label="Positive class", default=choice[1],
                  view=types.DropdownView(), on_change=on_class_change)
-        panel.md("_Measured at the next Train & Label, on the scored unlabeled samples._", name="truth_hint")
+        panel.md("_Measured at every Train & Label, on the scored unlabeled samples._", name="truth_hint")
 
 
 def advanced(panel, s, saved, inputs):
