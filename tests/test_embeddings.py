@@ -135,19 +135,18 @@ def test_unreadable_images_are_skipped_by_the_dimension_probe(raw, fo, tmp_path)
 
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
-    ds = fo.Dataset()
+    ds, only_bad = fo.Dataset(), fo.Dataset()
     try:
         ds.add_samples([fo.Sample(filepath=str(bad))] + [fo.Sample(filepath=p) for p in raw.values("filepath")[:4]])
         r = run("start_session", ds, model=MODEL)
         assert r["num_computed"] == 4 and r["num_not_embedded"] == 1 and r["dim"] == 1280
-        only_bad = fo.Dataset()
         only_bad.add_samples([fo.Sample(filepath=str(bad)) for _ in range(3)])
         with pytest.raises(ExecutionError, match="could not embed any of the 3 samples tried .*broken.png"):
             run("start_session", only_bad, model=MODEL)
         assert not only_bad.has_field(EMB)  # nothing declared or recorded
-        only_bad.delete()
     finally:
         ds.delete()
+        only_bad.delete()
 
 
 def test_compute_records_the_model_before_it_writes(raw, fo, plugin):
