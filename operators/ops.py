@@ -10,6 +10,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..embeddings import zoo
+from . import grid
 from . import workflow as wf
 from .labels import NEGATIVE, POSITIVE
 from .ops_base import PLUGIN, FewShotOperator, _auto_or_number, _on_off, _with_progress  # noqa: F401
@@ -128,7 +129,7 @@ class _LabelOperator(FewShotOperator):
         result = wf.set_labels(ctx.dataset, ctx.view, ctx.selected, ctx.params, self.LABEL, ids=done)
         if not ctx.delegated:
             _deselect(ctx, done)
-            ctx.ops.reload_dataset()  # (reload_samples did not show a new label field on the tiles)
+            grid.refresh(ctx)  # (the new label on the tiles; the sidebar's filters stay)
         return result
 
 
@@ -236,7 +237,7 @@ class TrainAndLabel(_Delegable):
                                                              delegated=bool(ctx.delegated)))
         if not ctx.delegated:
             _show_new_subset(ctx, result)
-            ctx.ops.reload_dataset()
+            grid.refresh(ctx)
         return result
 
 

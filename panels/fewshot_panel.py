@@ -10,9 +10,11 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..embeddings import zoo
+from ..operators import grid
 from ..operators import workflow as wf
 from ..operators.ops_base import PLUGIN, show_derived
 from . import render
+from .memo import PanelMemo
 
 URI = PLUGIN + "/"
 BUSY_SHOWN_FOR = 10  # seconds a clicked operation shows "Running ..." without progress
@@ -78,7 +80,7 @@ def _truth_choice(s, cfg):
 
 
 def _choose_truth(s, cfg, field, cls):
-    s.truth_choice = [cfg.get("session_id"), field, cls]
+    _patch(s, truth_choice=[cfg.get("session_id"), field, cls])  # (a write drops the App's filters)
 
 
 def _readout_choice(ctx, s, sess, fields):
@@ -107,7 +109,7 @@ def _patch(state, **values):
 def _show_error(ctx, msg):
     """Shows ``msg`` (settings named as the panel labels them) until the next
     panel action succeeds or a train finishes."""
-    _patch(ctx.panel.state, error=render.in_words(msg), error_run=_last_run_id(ctx))
+    PanelMemo(ctx).set(error=[render.in_words(msg), _last_run_id(ctx) or ""])
 
 
 class FewShotPanel(foo.Panel):
@@ -127,7 +129,10 @@ class FewShotPanel(foo.Panel):
         # the class list is read again (classes may have been added); a new page showed the
         # last page's error as if it were now; grid_run: the run whose predictions the grid
         # shows (on_idle_poll)
-        _patch(ctx.panel.state, classes_of=None, error=None, busy=None, grid_run=_last_run_id(ctx) or "")
+        _patch(ctx.panel.state, classes_of=None)
+        memo = PanelMemo(ctx)
+        memo.set(error=None, busy=None)
+        memo.grid_loaded(_config(ctx))
 
     # These events only render again (the session is read from the execution store, the
     # selection from the request). They write no panel state: a tick that wrote the selection
@@ -150,15 +155,16 @@ class FewShotPanel(foo.Panel):
     def on_poll(self, ctx):
         # re-renders (progress of a running operation); a delegated train that
         # finished on a worker: reload the grid (the worker cannot)
-        s = ctx.panel.state
-        if s.waiting_since is None:
+        memo = PanelMemo(ctx)
+        since = memo.get("waiting_since")
+        if since is None:
             return
-        if wf.worker_ran_since(_config(ctx), s.waiting_since):  # (not a train clicked meanwhile)
-            s.waiting_since = None
-            s.grid_run = _last_run_id(ctx) or ""
-            ctx.ops.reload_dataset()
-        elif time.time() - s.waiting_since > WAIT_FOR_WORKER:
-            s.waiting_since = None
+        if wf.worker_ran_since(_config(ctx), since):  # (not a train clicked meanwhile)
+            memo.set(waiting_since=None)
+            memo.grid_loaded(_config(ctx))
+            grid.refresh(ctx)
+        elif time.time() - since > WAIT_FOR_WORKER:
+            memo.set(waiting_since=None)
 
     def on_idle_poll(self, ctx):
         """Every ``render.IDLE_POLL_MS``: the render shows what another tab,
@@ -168,11 +174,10 @@ class FewShotPanel(foo.Panel):
         reloads the grid, whose tiles showed the old predictions (``grid_run``:
         the run the grid was last loaded after, not the last one rendered: a
         render between the train and the poll would hide it)."""
-        s = ctx.panel.state
-        last = _last_run_id(ctx) or ""
-        if last != (s.grid_run or ""):
-            s.grid_run = last
-            ctx.ops.reload_dataset()
+        memo = PanelMemo(ctx)
+        seen = memo.get("grid_run") or ""
+        if memo.grid_loaded(_config(ctx)) != seen:
+            grid.refresh(ctx)
 
     def on_model_change(self, ctx):
         # auto-fill the embedding field unless the user typed one
@@ -225,7 +230,7 @@ class FewShotPanel(foo.Panel):
         else:  # (an empty field may be one the App reset: recorded by on_truth_change only)
             _choose_truth(s, _config(ctx), params["ground_truth_field"], params.get("positive_class"))
         if self._run(ctx, "train_and_label", params) and params["delegate"]:
-            s.waiting_since = time.time()  # poll until a worker has run it (on_poll)
+            PanelMemo(ctx).set(waiting_since=time.time())  # poll until a worker has run it (on_poll)
 
     def on_suggest(self, ctx):
         s = ctx.panel.state
@@ -249,12 +254,14 @@ class FewShotPanel(foo.Panel):
         show_derived(ctx, state, "histogram bar", view, base)
 
     def on_done(self, ctx):
-        # (a train run from here reloaded the grid)
-        _patch(ctx.panel.state, error=None, busy=None, grid_run=_last_run_id(ctx) or "")
+        # (a train or start run from here reloaded the grid)
+        memo = PanelMemo(ctx)
+        memo.set(error=None, busy=None)
+        memo.grid_loaded(_config(ctx))
 
     def on_error(self, ctx):
         # (waiting_since: the server refused it, nothing was queued)
-        _patch(ctx.panel.state, waiting_since=None, busy=None)
+        PanelMemo(ctx).set(waiting_since=None, busy=None)
         err = ctx.params.get("error_message") or ctx.params.get("error")
         _show_error(ctx, render.error_words(err))
 
@@ -316,7 +323,7 @@ class FewShotPanel(foo.Panel):
         if err is not None:
             _show_error(ctx, err.error_message)
             return False
-        _patch(ctx.panel.state, error=None, **({"busy": name, "busy_at": time.time()} if busy else {}))
+        PanelMemo(ctx).set(error=None, **({"busy": [name, time.time()]} if busy else {}))
         ctx.prompt(URI + name, params=params, on_success=on_success or self.on_done,
                    on_error=self.on_error, skip_prompt=True)
         return True
@@ -334,17 +341,23 @@ class FewShotPanel(foo.Panel):
         state = wf.SessionState(ctx.dataset)
         sess = wf.get_session(ctx.dataset)
         prog = wf.current_progress(state)
-        if s.busy and time.time() - (s.busy_at or 0) > BUSY_SHOWN_FOR:
-            s.busy = None  # the App does not always deliver the success callback
+        memo = PanelMemo(ctx)
+        clicked = memo.get("busy")
+        if clicked and time.time() - clicked[1] > BUSY_SHOWN_FOR:
+            clicked = None  # the App does not always deliver the success callback
+            memo.set(busy=None)
         # buttons are disabled by what runs (recorded in the store, any tab), not by a click
         busy = (prog or {}).get("operation")
         ctx.panel.data.histogram = render.histogram_traces(sess.get("last_train"))
-        if s.error and (s.error_run or "") != ((sess.get("last_train") or {}).get("run_id") or ""):
-            s.error = None  # a train finished since: the error stayed up through palette and Python actions
-        if s.error:
-            panel.view("error", types.Error(label="Error", description=s.error))
-        render.progress(panel, prog, s.busy, self.on_poll, poll=bool(prog or s.waiting_since),
-                        on_idle=self.on_idle_poll, waiting=s.waiting_since)
+        error = memo.get("error")
+        if error and error[1] != ((sess.get("last_train") or {}).get("run_id") or ""):
+            error = None  # a train finished since: the error stayed up through palette and Python actions
+            memo.set(error=None)
+        if error:
+            panel.view("error", types.Error(label="Error", description=error[0]))
+        waiting = memo.get("waiting_since")
+        render.progress(panel, prog, clicked and clicked[0], self.on_poll, poll=bool(prog or waiting or clicked),
+                        on_idle=self.on_idle_poll, waiting=waiting)
         if not sess.get("active"):
             render.setup(panel, s, self.on_model_change, self.on_start, bool(busy))
         else:

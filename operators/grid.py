@@ -1,0 +1,36 @@
+"""Redrawing the App's grid after the plugin wrote labels or predictions,
+keeping the user's sidebar filters. This leans on how the App handles its
+filter state (below FiftyOne's public API), so it stays here alone.
+
+Measured in Chromium with FiftyOne 1.22.1, on a grid filtered to 13 of 120 samples:
+
+- ``ctx.ops.reload_dataset()`` reloads the dataset page, and that resets the
+  App's filters. Every Label and Train & Label click showed all 120 again. A
+  ``set_filters`` sent beside it ran first and was wiped by the reload.
+- ``ctx.ops.reload_samples()`` keeps the filters, but it does not query the
+  grid again, so the tiles kept their old labels.
+- The App's ``set_filters`` queries the grid again when the filters it is
+  given differ from its own. So the same filters are sent back, one of them
+  with an extra key (``RELOAD_KEY``, a new value each time). The server's
+  filter code reads only the keys it knows, so what matches does not change.
+
+With no sidebar filter, the whole page is reloaded, as before.
+"""
+
+import time
+
+RELOAD_KEY = "_fewshot_reload"
+
+
+def refresh(ctx):
+    """Makes the App query its grid again. Returns ``"filters"`` when the
+    filters were sent back (they stay), or ``"reload"``."""
+    filters = (ctx.request_params or {}).get("filters") or {}
+    path = next((p for p in sorted(filters) if isinstance(filters[p], dict)), None)
+    if path is None:
+        ctx.ops.reload_dataset()
+        return "reload"
+    again = dict(filters)
+    again[path] = dict(filters[path], **{RELOAD_KEY: time.time_ns()})
+    ctx.trigger("set_filters", params=again)
+    return "filters"
