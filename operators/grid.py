@@ -22,12 +22,17 @@ import time
 RELOAD_KEY = "_fewshot_reload"
 
 
-def refresh(ctx):
+def refresh(ctx, reload=False):
     """Makes the App query its grid again. Returns ``"filters"`` when the
-    filters were sent back (they stay), or ``"reload"``."""
+    filters were sent back (they stay), or ``"reload"``: without filters, or
+    with ``reload`` (fields were added: the App learns them from a reload).
+
+    The filters are the request's: redraw from a request made after the
+    write (a panel's success callback), not from a long operation's own,
+    whose filters are those of its click."""
     filters = (ctx.request_params or {}).get("filters") or {}
     path = next((p for p in sorted(filters) if isinstance(filters[p], dict)), None)
-    if path is None:
+    if reload or path is None:
         ctx.ops.reload_dataset()
         return "reload"
     again = dict(filters)

@@ -232,12 +232,16 @@ class TrainAndLabel(_Delegable):
         return types.Property(inputs, view=types.View(label="Train & label"))
 
     def run(self, ctx):
+        known = set(ctx.dataset.get_field_schema())
         result = _with_progress(ctx, "train_and_label",
                                 lambda p: wf.train_and_label(ctx.dataset, ctx.view, ctx.params, progress=p,
                                                              delegated=bool(ctx.delegated)))
+        # a prediction field the user deleted or renamed was declared again: the App must reload to show it
+        result["new_fields"] = sorted(set(ctx.dataset.get_field_schema()) - known)
         if not ctx.delegated:
             _show_new_subset(ctx, result)
-            grid.refresh(ctx)
+            if ctx.params.get("redraw", True):  # (the panel redraws from its callback, with the filters then)
+                grid.refresh(ctx, reload=bool(result["new_fields"]))
         return result
 
 

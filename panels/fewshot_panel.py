@@ -48,12 +48,12 @@ def _value(state, group, key):
     return state.get(key) if v is None else v
 
 
-def _typed(s, key, value):
+def _typed(memo, key, value):
     """Whether the user changed a setting's input from what it showed (the
     session's setting when Advanced was last shown). Only those are sent:
     the others follow the session, whoever set it last (a palette or Python
     train's settings were undone by the panel's next train)."""
-    shown = (s.shown_defaults or {}).get(key)
+    shown = (memo.get("shown_defaults") or {}).get(key)
     if shown is None:
         return False  # (never shown)
     return str(value).strip().lower() != shown.lower() and _number(value) != _number(shown)
@@ -80,7 +80,8 @@ def _truth_choice(s, cfg):
 
 
 def _choose_truth(s, cfg, field, cls):
-    _patch(s, truth_choice=[cfg.get("session_id"), field, cls])  # (a write drops the App's filters)
+    if [field or "", cls] != _truth_choice(s, cfg):  # (a panel-state write drops the App's filters)
+        _patch(s, truth_choice=[cfg.get("session_id"), field, cls])
 
 
 def _readout_choice(ctx, s, sess, fields):
@@ -109,7 +110,7 @@ def _patch(state, **values):
 def _show_error(ctx, msg):
     """Shows ``msg`` (settings named as the panel labels them) until the next
     panel action succeeds or a train finishes."""
-    PanelMemo(ctx).set(error=[render.in_words(msg), _last_run_id(ctx) or ""])
+    PanelMemo.of(ctx).set(error=[render.in_words(msg), _last_run_id(ctx) or ""])
 
 
 class FewShotPanel(foo.Panel):
@@ -130,7 +131,7 @@ class FewShotPanel(foo.Panel):
         # last page's error as if it were now; grid_run: the run whose predictions the grid
         # shows (on_idle_poll)
         _patch(ctx.panel.state, classes_of=None)
-        memo = PanelMemo(ctx)
+        memo = PanelMemo.of(ctx)
         memo.set(error=None, busy=None)
         memo.grid_loaded(_config(ctx))
 
@@ -155,7 +156,7 @@ class FewShotPanel(foo.Panel):
     def on_poll(self, ctx):
         # re-renders (progress of a running operation); a delegated train that
         # finished on a worker: reload the grid (the worker cannot)
-        memo = PanelMemo(ctx)
+        memo = PanelMemo.of(ctx)
         since = memo.get("waiting_since")
         if since is None:
             return
@@ -174,10 +175,11 @@ class FewShotPanel(foo.Panel):
         reloads the grid, whose tiles showed the old predictions (``grid_run``:
         the run the grid was last loaded after, not the last one rendered: a
         render between the train and the poll would hide it)."""
-        memo = PanelMemo(ctx)
-        seen = memo.get("grid_run") or ""
-        if memo.grid_loaded(_config(ctx)) != seen:
-            grid.refresh(ctx)
+        memo = PanelMemo.of(ctx)
+        before = memo.grid_loaded(_config(ctx))
+        now = memo.get("grid_run")
+        if now != before:  # a field the App may not know yet: it learns it from a reload
+            grid.refresh(ctx, reload=now[0] != before[0])
 
     def on_model_change(self, ctx):
         # auto-fill the embedding field unless the user typed one
@@ -223,14 +225,24 @@ class FewShotPanel(foo.Panel):
         for group, keys in TRAIN_INPUTS.items():
             for k in keys:
                 v = s.get(group + "." + k)
-                if v not in (None, "") and (group == "truth" or _typed(s, k, v)):
+                if v not in (None, "") and (group == "truth" or _typed(PanelMemo.of(ctx), k, v)):
                     params[k] = v
         if not params.get("ground_truth_field"):  # (a class left in the state of a hidden dropdown)
             params.pop("positive_class", None)
         else:  # (an empty field may be one the App reset: recorded by on_truth_change only)
             _choose_truth(s, _config(ctx), params["ground_truth_field"], params.get("positive_class"))
-        if self._run(ctx, "train_and_label", params) and params["delegate"]:
-            PanelMemo(ctx).set(waiting_since=time.time())  # poll until a worker has run it (on_poll)
+        if not params["delegate"]:
+            # the grid is redrawn by on_trained, with the filters the App has then (the train's
+            # own are those of this click: a filter changed during a long train came back)
+            params["redraw"] = False
+        if self._run(ctx, "train_and_label", params, on_success=self.on_trained) and params["delegate"]:
+            PanelMemo.of(ctx).set(waiting_since=time.time())  # poll until a worker has run it (on_poll)
+
+    def on_trained(self, ctx):
+        # (a delegated train's success is its queuing: on_poll redraws when a worker ran it)
+        if not (ctx.params.get("original_params") or {}).get("delegate"):
+            grid.refresh(ctx, reload=bool((ctx.params.get("result") or {}).get("new_fields")))
+        self.on_done(ctx)
 
     def on_suggest(self, ctx):
         s = ctx.panel.state
@@ -255,13 +267,13 @@ class FewShotPanel(foo.Panel):
 
     def on_done(self, ctx):
         # (a train or start run from here reloaded the grid)
-        memo = PanelMemo(ctx)
+        memo = PanelMemo.of(ctx)
         memo.set(error=None, busy=None)
         memo.grid_loaded(_config(ctx))
 
     def on_error(self, ctx):
         # (waiting_since: the server refused it, nothing was queued)
-        PanelMemo(ctx).set(waiting_since=None, busy=None)
+        PanelMemo.of(ctx).set(waiting_since=None, busy=None)
         err = ctx.params.get("error_message") or ctx.params.get("error")
         _show_error(ctx, render.error_words(err))
 
@@ -323,7 +335,7 @@ class FewShotPanel(foo.Panel):
         if err is not None:
             _show_error(ctx, err.error_message)
             return False
-        PanelMemo(ctx).set(error=None, **({"busy": [name, time.time()]} if busy else {}))
+        PanelMemo.of(ctx).set(error=None, **({"busy": [name, time.time()]} if busy else {}))
         ctx.prompt(URI + name, params=params, on_success=on_success or self.on_done,
                    on_error=self.on_error, skip_prompt=True)
         return True
@@ -335,13 +347,13 @@ class FewShotPanel(foo.Panel):
         s = ctx.panel.state
         # (an idle poll's render writes no panel state: each write makes the App save its
         # spaces and re-query the grid, whose view events render again: 6 renders per poll)
-        polled = ctx.params.get("__method__") == "on_idle_poll"
+        polled = ctx.params.get("__method__") in ("on_idle_poll", "on_poll")
         # always from the execution store: the panel shows what the palette,
         # Python or another tab did too, and survives reloads
         state = wf.SessionState(ctx.dataset)
         sess = wf.get_session(ctx.dataset)
         prog = wf.current_progress(state)
-        memo = PanelMemo(ctx)
+        memo = PanelMemo.of(ctx)
         clicked = memo.get("busy")
         if clicked and time.time() - clicked[1] > BUSY_SHOWN_FOR:
             clicked = None  # the App does not always deliver the success callback
@@ -394,7 +406,7 @@ class FewShotPanel(foo.Panel):
         fields = wf.truth_fields(ctx.dataset, sess["prediction_field"])
         choice = _readout_choice(ctx, s, sess, fields)
         render.readout_inputs(panel, s, fields, choice, self.on_truth_change, self.on_class_change)
-        render.advanced(panel, s, sess.get("scorer"), SETTING_ROWS)
+        render.advanced(panel, s, PanelMemo.of(ctx), sess.get("scorer"), SETTING_ROWS)
         render.mislabeled(panel, sess.get("possibly_mislabeled"), self.on_show_mislabeled)
         render.last_train(panel, sess, sess.get("last_train"), self.on_hist_click)
         render.footer(panel, self)

@@ -20,12 +20,21 @@ class PanelMemo(object):
     run at once in the App's thread pool: no read-modify-write of a shared
     record)."""
 
-    NAMES = ("busy", "error", "waiting_since", "grid_run")
+    NAMES = ("busy", "error", "waiting_since", "grid_run", "shown_defaults")
 
     def __init__(self, ctx):
         self._store = ctx.store(STORE)
         self._prefix = "%s." % (ctx.panel.id or "none")
         self._got = {}
+
+    @classmethod
+    def of(cls, ctx):
+        """The event's memo (one store handle per event: each costs a query)."""
+        memo = getattr(ctx, "_fewshot_memo", None)
+        if memo is None:
+            memo = cls(ctx)
+            ctx._fewshot_memo = memo
+        return memo
 
     def get(self, name):
         """The value (``None`` when unset)."""
@@ -43,11 +52,15 @@ class PanelMemo(object):
                 self._store.delete(self._prefix + name)
             else:
                 self._store.set(self._prefix + name, value, ttl=TTL)
+                if self._got[name] is not None:  # (a TTL is set when a key is made, not by a write)
+                    self._store.update_ttl(self._prefix + name, TTL)
             self._got[name] = value
 
     def grid_loaded(self, cfg):
-        """Records that the App's grid shows the last run of the session's
-        config ``cfg`` (its grid was loaded after it); returns its ID."""
-        now = (wf.last_train(cfg) or {}).get("run_id") or ""
-        self.set(grid_run=now)
-        return now
+        """Records that the App's grid shows the prediction field and last run
+        of the session's config ``cfg`` (it was loaded after them); returns
+        what it showed before, ``[field, run ID]`` (``["", ""]`` when unknown)."""
+        before = self.get("grid_run")
+        before = before if isinstance(before, list) and len(before) == 2 else ["", ""]
+        self.set(grid_run=[cfg.get("prediction_field") or "", (wf.last_train(cfg) or {}).get("run_id") or ""])
+        return before

@@ -185,8 +185,9 @@ def readout_inputs(panel, s, truth_fields, choice, on_truth_change, on_class_cha
         panel.md("_Measured at every Train & Label, on the scored unlabeled samples._", name="truth_hint")
 
 
-def advanced(panel, s, saved, inputs):
-    """The scorer's settings. ``saved``: the session's (what the last train
+def advanced(panel, s, memo, saved, inputs):
+    """The scorer's settings (``memo``: the panel's :class:`.memo.PanelMemo`,
+    which keeps what each input showed). ``saved``: the session's (what the last train
     used; a Python or palette train changes them too), their inputs'
     defaults: the App resets a panel's inputs to their defaults on a reload,
     so defaults from anything else sent them back to 1 / auto then (a new
@@ -199,13 +200,15 @@ def advanced(panel, s, saved, inputs):
     # each input's value as the input takes it (the weights and power are text: "auto" or a number)
     v = dict(d, calibrate=bool(d["calibrate"]), whiten={True: "on", False: "off"}.get(d["whiten"], d["whiten"]),
              **{k: str(d[k]) for k in ("power", "background_weight", "kernel_weight", "neighbor_weight")})
-    before = s.shown_defaults or {}
+    before = memo.get("shown_defaults") or {}
     # a train elsewhere (palette, Python, another tab) changed a setting: its input shows the
     # session's now (the App keeps an input's value over a new default: a review's beta 2
     # stayed shown after beta 3); shown_defaults: what each input showed before the user
     # typed (Train sends only the ones they changed)
     changed = {row + "." + k: v[k] for k, row in inputs.items() if k in before and before[k] != str(v[k])}
-    patch_state(s, dict(changed, shown_defaults={k: str(v[k]) for k in inputs}))
+    patch_state(s, changed)
+    # (in the panel's memo, not its state: a state write reloads the App's page, dropping its filters)
+    memo.set(shown_defaults={k: str(v[k]) for k in inputs})
     shown = s.get("options.calibrate")
     row = panel.h_stack("settings", gap=1)
     row.enum("mode", ["distance", "query"], label="Mode", default=v["mode"])

@@ -4,12 +4,26 @@ label) lost it at every Label Positive / Negative and Train & Label (the
 operators reloaded the whole dataset, which resets the App's filters)."""
 
 import os
+import re
+import threading
 
 import pytest
 
 from test_browser import CHROMIUM, _open_panel, _page, app, trouser_session  # noqa: F401  (app: the fixture)
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian chromium")
+
+
+def _py(op, ds, **params):
+    """``conftest.run`` from a thread: inside a Playwright page, FiftyOne's
+    execute_operator sees Playwright's event loop and returns a pending task."""
+    from conftest import run
+
+    out = []
+    t = threading.Thread(target=lambda: out.append(run(op, ds, **params)))
+    t.start()
+    t.join()
+    return out[0]
 
 
 def _filter(page, field, path, value):
@@ -77,7 +91,7 @@ def test_a_session_started_from_python_shows_its_labels_under_a_filter(app, fo):
         _open_panel(page)
         _filter(page, "ground_truth", "ground_truth.label", "Trouser")
         expect(page.get_by_text("%d samples" % n, exact=True)).to_be_visible()
-        run("start_session", ds, embedding_field=EMB)
+        _py("start_session", ds, embedding_field=EMB)
         expect(page.get_by_role("heading", name="Iteration 0")).to_be_visible(timeout=30_000)
         # the App reloaded the page once the panel showed the session (the sidebar lists the
         # label fields), and the filter went: FiftyOne 1.22.1 does so
@@ -95,3 +109,73 @@ def test_a_session_started_from_python_shows_its_labels_under_a_filter(app, fo):
         expect(page.locator("[data-cy=tag-fewshot_positive]")).to_have_count(1)
         expect(page.get_by_text("%d samples" % n, exact=True)).to_be_visible()
         shot(page, "32-python-start-labeled")
+
+
+def test_a_filter_changed_during_a_train_is_not_put_back(app, fo):
+    """The grid is redrawn with the filters the App has when the train ends,
+    not those of its click (the train's own request): a filter cleared
+    during a long train came back at its end."""
+    from playwright.sync_api import expect
+
+    from conftest import class_ids
+
+    ds, url = app
+    trouser_session(ds)  # (3 + 3 labels, on whatever session the module's tests left)
+    n = len(class_ids(ds, "Trouser"))
+    held = []
+
+    def hold(route):  # the train's request waits while the filter changes (a long train)
+        if not held and 'operator_uri":"@fewshot/few_shot_learning/train_and_label"' in (route.request.post_data or ""):
+            held.append(route)
+        else:
+            route.continue_()
+
+    with _page("filters-changed-during-train") as (page, shot):
+        page.goto(url)
+        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
+        _open_panel(page, page.get_by_role("heading", name=re.compile("Iteration")))
+        page.wait_for_timeout(1500)
+        _filter(page, "ground_truth", "ground_truth.label", "Trouser")
+        expect(page.get_by_text("%d samples" % n, exact=True)).to_be_visible()
+        page.route("**/operators/execute**", hold)
+        done = _py("get_session", ds)["iteration"]
+        page.get_by_role("button", name="Train & Label").click()
+        for _ in range(100):
+            if held:
+                break
+            page.wait_for_timeout(100)
+        assert held, "the train's request was not seen"
+        page.locator("[data-cy='categorical-filter-ground_truth.label']").get_by_text("Reset").click()
+        expect(page.get_by_text("%d samples" % len(ds), exact=True)).to_be_visible()
+        held[0].continue_()
+        for _ in range(60):  # the train ends
+            if _py("get_session", ds)["iteration"] > done:
+                break
+            page.wait_for_timeout(500)
+        page.wait_for_timeout(3000)  # (its redraw)
+        shot(page, "33-filter-cleared-during-train")
+        expect(page.get_by_text("%d samples" % len(ds), exact=True)).to_be_visible()
+        expect(page.locator("[data-cy=tag-fewshot_prediction]").first).to_be_visible()
+
+
+def test_predictions_in_a_new_field_from_python_show_in_the_open_app(app, fo):
+    """A session moved to another prediction field and trained from Python
+    while the App shows a filter: the panel's poll reloads the page (the App
+    learns the new field) instead of sending the filters back."""
+    from playwright.sync_api import expect
+
+    from conftest import EMB
+
+    ds, url = app
+    trouser_session(ds)
+    with _page("filters-new-field") as (page, shot):
+        page.goto(url)
+        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
+        _open_panel(page, page.get_by_role("heading", name=re.compile("Iteration")))
+        page.wait_for_timeout(1500)
+        _filter(page, "ground_truth", "ground_truth.label", "Trouser")
+        page.wait_for_timeout(1500)
+        _py("start_session", ds, embedding_field=EMB, prediction_field="other_prediction")
+        _py("train_and_label", ds)
+        expect(page.locator("[data-cy=tag-other_prediction]").first).to_be_visible(timeout=30_000)
+        shot(page, "34-new-field-from-python")
