@@ -1,6 +1,7 @@
 """What one open panel is doing: the operation it started ("Running ..."),
-the error it shows, the delegated train it waits for, and the run its grid
-was loaded after. Kept in the execution store by panel ID, not in panel state.
+the error it shows, the delegated train it waits for, the prediction field and
+run its grid was loaded after, and what Advanced's inputs showed. Kept in the
+execution store by panel ID, not in panel state.
 
 Each panel-state write makes the App save its spaces and reload the dataset
 page, and that reload resets the sidebar's filters. Measured in Chromium
