@@ -26,6 +26,15 @@ def _py(op, ds, **params):
     return out[0]
 
 
+def _open_filtered(page, url):
+    """The App with the panel on an active session, the grid filtered to Trousers."""
+    page.goto(url)
+    page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
+    _open_panel(page, page.get_by_role("heading", name=re.compile("Iteration")))
+    page.wait_for_timeout(1500)
+    _filter(page, "ground_truth", "ground_truth.label", "Trouser")
+
+
 def _filter(page, field, path, value):
     box = page.locator("[data-cy='categorical-filter-%s']" % path)
     if not box.count():  # (the field is folded)
@@ -131,11 +140,7 @@ def test_a_filter_changed_during_a_train_is_not_put_back(app, fo):
             route.continue_()
 
     with _page("filters-changed-during-train") as (page, shot):
-        page.goto(url)
-        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
-        _open_panel(page, page.get_by_role("heading", name=re.compile("Iteration")))
-        page.wait_for_timeout(1500)
-        _filter(page, "ground_truth", "ground_truth.label", "Trouser")
+        _open_filtered(page, url)
         expect(page.get_by_text("%d samples" % n, exact=True)).to_be_visible()
         page.route("**/operators/execute**", hold)
         done = _py("get_session", ds)["iteration"]
@@ -169,11 +174,7 @@ def test_predictions_in_a_new_field_from_python_show_in_the_open_app(app, fo):
     ds, url = app
     trouser_session(ds)
     with _page("filters-new-field") as (page, shot):
-        page.goto(url)
-        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
-        _open_panel(page, page.get_by_role("heading", name=re.compile("Iteration")))
-        page.wait_for_timeout(1500)
-        _filter(page, "ground_truth", "ground_truth.label", "Trouser")
+        _open_filtered(page, url)
         page.wait_for_timeout(1500)
         _py("start_session", ds, embedding_field=EMB, prediction_field="other_prediction")
         _py("train_and_label", ds)
