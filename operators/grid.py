@@ -15,6 +15,12 @@ Measured in Chromium with FiftyOne 1.22.1, on a grid filtered to 13 of 120 sampl
   filter code reads only the keys it knows, so what matches does not change.
 
 With no sidebar filter, the whole page is reloaded, as before.
+
+Colors: the App keeps the color scheme it loaded, also through those reloads,
+so a session started from Python while the App was open showed a positive
+label's chip red and a negative's orange (measured the same way). The App's
+``set_color_scheme`` (not in ``ctx.ops``) is sent the dataset's scheme, ours
+included (:func:`send_colors`).
 """
 
 import time
@@ -39,3 +45,13 @@ def refresh(ctx, reload=False):
     again[path] = dict(filters[path], **{RELOAD_KEY: time.time_ns()})
     ctx.trigger("set_filters", params=again)
     return "filters"
+
+
+def send_colors(ctx):
+    """Sends the App the dataset's color scheme (the plugin's entries are in
+    it from the session's start); nothing when the dataset has none."""
+    scheme = ctx.dataset.app_config.color_scheme
+    if scheme is None:
+        return False
+    ctx.trigger("set_color_scheme", params={"color_by": scheme.color_by, "fields": list(scheme.fields or [])})
+    return True

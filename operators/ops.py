@@ -93,9 +93,7 @@ class StartSession(_Delegable):
         if not ctx.delegated:  # labels and predictions visible on the tiles, in our colors
             ctx.ops.reload_dataset()
             ctx.ops.set_active_fields(wf.visible_fields(ctx.dataset, result["prediction_field"]))
-            # the running App keeps its session's colors: send it the dataset's scheme (ours included)
-            scheme = ctx.dataset.app_config.color_scheme
-            ctx.trigger("set_color_scheme", params={"color_by": scheme.color_by, "fields": list(scheme.fields or [])})
+            grid.send_colors(ctx)  # (the running App keeps the colors it loaded)
         return result
 
 

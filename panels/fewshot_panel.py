@@ -133,7 +133,10 @@ class FewShotPanel(foo.Panel):
         _patch(ctx.panel.state, classes_of=None)
         memo = PanelMemo.of(ctx)
         memo.set(error=None, busy=None)
-        memo.grid_loaded(_config(ctx))
+        cfg = _config(ctx)
+        memo.grid_loaded(cfg)
+        if memo.colors_due(cfg):
+            grid.send_colors(ctx)
 
     # These events only render again (the session is read from the execution store, the
     # selection from the request). They write no panel state: a tick that wrote the selection
@@ -175,11 +178,13 @@ class FewShotPanel(foo.Panel):
         reloads the grid, whose tiles showed the old predictions (``grid_run``:
         the run the grid was last loaded after, not the last one rendered: a
         render between the train and the poll would hide it)."""
-        memo = PanelMemo.of(ctx)
-        before = memo.grid_loaded(_config(ctx))
+        memo, cfg = PanelMemo.of(ctx), _config(ctx)
+        before = memo.grid_loaded(cfg)
         now = memo.get("grid_run")
         if now != before:  # a field the App may not know yet: it learns it from a reload
             grid.refresh(ctx, reload=now[0] != before[0])
+        if memo.colors_due(cfg):  # (a session started elsewhere: the App has its own colors)
+            grid.send_colors(ctx)
 
     def on_model_change(self, ctx):
         # auto-fill the embedding field unless the user typed one
@@ -217,6 +222,7 @@ class FewShotPanel(foo.Panel):
         self._run(ctx, "start_session", params, on_success=self.on_started)
 
     def on_started(self, ctx):
+        PanelMemo.of(ctx).colors_due(_config(ctx))  # (the start sent them)
         self.on_done(ctx)
 
     def on_train(self, ctx):
@@ -269,7 +275,10 @@ class FewShotPanel(foo.Panel):
         # (a train or start run from here reloaded the grid)
         memo = PanelMemo.of(ctx)
         memo.set(error=None, busy=None)
-        memo.grid_loaded(_config(ctx))
+        cfg = _config(ctx)
+        memo.grid_loaded(cfg)
+        if memo.colors_due(cfg):
+            grid.send_colors(ctx)
 
     def on_error(self, ctx):
         # (waiting_since: the server refused it, nothing was queued)

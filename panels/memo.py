@@ -1,6 +1,7 @@
 """What one open panel is doing: the operation it started ("Running ..."),
 the error it shows, the delegated train it waits for, the prediction field and
-run its grid was loaded after, and what Advanced's inputs showed. Kept in the
+run its grid was loaded after, the session whose colors it sent the App, and
+what Advanced's inputs showed. Kept in the
 execution store by panel ID, not in panel state.
 
 Each panel-state write makes the App save its spaces and reload the dataset
@@ -21,7 +22,7 @@ class PanelMemo(object):
     run at once in the App's thread pool: no read-modify-write of a shared
     record)."""
 
-    NAMES = ("busy", "error", "waiting_since", "grid_run", "shown_defaults")
+    NAMES = ("busy", "error", "waiting_since", "grid_run", "shown_defaults", "colors")
 
     def __init__(self, ctx):
         self._store = ctx.store(STORE)
@@ -65,3 +66,12 @@ class PanelMemo(object):
         before = before if isinstance(before, list) and len(before) == 2 else ["", ""]
         self.set(grid_run=[cfg.get("prediction_field") or "", (wf.last_train(cfg) or {}).get("run_id") or ""])
         return before
+
+    def colors_due(self, cfg):
+        """True once per session and prediction field of ``cfg``: the App is to
+        be sent the dataset's colors (it keeps those it loaded, so a session
+        started from Python showed its labels in the App's own colors)."""
+        key = [cfg.get("session_id") or "", cfg.get("prediction_field") or ""] if cfg else None
+        due = key is not None and self.get("colors") != key
+        self.set(colors=key)
+        return due
