@@ -369,7 +369,6 @@ class FewShotPanel(foo.Panel):
             memo.set(busy=None)
         # buttons are disabled by what runs (recorded in the store, any tab), not by a click
         busy = (prog or {}).get("operation")
-        ctx.panel.data.histogram = render.histogram_traces(sess.get("last_train"))
         error = memo.get("error")
         if error and error[1] != ((sess.get("last_train") or {}).get("run_id") or ""):
             error = None  # a train finished since: the error stayed up through palette and Python actions

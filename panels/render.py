@@ -301,8 +301,12 @@ def last_train(panel, sess, last, on_hist_click):
     if line:
         panel.md(line, name="scorer_md")
     quality_table(panel, sess)
+    # the bars go in the plot's view, not in panel data: a panel-data write is saved with the
+    # App's spaces like a state write, and that reload dropped the sidebar's filters after
+    # each train that changed the histogram ("p_histogram": spaces saved by older versions
+    # hold panel data under "histogram", which would be drawn instead of the view's)
     panel.plot(
-        "histogram", on_click=on_hist_click,
+        "p_histogram", on_click=on_hist_click, data=histogram_traces(last),
         layout={
             "title": {"text": "P(positive) over the inference set (click a bar: show those samples)"},
             "xaxis": {"title": {"text": "P(positive)"}, "range": [0, 1]},

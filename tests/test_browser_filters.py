@@ -180,3 +180,35 @@ def test_predictions_in_a_new_field_from_python_show_in_the_open_app(app, fo):
         _py("train_and_label", ds)
         expect(page.locator("[data-cy=tag-other_prediction]").first).to_be_visible(timeout=30_000)
         shot(page, "34-new-field-from-python")
+
+
+def test_the_filter_stays_after_a_train_that_changed_the_scope(app, fo):
+    """After a train of the whole dataset, a train of a filtered view kept
+    the filter for a second, then the App dropped it: the grid showed every
+    sample and the panel "whole dataset" again, so the next Train scored all
+    of them (a new user's report). The render wrote the new histogram as panel
+    data, which the App saves with its spaces, reloading the page. A train
+    from Python, which the panel's poll shows, did the same."""
+    from playwright.sync_api import expect
+
+    from conftest import class_ids
+
+    ds, url = app
+    trouser_session(ds)
+    _py("train_and_label", ds)  # (the whole dataset)
+    n = len(class_ids(ds, "Trouser"))
+    with _page("filters-scope-changed") as (page, shot):
+        _open_filtered(page, url)
+        expect(page.get_by_text("%d samples" % n, exact=True)).to_be_visible()
+        done = _py("get_session", ds)["iteration"]
+        page.get_by_role("button", name="Train & Label").click()
+        expect(page.get_by_role("heading", name="Iteration %d" % (done + 1))).to_be_visible()
+        page.wait_for_timeout(6000)
+        shot(page, "36-filter-after-scope-change")
+        expect(page.get_by_text("%d samples" % n, exact=True)).to_be_visible()
+        expect(page.get_by_text(re.compile("current view - %d" % n))).to_be_visible()
+        _py("train_and_label", ds)  # (from Python, the whole dataset: the panel's poll redraws)
+        expect(page.get_by_role("heading", name="Iteration %d" % (done + 2))).to_be_visible()
+        page.wait_for_timeout(6000)
+        shot(page, "37-filter-after-a-python-train")
+        expect(page.get_by_text("%d samples" % n, exact=True)).to_be_visible()
