@@ -189,6 +189,7 @@ def set_labels(dataset, view, selected, params, label, current=None, ids=None):
     # current beside the new label: it goes until the next train scores it
     if roles[pred] == "prediction":  # (never a field the user took over)
         fastdb.remove_predictions(dataset, pred, ids[was != want], fastdb.now_ms())
+    state.labels_changed()
     out = {
         "label": label,
         "num_targeted": int(len(ids)),

@@ -38,6 +38,9 @@ MAX_HISTORY = 100
 SUGGESTED_KEY = "suggested"
 MAX_SUGGESTED = 20_000  # suggested IDs kept, oldest batches dropped first (~0.6 MB)
 LEASE_SECONDS = 60  # a lease not renewed for this long is free (renewed every 10 s)
+# a new value at each label call (any tab, the palette, Python): an open panel redraws its
+# grid when it changed, so labels given elsewhere show on the tiles (panels/memo.py)
+LABELS_CHANGED_KEY = "labels_changed"
 
 
 def get_store(dataset):
@@ -53,6 +56,15 @@ class SessionState(object):
     def __init__(self, dataset, store=None):
         self.dataset = dataset
         self.store = store if store is not None else get_store(dataset)
+
+    def labels_changed(self):
+        """Records that labels changed (their fields are the record: this only
+        tells open panels to redraw)."""
+        self.store.set(LABELS_CHANGED_KEY, uuid.uuid4().hex)
+
+    def labels_token(self):
+        """The value :meth:`labels_changed` set last ("" before any)."""
+        return self.store.get(LABELS_CHANGED_KEY) or ""
 
     @property
     def config(self):

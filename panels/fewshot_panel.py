@@ -134,7 +134,7 @@ class FewShotPanel(foo.Panel):
         memo = PanelMemo.of(ctx)
         memo.set(error=None, busy=None)
         cfg = _config(ctx)
-        memo.grid_loaded(cfg)
+        memo.grid_loaded(ctx.dataset, cfg)
         if memo.colors_due(cfg):
             grid.send_colors(ctx)
 
@@ -165,7 +165,7 @@ class FewShotPanel(foo.Panel):
             return
         if wf.worker_ran_since(_config(ctx), since):  # (not a train clicked meanwhile)
             memo.set(waiting_since=None)
-            memo.grid_loaded(_config(ctx))
+            memo.grid_loaded(ctx.dataset, _config(ctx))
             grid.refresh(ctx)
         elif time.time() - since > WAIT_FOR_WORKER:
             memo.set(waiting_since=None)
@@ -177,9 +177,11 @@ class FewShotPanel(foo.Panel):
         the scope's count (:meth:`_scope`); a train finished elsewhere
         reloads the grid, whose tiles showed the old predictions (``grid_run``:
         the run the grid was last loaded after, not the last one rendered: a
-        render between the train and the poll would hide it)."""
+        render between the train and the poll would hide it), and so do labels
+        given elsewhere (the tiles showed neither them nor the predictions they
+        removed)."""
         memo, cfg = PanelMemo.of(ctx), _config(ctx)
-        before = memo.grid_loaded(cfg)
+        before = memo.grid_loaded(ctx.dataset, cfg)
         now = memo.get("grid_run")
         if now != before:  # a field the App may not know yet: it learns it from a reload
             grid.refresh(ctx, reload=now[0] != before[0])
@@ -276,7 +278,7 @@ class FewShotPanel(foo.Panel):
         memo = PanelMemo.of(ctx)
         memo.set(error=None, busy=None)
         cfg = _config(ctx)
-        memo.grid_loaded(cfg)
+        memo.grid_loaded(ctx.dataset, cfg)
         if memo.colors_due(cfg):
             grid.send_colors(ctx)
 

@@ -1,6 +1,6 @@
 """What one open panel is doing: the operation it started ("Running ..."),
-the error it shows, the delegated train it waits for, the prediction field and
-run its grid was loaded after, the session whose colors it sent the App, and
+the error it shows, the delegated train it waits for, the prediction field,
+run and labels its grid was loaded after, the session whose colors it sent the App, and
 what Advanced's inputs showed. Kept in the
 execution store by panel ID, not in panel state.
 
@@ -58,13 +58,15 @@ class PanelMemo(object):
                     self._store.update_ttl(self._prefix + name, TTL)
             self._got[name] = value
 
-    def grid_loaded(self, cfg):
-        """Records that the App's grid shows the prediction field and last run
-        of the session's config ``cfg`` (it was loaded after them); returns
-        what it showed before, ``[field, run ID]`` (``["", ""]`` when unknown)."""
+    def grid_loaded(self, dataset, cfg):
+        """Records that the App's grid shows the prediction field, last run and
+        labels of the session (config ``cfg``; it was loaded after them);
+        returns what it showed before, ``[field, run ID, labels token]``
+        (``["", "", ""]`` when unknown; the token: :meth:`.state.SessionState.labels_token`)."""
         before = self.get("grid_run")
-        before = before if isinstance(before, list) and len(before) == 2 else ["", ""]
-        self.set(grid_run=[cfg.get("prediction_field") or "", (wf.last_train(cfg) or {}).get("run_id") or ""])
+        before = before if isinstance(before, list) and len(before) == 3 else ["", "", ""]
+        self.set(grid_run=[cfg.get("prediction_field") or "", (wf.last_train(cfg) or {}).get("run_id") or "",
+                           wf.SessionState(dataset).labels_token()])
         return before
 
     def colors_due(self, cfg):

@@ -58,3 +58,31 @@ def test_labels_from_a_python_start_show_in_the_plugins_colors(app, fo):
         shot(page, "35-python-start-colors")
         assert _chip_color(page, "fewshot_positive") == _rgb(GREEN)
         assert _chip_color(page, "fewshot_negative") == _rgb(RED)
+
+
+def test_labels_given_from_python_show_on_the_open_apps_tiles(app, fo):
+    """Labels given from Python (or another tab) while the App is open show on
+    their tiles at the panel's next poll, and the predictions they removed go:
+    a new user saw the panel count them while the tiles kept "positive" /
+    "negative" predictions that no longer existed, until the next train."""
+    from playwright.sync_api import expect
+
+    from conftest import class_ids
+    from test_browser import trouser_session
+
+    ds, url = app
+    trouser_session(ds)  # (3 + 3 labels)
+    _py("train_and_label", ds)
+    more = class_ids(ds, "Trouser")[3:5]
+    with _page("python-labels") as (page, shot):
+        page.goto(url)
+        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
+        _open_panel(page, page.get_by_role("heading", name=re.compile("Iteration")))
+        page.wait_for_timeout(2000)
+        expect(page.locator("[data-cy=tag-fewshot_positive]")).to_have_count(3)
+        _py("label_positive", ds, selected=more)
+        _py("label_negative", ds, selected=class_ids(ds, "Bag", 1))
+        expect(page.get_by_text("5 positive")).to_be_visible(timeout=15_000)
+        expect(page.locator("[data-cy=tag-fewshot_positive]")).to_have_count(5, timeout=15_000)
+        expect(page.locator("[data-cy=tag-fewshot_negative]")).to_have_count(4)
+        shot(page, "38-python-labels-shown")
