@@ -11,6 +11,7 @@ from ..embeddings import zoo
 from ..operators import workflow as wf
 
 BIN = 0.05  # histogram bin width (the train summary's 20 bins)
+BACKGROUND_LABEL = "Run Train & Label in the background (delegated operation)"
 
 
 def fmt(v, spec="%.3f"):
@@ -40,18 +41,30 @@ def patch_state(state, values):
         state.set(changed)
 
 
+def kept(s, path, default):
+    """An input's default: its value in the panel's state, when it has one.
+    FiftyOne 1.22.1's App keeps a panel's state over a page reload but shows
+    its inputs at their defaults: a new user's ticked "Run Train & Label in
+    the background" showed unticked, and the next Train was queued for a
+    worker all the same (the buttons read the state)."""
+    v = s.get(path)
+    return default if v is None or v == "" else v
+
+
 def setup(panel, s, on_model_change, on_start, busy):
     panel.md("#### Few-shot session\nPick an embedding model, then start.", name="title")
-    panel.enum("model", zoo.SUGGESTED_MODELS, label="Embedding model", default=zoo.OFFLINE_MODEL,
+    panel.enum("model", zoo.SUGGESTED_MODELS, label="Embedding model", default=kept(s, "model", zoo.OFFLINE_MODEL),
                description="Any FiftyOne zoo model; only %s works without internet" % zoo.OFFLINE_MODEL,
                view=types.AutocompleteView(), on_change=on_model_change)
     panel.str("embedding_field", label="Embedding field",
-              default=zoo.default_embedding_field(s.model or zoo.OFFLINE_MODEL))
-    panel.str("prediction_field", label="Prediction field", default=wf.DEFAULT_PREDICTION_FIELD)
-    panel.int("subset_size", label="Working subset size (0 = the whole view)", default=0)
-    panel.bool("randomize_subset", label="Draw a new working subset at every Train", default=False)
+              default=kept(s, "embedding_field", zoo.default_embedding_field(s.model or zoo.OFFLINE_MODEL)))
+    panel.str("prediction_field", label="Prediction field",
+              default=kept(s, "prediction_field", wf.DEFAULT_PREDICTION_FIELD))
+    panel.int("subset_size", label="Working subset size (0 = the whole view)", default=kept(s, "subset_size", 0))
+    panel.bool("randomize_subset", label="Draw a new working subset at every Train",
+               default=bool(s.randomize_subset))
     panel.bool("delegate", label="Compute embeddings in the background (a delegated operation)",
-               default=False)
+               default=bool(s.delegate))
     panel.btn("start", label="Start Session", variant="contained", on_click=on_start, disabled=busy)
 
 
@@ -157,7 +170,7 @@ def progress(panel, prog, busy, on_poll, poll=False, on_idle=None, waiting=None)
         panel.view("idle_poll", types.TimerView(interval=IDLE_POLL_MS, on_interval=on_idle))
 
 
-def actions(panel, h, busy, has_subset):
+def actions(panel, h, busy, has_subset, background=False):
     labels = panel.h_stack("labels", gap=1)
     for name, label in (("label_positive", "Label Positive"), ("label_negative", "Label Negative"),
                         ("clear_labels", "Clear Labels")):
@@ -170,6 +183,10 @@ def actions(panel, h, busy, has_subset):
             disabled=bool(busy))
     if has_subset:
         row.btn("show_subset", label="Show Working Subset", variant="outlined", on_click=h.on_show_subset)
+    if background:  # (its box is in Advanced settings, which may be folded)
+        panel.md("_Train & Label runs in the background: a worker must run it (`fiftyone delegated "
+                 "launch`). To run it here, untick \"%s\" in Advanced settings._" % BACKGROUND_LABEL,
+                 name="background_note")
 
 
 def readout_inputs(panel, s, truth_fields, choice, on_truth_change, on_class_change):
@@ -193,7 +210,7 @@ def advanced(panel, s, memo, saved, inputs):
     so defaults from anything else sent them back to 1 / auto then (a new
     user's beta 2 and pool mean weight 0 were undone by the next panel train).
     ``inputs``: each setting's row."""
-    panel.bool("advanced", label="Advanced settings", default=False)
+    panel.bool("advanced", label="Advanced settings", default=bool(s.advanced))
     if not s.advanced:
         return
     d = dict(wf.SCORER_DEFAULTS, **(saved or {}))
@@ -210,6 +227,7 @@ def advanced(panel, s, memo, saved, inputs):
     # (in the panel's memo, not its state: a state write reloads the App's page, dropping its filters)
     memo.set(shown_defaults={k: str(v[k]) for k in inputs})
     shown = s.get("options.calibrate")
+    v.update({k: kept(s, row + "." + k, v[k]) for k, row in inputs.items()})  # (a value typed before a reload)
     row = panel.h_stack("settings", gap=1)
     row.enum("mode", ["distance", "query"], label="Mode", default=v["mode"])
     row.float("beta", label=LABELS["beta"], default=v["beta"],
@@ -238,11 +256,13 @@ def advanced(panel, s, memo, saved, inputs):
              description="how much the top-scored samples' scores move toward their nearest pool samples' "
                          "(0: off; auto: 0.5 for a rare concept unless positive labels outnumber negative ones, else 0)")
     sug = panel.h_stack("suggest", gap=1)
-    sug.int("num_suggest", label=LABELS["num_suggest"], default=20)
-    sug.float("top_fraction", label=LABELS["top_fraction"], default=wf.DEFAULT_TOP_FRACTION)
-    sug.float("random_fraction", label=LABELS["random_fraction"], default=wf.DEFAULT_RANDOM_FRACTION)
+    sug.int("num_suggest", label=LABELS["num_suggest"], default=kept(s, "suggest.num_suggest", 20))
+    sug.float("top_fraction", label=LABELS["top_fraction"],
+              default=kept(s, "suggest.top_fraction", wf.DEFAULT_TOP_FRACTION))
+    sug.float("random_fraction", label=LABELS["random_fraction"],
+              default=kept(s, "suggest.random_fraction", wf.DEFAULT_RANDOM_FRACTION))
     # (its own key: the start form's "delegate" box made every later train delegated)
-    panel.bool("delegate_train", label="Run Train & Label in the background (delegated operation)", default=False)
+    panel.bool("delegate_train", label=BACKGROUND_LABEL, default=bool(s.delegate_train))
 
 
 def mislabeled(panel, found, on_show):
