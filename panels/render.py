@@ -227,7 +227,6 @@ def advanced(panel, s, memo, saved, inputs):
     # (in the panel's memo, not its state: a state write reloads the App's page, dropping its filters)
     memo.set(shown_defaults={k: str(v[k]) for k in inputs})
     shown = s.get("options.calibrate")
-    v.update({k: kept(s, row + "." + k, v[k]) for k, row in inputs.items()})  # (a value typed before a reload)
     row = panel.h_stack("settings", gap=1)
     row.enum("mode", ["distance", "query"], label="Mode", default=v["mode"])
     row.float("beta", label=LABELS["beta"], default=v["beta"],

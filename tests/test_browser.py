@@ -355,13 +355,13 @@ def test_a_train_run_by_a_worker_shows_in_the_grid_without_a_reload(app, fo, plu
         tiles = page.locator("[data-cy=looker]")
         tiles.first.wait_for(timeout=60_000)
         _open_panel(page, page.get_by_role("heading", name="Iteration 0"))
-        page.get_by_text("Advanced settings").click()
+        page.get_by_text("Advanced settings", exact=True).click()
         power = page.get_by_text("Power transform", exact=True).locator("xpath=following::input[1]")
         expect(power).to_have_value("auto")  # the session's setting (the default)
         power.fill("1")  # embeddings as they are (README: for raw pixels)
         page.get_by_text("Pool neighbors' weight", exact=True).locator("xpath=following::input[1]").fill("0.3")
         page.get_by_text("Run Train & Label in the background (delegated operation)").click()
-        page.get_by_text("Advanced settings").click()  # folded: what was typed still applies
+        page.get_by_text("Advanced settings", exact=True).click()  # folded: what was typed still applies
         expect(power).to_have_count(0)
         page.wait_for_timeout(1000)
         page.get_by_role("button", name="Train & Label").click()
@@ -389,26 +389,32 @@ def test_a_train_run_by_a_worker_shows_in_the_grid_without_a_reload(app, fo, plu
         page.reload()
         expect(page.get_by_role("heading", name="Iteration 1")).to_be_visible(timeout=60_000)
         if not page.get_by_text("Power transform", exact=True).count():
-            page.get_by_text("Advanced settings").click()
+            page.get_by_text("Advanced settings", exact=True).click()
         expect(power).to_have_value("1.0")
         expect(page.get_by_text("Pool neighbors' weight", exact=True).locator("xpath=following::input[1]")) \
             .to_have_value("0.3")
         shot(page, "12b-settings-after-reload")
+        # "in the background" is kept over the reload, and shown (a new user's showed unticked
+        # while the next Train was queued all the same); unticked, Train runs here
+        background = page.get_by_role("checkbox", name="Run Train & Label in the background (delegated operation)")
+        expect(background).to_be_checked()
+        background.uncheck()
+        page.wait_for_timeout(1000)
         # closed, the settings are the session's, whoever set them last: a
         # Python train's beta 2 is not undone by the panel's next train
-        page.get_by_text("Advanced settings").click()
+        page.get_by_text("Advanced settings", exact=True).click()
         expect(power).to_have_count(0)
         code = ("import fiftyone as fo, fiftyone.operators as foo; foo.execute_operator(%r, ctx=dict("
                 "dataset=fo.load_dataset(%r), params=dict(beta=2.0)))" % (URI + "train_and_label", ds.name))
         subprocess.run([sys.executable, "-c", code], env=dict(os.environ), check=True, timeout=300)
-        page.get_by_role("button", name="Train & Label").click()  # (the reload reset "background" to off)
+        page.get_by_role("button", name="Train & Label").click()
         expect(page.get_by_role("heading", name="Iteration 3")).to_be_visible(timeout=90_000)
         last = plugin.operators.workflow.get_session(ds)["last_train"]
         assert last["iteration"] == 3 and last["settings"]["beta"] == 2.0, last["settings"]
         assert last["settings"]["power"] == 1.0 and last["settings"]["neighbor_weight"] == 0.3
         # unfolded again, the inputs show the session's settings, the Python train's beta 2
         # (the App keeps an input's old value over a new default: a review saw beta 1 stay)
-        page.get_by_text("Advanced settings").click()
+        page.get_by_text("Advanced settings", exact=True).click()
         expect(page.get_by_text("beta (positives)", exact=True).locator("xpath=following::input[1]")) \
             .to_have_value("2")
         shot(page, "12c-settings-after-a-python-train")
@@ -441,7 +447,7 @@ def test_the_panel_says_how_much_of_the_term_is_pool_rows(app, fo, plugin):
         neighbors = "pool neighbors 0.5 (top %.0f%%)" % (100 * sc["neighbor_share"])
         expect(page.get_by_text(neighbors, exact=False)).to_be_visible()
         shot(page, "13-pool-rows-share")
-        page.get_by_text("Advanced settings").click()
+        page.get_by_text("Advanced settings", exact=True).click()
         weight = page.get_by_text("Pool neighbors' weight", exact=True).locator("xpath=following::input[1]")
         expect(weight).to_have_value("auto")
         weight.scroll_into_view_if_needed()

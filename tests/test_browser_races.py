@@ -39,7 +39,7 @@ def _open(page, url, heading="Iteration 0", background=False):
     page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
     _open_panel(page, page.get_by_role("heading", name=heading))
     if background:
-        page.get_by_text("Advanced settings").click()
+        page.get_by_text("Advanced settings", exact=True).click()
         page.get_by_text("Run Train & Label in the background (delegated operation)").click()
         page.wait_for_timeout(1000)
 
@@ -185,7 +185,7 @@ def test_an_idle_panel_does_not_make_the_app_query_the_grid(app, fo, plugin):
         page.goto(url)
         page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
         _open_panel(page, page.get_by_role("heading", name="Iteration 0"))
-        page.get_by_text("Advanced settings").click()  # (its inputs' state too)
+        page.get_by_text("Advanced settings", exact=True).click()  # (its inputs' state too)
         expect(page.get_by_text("Pool neighbors' weight", exact=True)).to_be_visible()
         page.wait_for_timeout(6000)  # (settled)
         seen = []
