@@ -5,6 +5,11 @@ from .. import fastdb
 from . import params as P
 
 GREEN, RED = "#2ca02c", "#d62728"
+# the per-class colors other label fields get once the session colors by value: FiftyOne's
+# default pool less its reds, greens, orange and red-brown (a new user read a red "Pullover"
+# beside a red negative "True", and a green "Trouser" beside a positive); set only when the
+# dataset has no pool of its own, taken back at reset
+POOL = ["#996633", "#999900", "#009999", "#000099", "#0066ff", "#6600ff", "#cc33cc", "#777799"]
 
 
 def show(dataset, pred):
@@ -48,6 +53,8 @@ def restore(dataset, paths, before):
     scheme = app.color_scheme
     added = [f for f in (scheme.fields or []) if f.get("path") not in set(before.get("color_paths") or [])] \
         if scheme is not None else []
+    if scheme is not None and list(scheme.color_pool or []) == POOL:  # (ours: a user's own pool stays)
+        scheme.color_pool = None
     if scheme is not None and before.get("color_by") is None and scheme.color_by == "value" and not added:
         scheme.color_by = None  # (per-value colors the user added since need it: then it stays)
     if scheme is not None and before.get("scheme_unset") and not scheme.fields:
@@ -83,6 +90,8 @@ def apply_colors(dataset, pred):
     scheme.fields = kept + ours
     if scheme.color_by is None:  # the App applies per-value colors only when coloring by value
         scheme.color_by = "value"
+    if not scheme.color_pool:
+        scheme.color_pool = list(POOL)
     dataset.app_config.color_scheme = scheme
     dataset.save()
     return sorted(paths)

@@ -49,9 +49,13 @@ def refresh(ctx, reload=False):
 
 def send_colors(ctx):
     """Sends the App the dataset's color scheme (the plugin's entries are in
-    it from the session's start); nothing when the dataset has none."""
+    it from the session's start; after a reset, the App's defaults where the
+    dataset has none)."""
+    import fiftyone as fo
+
     scheme = ctx.dataset.app_config.color_scheme
-    if scheme is None:
-        return False
-    ctx.trigger("set_color_scheme", params={"color_by": scheme.color_by, "fields": list(scheme.fields or [])})
-    return True
+    ctx.trigger("set_color_scheme", params={
+        "color_by": (scheme.color_by if scheme is not None else None) or fo.app_config.color_by,
+        "color_pool": list((scheme.color_pool if scheme is not None else None) or fo.app_config.color_pool),
+        "fields": list((scheme.fields if scheme is not None else None) or []),
+    })

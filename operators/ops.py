@@ -304,6 +304,7 @@ class ResetSession(FewShotOperator):
             if derived:
                 ctx.ops.set_view(view=base)
             ctx.ops.reload_dataset()
+            grid.send_colors(ctx)  # (the App keeps the colors it loaded: ours, after the reset too)
         return result
 
 

@@ -23,6 +23,13 @@ def _chip_color(page, path):
     return page.locator("[data-cy=tag-%s]" % path).first.evaluate("e => getComputedStyle(e).backgroundColor")
 
 
+def _chip_colors(page, path):
+    """The distinct colors of the chips of a field on the tiles shown."""
+    page.locator("[data-cy=tag-%s]" % path).first.wait_for()
+    return set(page.locator("[data-cy=tag-%s]" % path).evaluate_all(
+        "es => es.map(e => getComputedStyle(e).backgroundColor)"))
+
+
 def _label(page, tile, button, count_text):
     from playwright.sync_api import expect
 
@@ -45,6 +52,7 @@ def test_labels_from_a_python_start_show_in_the_plugins_colors(app, fo):
         page.goto(url)
         page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
         _open_panel(page)
+        assert len(_chip_colors(page, "ground_truth")) == 1  # (the App colors by field)
         _py("start_session", ds, embedding_field=EMB)
         expect(page.get_by_role("heading", name=re.compile("Iteration 0"))).to_be_visible(timeout=30_000)
         page.locator("[data-cy=sidebar-field-arrow-enabled-fewshot_positive]").first.wait_for()
@@ -58,6 +66,14 @@ def test_labels_from_a_python_start_show_in_the_plugins_colors(app, fo):
         shot(page, "35-python-start-colors")
         assert _chip_color(page, "fewshot_positive") == _rgb(GREEN)
         assert _chip_color(page, "fewshot_negative") == _rgb(RED)
+        assert len(_chip_colors(page, "ground_truth")) > 1  # (by value: a color per class)
+        # a reset gives the App its colors back (the user's labels stayed colored by class)
+        page.get_by_role("button", name="Reset Session…").click()
+        page.get_by_role("button", name="Execute").click()
+        expect(page.get_by_role("button", name="Start Session")).to_be_visible(timeout=60_000)
+        page.wait_for_timeout(2000)
+        shot(page, "40-colors-after-reset")
+        assert len(_chip_colors(page, "ground_truth")) == 1
 
 
 def test_labels_given_from_python_show_on_the_open_apps_tiles(app, fo):

@@ -96,6 +96,33 @@ def test_reset_gives_the_app_settings_back_as_they_were(synth, fo):
     assert ds.app_config.color_scheme is None
 
 
+def test_other_fields_get_colors_unlike_the_labels_and_a_users_pool_stays(synth, fo, plugin):
+    """Coloring by value gives every class of the user's label fields a color
+    from the pool: FiftyOne's default pool has the labels' red and green (a new
+    user read a red "Pullover" beside a red negative). The session's pool has
+    neither; a pool of the user's own is left as it is."""
+    import colorsys
+
+    ds = synth
+    _trained(ds)
+    ds.reload()
+    pool = ds.app_config.color_scheme.color_pool
+    hues = [colorsys.rgb_to_hsv(*(int(c[i:i + 2], 16) / 255 for i in (1, 3, 5))) for c in pool]
+    red_or_green = [c for c, (h, s, v) in zip(pool, hues) if s > 0.5 and (h < 0.06 or h > 0.94 or 0.22 < h < 0.45)]
+    assert pool and not red_or_green
+    run("reset_session", ds)
+    ds.reload()
+    assert ds.app_config.color_scheme is None
+    ds.app_config.color_scheme = fo.ColorScheme(color_pool=["#ee0000", "#00ee00"])
+    ds.save()
+    run("start_session", ds, embedding_field="emb")
+    ds.reload()
+    assert ds.app_config.color_scheme.color_pool == ["#ee0000", "#00ee00"]
+    run("reset_session", ds)
+    ds.reload()
+    assert ds.app_config.color_scheme.color_pool == ["#ee0000", "#00ee00"]
+
+
 def test_reset_keeps_app_settings_the_user_changed_meanwhile(synth, fo):
     ds = synth
     _trained(ds)
