@@ -1,8 +1,8 @@
 """What one open panel is doing: the operation it started ("Running ..."),
 the error it shows, the delegated train it waits for, the prediction field,
-run and labels its grid was loaded after, the session whose colors it sent the App, and
-what Advanced's inputs showed. Kept in the
-execution store by panel ID, not in panel state.
+run and labels its grid was loaded after, the session whose colors it sent
+the App, and what Advanced's inputs showed. Kept in the execution store by
+panel ID, not in panel state.
 
 Each panel-state write makes the App save its spaces and reload the dataset
 page, and that reload resets the sidebar's filters. Measured in Chromium

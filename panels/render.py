@@ -43,10 +43,11 @@ def patch_state(state, values):
 
 def kept(s, path, default):
     """An input's default: its value in the panel's state, when it has one.
-    FiftyOne 1.22.1's App keeps a panel's state over a page reload but shows
-    its inputs at their defaults: a new user's ticked "Run Train & Label in
-    the background" showed unticked, and the next Train was queued for a
-    worker all the same (the buttons read the state)."""
+    The buttons read the state, and FiftyOne 1.22.1's App can show an input
+    at its default over it: a new user's ticked "Run Train & Label in the
+    background" showed unticked after a Reset, a reload and a new session,
+    and the next Train was queued for a worker all the same; a Suggest count
+    of 7 showed 20 after a reload (tests/test_browser_reload.py)."""
     v = s.get(path)
     return default if v is None or v == "" else v
 

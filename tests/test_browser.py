@@ -87,6 +87,13 @@ def _open_panel(page, start=None):
             page.keyboard.press("Escape")
 
 
+def _open_at(page, url, heading="Iteration 0"):
+    """The App at ``url``, the panel open on the session (``heading`` shown)."""
+    page.goto(url)
+    page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
+    return _open_panel(page, page.get_by_role("heading", name=heading))
+
+
 def _click_bar(page, p, then):
     """Clicks the histogram's bar at P(positive) ``p`` (Plotly listens on its drag
     layer, and clicks what it hovers) until ``then`` (a locator) shows."""

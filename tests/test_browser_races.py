@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import ARTIFACTS
-from test_browser import CHROMIUM, _open_panel, _page, app, trouser_session  # noqa: F401  (app: the fixture)
+from test_browser import CHROMIUM, _open_at, _open_panel, _page, app, trouser_session  # noqa: F401  (app: the fixture)
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian chromium")
 
@@ -35,9 +35,7 @@ def _hold(page, method):
 def _open(page, url, heading="Iteration 0", background=False):
     """The App at ``url`` with the panel open (showing ``heading``); with
     ``background``, Train & Label set to run as a delegated operation."""
-    page.goto(url)
-    page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
-    _open_panel(page, page.get_by_role("heading", name=heading))
+    _open_at(page, url, heading)
     if background:
         page.get_by_text("Advanced settings", exact=True).click()
         page.get_by_text("Run Train & Label in the background (delegated operation)").click()
@@ -120,9 +118,7 @@ def test_a_train_refused_because_another_runs_says_why_in_words(app, fo, plugin)
     trouser_session(ds)
     st = plugin.operators.state
     with _page("train-refused") as (page, shot):
-        page.goto(url)
-        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
-        _open_panel(page, page.get_by_role("heading", name="Iteration 0"))
+        _open_at(page, url)
         # the panel's check passes; the train the App then runs meets the other tab's
         held = _hold(page, 'train_and_label"')
         page.get_by_role("button", name="Train & Label").click()
@@ -182,9 +178,7 @@ def test_an_idle_panel_does_not_make_the_app_query_the_grid(app, fo, plugin):
     ds, url = app
     trouser_session(ds)
     with _page("idle-poll") as (page, shot):
-        page.goto(url)
-        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
-        _open_panel(page, page.get_by_role("heading", name="Iteration 0"))
+        _open_at(page, url)
         page.get_by_text("Advanced settings", exact=True).click()  # (its inputs' state too)
         expect(page.get_by_text("Pool neighbors' weight", exact=True)).to_be_visible()
         page.wait_for_timeout(6000)  # (settled)

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from test_browser import CHROMIUM, _open_panel, _page, app, trouser_session  # noqa: F401  (app: the fixture)
+from test_browser import CHROMIUM, _open_at, _page, app, trouser_session  # noqa: F401  (app: the fixture)
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian chromium")
 
@@ -22,9 +22,7 @@ def test_ticked_inputs_show_ticked_after_a_reload(app, fo):
     ds, url = app
     trouser_session(ds)
     with _page("reload-inputs") as (page, shot):
-        page.goto(url)
-        page.locator("[data-cy=looker]").first.wait_for(timeout=60_000)
-        _open_panel(page, page.get_by_role("heading", name="Iteration 0"))
+        _open_at(page, url)
         page.get_by_role("checkbox", name="Advanced settings").check()
         page.get_by_role("checkbox", name=BACKGROUND).check()
         page.get_by_text("Suggest how many", exact=True).locator("xpath=following::input[1]").fill("7")
