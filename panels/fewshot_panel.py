@@ -131,12 +131,7 @@ class FewShotPanel(foo.Panel):
         # last page's error as if it were now; grid_run: the run whose predictions the grid
         # shows (on_idle_poll)
         _patch(ctx.panel.state, classes_of=None)
-        memo = PanelMemo.of(ctx)
-        memo.set(error=None, busy=None)
-        cfg = _config(ctx)
-        memo.grid_loaded(ctx.dataset, cfg)
-        if memo.colors_due(cfg):
-            grid.send_colors(ctx)
+        self.on_done(ctx)
 
     # These events only render again (the session is read from the execution store, the
     # selection from the request). They write no panel state: a tick that wrote the selection
@@ -274,7 +269,7 @@ class FewShotPanel(foo.Panel):
         show_derived(ctx, state, "histogram bar", view, base)
 
     def on_done(self, ctx):
-        # (a train or start run from here reloaded the grid)
+        # (a train or start run from here reloaded the grid; also what a panel load records)
         memo = PanelMemo.of(ctx)
         memo.set(error=None, busy=None)
         cfg = _config(ctx)
