@@ -53,9 +53,9 @@ def send_colors(ctx):
     dataset has none)."""
     import fiftyone as fo
 
-    scheme = ctx.dataset.app_config.color_scheme
+    scheme = ctx.dataset.app_config.color_scheme or fo.ColorScheme()
     ctx.trigger("set_color_scheme", params={
-        "color_by": (scheme.color_by if scheme is not None else None) or fo.app_config.color_by,
-        "color_pool": list((scheme.color_pool if scheme is not None else None) or fo.app_config.color_pool),
-        "fields": list((scheme.fields if scheme is not None else None) or []),
+        "color_by": scheme.color_by or fo.app_config.color_by,
+        "color_pool": list(scheme.color_pool or fo.app_config.color_pool),
+        "fields": list(scheme.fields or []),
     })

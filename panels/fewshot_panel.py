@@ -37,6 +37,12 @@ def _config(ctx):
     return wf.SessionState(ctx.dataset).config or {}
 
 
+def _state(ctx):
+    """``(SessionState, its config)``: one store handle for both (each costs a query)."""
+    state = wf.SessionState(ctx.dataset)
+    return state, state.config or {}
+
+
 def _last_run_id(ctx):
     """The run ID of the session's last train (None before one)."""
     return (wf.last_train(_config(ctx)) or {}).get("run_id")
@@ -160,7 +166,7 @@ class FewShotPanel(foo.Panel):
             return
         if wf.worker_ran_since(_config(ctx), since):  # (not a train clicked meanwhile)
             memo.set(waiting_since=None)
-            memo.grid_loaded(ctx.dataset, _config(ctx))
+            memo.grid_loaded(*_state(ctx))
             grid.refresh(ctx)
         elif time.time() - since > WAIT_FOR_WORKER:
             memo.set(waiting_since=None)
@@ -175,8 +181,8 @@ class FewShotPanel(foo.Panel):
         render between the train and the poll would hide it), and so do labels
         given elsewhere (the tiles showed neither them nor the predictions they
         removed)."""
-        memo, cfg = PanelMemo.of(ctx), _config(ctx)
-        before = memo.grid_loaded(ctx.dataset, cfg)
+        memo, (state, cfg) = PanelMemo.of(ctx), _state(ctx)
+        before = memo.grid_loaded(state, cfg)
         now = memo.get("grid_run")
         if now != before:  # a field the App may not know yet: it learns it from a reload
             grid.refresh(ctx, reload=now[0] != before[0])
@@ -272,8 +278,8 @@ class FewShotPanel(foo.Panel):
         # (a train or start run from here reloaded the grid; also what a panel load records)
         memo = PanelMemo.of(ctx)
         memo.set(error=None, busy=None)
-        cfg = _config(ctx)
-        memo.grid_loaded(ctx.dataset, cfg)
+        state, cfg = _state(ctx)
+        memo.grid_loaded(state, cfg)
         if memo.colors_due(cfg):
             grid.send_colors(ctx)
 

@@ -58,15 +58,16 @@ class PanelMemo(object):
                     self._store.update_ttl(self._prefix + name, TTL)
             self._got[name] = value
 
-    def grid_loaded(self, dataset, cfg):
+    def grid_loaded(self, state, cfg):
         """Records that the App's grid shows the prediction field, last run and
-        labels of the session (config ``cfg``; it was loaded after them);
+        labels of the session (its :class:`.state.SessionState` ``state``,
+        config ``cfg``; it was loaded after them);
         returns what it showed before, ``[field, run ID, labels token]``
         (``["", "", ""]`` when unknown; the token: :meth:`.state.SessionState.labels_token`)."""
         before = self.get("grid_run")
         before = before if isinstance(before, list) and len(before) == 3 else ["", "", ""]
         self.set(grid_run=[cfg.get("prediction_field") or "", (wf.last_train(cfg) or {}).get("run_id") or "",
-                           wf.SessionState(dataset).labels_token()])
+                           state.labels_token()])
         return before
 
     def colors_due(self, cfg):
