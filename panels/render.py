@@ -9,13 +9,10 @@ import fiftyone.operators.types as types
 
 from ..embeddings import zoo
 from ..operators import workflow as wf
+from .quality import fmt, quality_markdown, quality_table, rate_line  # noqa: F401  (quality_markdown: tests)
 
 BIN = 0.05  # histogram bin width (the train summary's 20 bins)
 BACKGROUND_LABEL = "Run Train & Label in the background (delegated operation)"
-
-
-def fmt(v, spec="%.3f"):
-    return "n/a" if v is None else spec % v
 
 
 def histogram_traces(last):
@@ -314,9 +311,9 @@ def last_train(panel, sess, last, on_hist_click):
            last.get("seconds") or 0),
         name="last_train_md",
     )
-    if last.get("estimated_pool_positive_rate") is not None:
-        panel.md("Estimated positive rate of the scored pool: %.1f%%"
-                 % (100 * last["estimated_pool_positive_rate"]), name="prior_md")
+    rate = rate_line(last)
+    if rate:
+        panel.md(rate, name="prior_md")
     line = scorer_line(last.get("scorer"))
     if line:
         panel.md(line, name="scorer_md")
@@ -339,54 +336,6 @@ def last_train(panel, sess, last, on_hist_click):
         },
         config={"displayModeBar": False},
     )
-
-
-MAX_QUALITY_ROWS = 10
-
-
-def quality_table(panel, sess):
-    text = quality_markdown(sess.get("history") or [])
-    if text:
-        panel.md(text, name="quality_md")
-
-
-def _at_most(q):
-    """precision@k's ceiling when fewer than k positives were scored (a new user
-    read 0.730 at k = 100 next to AP 0.992: 73 positives were in scope)."""
-    n, k = q.get("num_true_positive"), q.get("k")
-    return ", at most %s" % fmt(n / k) if n and k and n < k else ""
-
-
-def quality_markdown(history):
-    """The readout's table under one heading: only the iterations measured
-    against the last measured field and class (rows of another class under
-    it read as a collapse: a new user's Sandal rows sat under "= Trouser"),
-    and a line saying what is left out."""
-    rows = [h for h in history if h.get("quality")]
-    if not rows:
-        return None
-    key = lambda q: (q.get("ground_truth_field"), q.get("positive_class"))  # noqa: E731
-    q0 = rows[-1]["quality"]
-    shown = [h for h in rows if key(h["quality"]) == key(q0)]
-    lines = ["**Quality vs `%s` = `%s`** (scored, unlabeled samples)" % key(q0),
-             "", "| iteration | labels +/- | AP | precision@k | F1 | samples predicted positive | truly positive |",
-             "|---|---|---|---|---|---|---|"]
-    for h in shown[-MAX_QUALITY_ROWS:]:
-        q = h["quality"]
-        lines.append("| %d | %d / %d | %s | %s (k=%d%s) | %s | %d | %d |" % (
-            h["iteration"], h["num_positive_labels"], h["num_negative_labels"], fmt(q["average_precision"]),
-            fmt(q["precision_at_k"]), q["k"], _at_most(q), fmt(q["f1"]), q["num_predicted_positive"],
-            q["num_true_positive"]))
-    notes = []
-    if len(shown) > MAX_QUALITY_ROWS:
-        notes.append("the last %d iterations measured are shown" % MAX_QUALITY_ROWS)
-    if len(shown) < len(rows):
-        notes.append("%d measured against another class or field: not shown" % (len(rows) - len(shown)))
-    if not history[-1].get("quality"):
-        notes.append("the last train (iteration %s) measured nothing" % history[-1].get("iteration", "?"))
-    if notes:
-        lines += ["", "_" + "; ".join(notes).capitalize() + "._"]
-    return "\n".join(lines)
 
 
 def footer(panel, h):

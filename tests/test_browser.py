@@ -208,6 +208,7 @@ def test_whole_loop_by_clicking(app, fo, plugin):
         expect(page.get_by_role("heading", name="Iteration 1")).to_be_visible(timeout=90_000)
         expect(page.get_by_text("Last train")).to_be_visible()
         expect(page.locator(".js-plotly-plot").first).to_be_visible()
+        expect(page.get_by_text("rough with fewer than 10 labels per side")).to_be_visible()  # (3 + 3 labels)
         shot(page, "3-after-train")
 
         # the dataset holds what the panel shows

@@ -68,3 +68,28 @@ def test_the_quality_table_says_what_it_leaves_out_and_takes_partial_records(plu
     partial = dict(q)
     del partial["ground_truth_field"]
     assert "`None` = `a`" in md([dict(hist[0], quality=partial)])
+
+
+def test_the_estimated_rate_says_how_rough_it_is_with_few_labels(ds, plugin):
+    """At 5 labels per side the benchmark's estimated rate was about 3-10x the
+    truth for 1-3% concepts and P(positive) up to 0.23 off: the panel said
+    "Estimated positive rate: 5.3%" as if it were measured."""
+    render, wf = plugin.panels.render, plugin.operators.workflow
+    run("start_session", ds, embedding_field=EMB)
+    run("label_positive", ds, selected=class_ids(ds, "Trouser", 3))
+    run("label_negative", ds, selected=class_ids(ds, "Trouser", 3, exclude=True))
+    run("train_and_label", ds)
+    line = render.rate_line(wf.get_session(ds)["last_train"])
+    assert line.startswith("Estimated positive rate of the scored pool: ") and "rough with fewer than 10" in line
+    run("label_positive", ds, selected=class_ids(ds, "Trouser", 10))
+    run("label_negative", ds, selected=class_ids(ds, "Trouser", 10, exclude=True))
+    run("train_and_label", ds)
+    last = wf.get_session(ds)["last_train"]
+    assert last["num_positive_labels"] >= 10 and last["num_negative_labels"] >= 10
+    line = render.rate_line(last)
+    assert "rough" not in line
+    rare = last["estimated_pool_positive_rate"] < plugin.panels.quality.RARE_RATE
+    assert ("runs high" in line) == rare and "%%" not in line, line
+    low = render.rate_line(dict(last, estimated_pool_positive_rate=0.02))
+    assert "runs high" in low and "1-3% of the pool" in low, low
+    assert render.rate_line(dict(last, estimated_pool_positive_rate=None)) is None
