@@ -410,7 +410,7 @@ class FewShotPanel(foo.Panel):
         render.status(panel, sess, len(ctx.selected or []), open_label)
         base, derived = wf.resolve_base(state, ctx.view)
         render.scope(panel, sess, self._scope(ctx, base, sess, derived, polled))
-        render.actions(panel, self, busy, has_subset=bool(sess.get("subset_size")), background=bool(s.delegate_train))
+        render.actions(panel, self, busy, sess, background=bool(s.delegate_train))
         rec = wf.derived_record(state, ctx.view)  # shown while the App shows that view
         if rec and rec.get("note"):
             panel.md(rec["note"], name="suggest_info")

@@ -168,7 +168,9 @@ def progress(panel, prog, busy, on_poll, poll=False, on_idle=None, waiting=None)
         panel.view("idle_poll", types.TimerView(interval=IDLE_POLL_MS, on_interval=on_idle))
 
 
-def actions(panel, h, busy, has_subset, background=False):
+def actions(panel, h, busy, sess, background=False):
+    """The buttons; ``sess``: the session (Show Predictions needs a train that
+    wrote, Suggest a finished one: before, a click only answered with an error)."""
     labels = panel.h_stack("labels", gap=1)
     for name, label in (("label_positive", "Label Positive"), ("label_negative", "Label Negative"),
                         ("clear_labels", "Clear Labels")):
@@ -176,10 +178,11 @@ def actions(panel, h, busy, has_subset, background=False):
         labels.btn(name, label=label, variant="outlined", on_click=getattr(h, "on_" + name))
     row = panel.h_stack("actions", gap=1)
     row.btn("train", label="Train & Label", variant="contained", on_click=h.on_train, disabled=bool(busy))
-    row.btn("show_predictions", label="Show Predictions", variant="outlined", on_click=h.on_show_predictions)
+    row.btn("show_predictions", label="Show Predictions", variant="outlined", on_click=h.on_show_predictions,
+            disabled=not (sess.get("iteration") or sess.get("run")))
     row.btn("suggest_samples", label="Suggest Samples", variant="outlined", on_click=h.on_suggest,
-            disabled=bool(busy))
-    if has_subset:
+            disabled=bool(busy) or not sess.get("iteration"))
+    if sess.get("subset_size"):
         row.btn("show_subset", label="Show Working Subset", variant="outlined", on_click=h.on_show_subset)
     if background:  # (its box is in Advanced settings, which may be folded)
         panel.md("_Train & Label runs in the background: a worker must run it (`fiftyone delegated "
@@ -197,7 +200,9 @@ def readout_inputs(panel, s, truth_fields, choice, on_truth_change, on_class_cha
     if classes:
         row.enum("positive_class", classes, label="Positive class", default=choice[1],
                  view=types.DropdownView(), on_change=on_class_change)
-        panel.md("_Measured at every Train & Label, on the scored unlabeled samples._", name="truth_hint")
+        panel.md("_Measured at every Train & Label from this panel, on the scored unlabeled samples (a train "
+                 "from Python or the palette measures only when given `ground_truth_field` and "
+                 "`positive_class`)._", name="truth_hint")
 
 
 def advanced(panel, s, memo, saved, inputs):

@@ -204,9 +204,14 @@ def test_whole_loop_by_clicking(app, fo, plugin):
         page.get_by_role("button", name="Label Negative").click()
         expect(page.get_by_text("3 negative")).to_be_visible()
 
+        # nothing to show or suggest before a train (a click only answered with an error)
+        for name in ("Show Predictions", "Suggest Samples"):
+            expect(page.get_by_role("button", name=name)).to_be_disabled()
         page.get_by_role("button", name="Train & Label").click()
         expect(page.get_by_role("heading", name="Iteration 1")).to_be_visible(timeout=90_000)
         expect(page.get_by_text("Last train")).to_be_visible()
+        for name in ("Show Predictions", "Suggest Samples"):
+            expect(page.get_by_role("button", name=name)).to_be_enabled()
         expect(page.locator(".js-plotly-plot").first).to_be_visible()
         expect(page.get_by_text("rough with fewer than 10 labels per side")).to_be_visible()  # (3 + 3 labels)
         shot(page, "3-after-train")
