@@ -127,9 +127,24 @@ def _combo(page, label):
     return page.locator("xpath=//*[text()='%s']/following::*[@role='combobox'][1]" % label)
 
 
-def _choose(page, label, option):
-    _combo(page, label).click()
-    page.get_by_role("option", name=option, exact=True).click()
+def _choose(page, label, option, tries=3):
+    """Picks ``option`` in the dropdown under ``label``. Choosing a readout
+    field reloads the App's page (the panel writes the field's classes to its
+    state; see the README), and under load that reload landed while the next
+    dropdown's menu was open: its option detached from the page and the click
+    timed out (a full-suite run with benchmarks alongside). The menu is then
+    opened again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for i in range(tries):
+        _combo(page, label).click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            if i == tries - 1:
+                raise
+            page.keyboard.press("Escape")
 
 
 @contextlib.contextmanager
