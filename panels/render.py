@@ -9,7 +9,7 @@ import fiftyone.operators.types as types
 
 from ..embeddings import zoo
 from ..operators import workflow as wf
-from .quality import fmt, quality_markdown, quality_table, rate_line  # noqa: F401  (quality_markdown: tests)
+from .quality import quality_markdown, quality_table, rate_line  # noqa: F401  (quality_markdown: tests)
 
 BIN = 0.05  # histogram bin width (the train summary's 20 bins)
 BACKGROUND_LABEL = "Run Train & Label in the background (delegated operation)"
