@@ -31,16 +31,16 @@ TRAIN_INPUTS = {
 SETTING_ROWS = {k: row for row, keys in TRAIN_INPUTS.items() if row != "truth" for k in keys}  # scorer setting -> row
 
 
-def _config(ctx):
-    """The session's config (``{}`` before a start): one store read, where
-    ``get_session`` also counts labels and runs."""
-    return wf.SessionState(ctx.dataset).config or {}
-
-
 def _state(ctx):
     """``(SessionState, its config)``: one store handle for both (each costs a query)."""
     state = wf.SessionState(ctx.dataset)
     return state, state.config or {}
+
+
+def _config(ctx):
+    """The session's config (``{}`` before a start): one store read, where
+    ``get_session`` also counts labels and runs."""
+    return _state(ctx)[1]
 
 
 def _last_run_id(ctx):

@@ -38,12 +38,6 @@ def rate_line(last):
 MAX_QUALITY_ROWS = 10
 
 
-def quality_table(panel, sess):
-    text = quality_markdown(sess.get("history") or [])
-    if text:
-        panel.md(text, name="quality_md")
-
-
 def _at_most(q):
     """precision@k's ceiling when fewer than k positives were scored (a new user
     read 0.730 at k = 100 next to AP 0.992: 73 positives were in scope)."""

@@ -9,7 +9,7 @@ import fiftyone.operators.types as types
 
 from ..embeddings import zoo
 from ..operators import workflow as wf
-from .quality import quality_markdown, quality_table, rate_line  # noqa: F401  (quality_markdown: tests)
+from .quality import quality_markdown, rate_line
 
 BIN = 0.05  # histogram bin width (the train summary's 20 bins)
 BACKGROUND_LABEL = "Run Train & Label in the background (delegated operation)"
@@ -341,6 +341,12 @@ def last_train(panel, sess, last, on_hist_click):
         },
         config={"displayModeBar": False},
     )
+
+
+def quality_table(panel, sess):
+    text = quality_markdown(sess.get("history") or [])
+    if text:
+        panel.md(text, name="quality_md")
 
 
 def footer(panel, h):
