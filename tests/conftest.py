@@ -1,6 +1,8 @@
 """Test set-up: a real MongoDB-backed FiftyOne, the plugin found via plugins_dir."""
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
@@ -13,7 +15,11 @@ sys.path.insert(0, os.path.join(REPO, "scripts"))
 ARTIFACTS = os.path.join(REPO, "test-artifacts")
 
 _plugins = tempfile.mkdtemp(prefix="fewshot-plugins-")
-os.environ["FEWSHOT_CACHE_DIR"] = tempfile.mkdtemp(prefix="fewshot-cache-")
+_cache = tempfile.mkdtemp(prefix="fewshot-cache-")
+os.environ["FEWSHOT_CACHE_DIR"] = _cache
+# both go at exit, after the cache's saving threads are joined (rmtree unlinks
+# the plugins dir's link to the checkout, it never follows it)
+atexit.register(lambda: [shutil.rmtree(d, ignore_errors=True) for d in (_plugins, _cache)])
 os.symlink(REPO, os.path.join(_plugins, "few_shot_learning"))
 os.environ["FIFTYONE_PLUGINS_DIR"] = _plugins
 # the checkout as a plain package too: tests of pure modules import

@@ -37,10 +37,12 @@ class Mongod(object):
         self.dir = tempfile.mkdtemp(prefix="fewshot-mongod-")
         self.port = free_port()
         os.makedirs(os.path.join(self.dir, "db"))
+        # its unix socket goes in the throwaway folder: killed, mongod cannot
+        # remove it (76 mongodb-<port>.sock had piled up in /tmp)
         self.proc = subprocess.Popen(
             [mongod_binary(), "--dbpath", os.path.join(self.dir, "db"), "--port", str(self.port),
              "--bind_ip", "127.0.0.1", "--setParameter", "enableTestCommands=1",
-             "--logpath", os.path.join(self.dir, "mongod.log")],
+             "--logpath", os.path.join(self.dir, "mongod.log"), "--unixSocketPrefix", self.dir],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         self.uri = "mongodb://127.0.0.1:%d/?serverSelectionTimeoutMS=5000" % self.port
@@ -118,7 +120,7 @@ class ReplicaSet(object):
             self.procs[p] = subprocess.Popen(
                 [mongod_binary(), "--replSet", "rs0", "--dbpath", d, "--port", str(p),
                  "--bind_ip", "127.0.0.1", "--setParameter", "enableTestCommands=1",
-                 "--logpath", os.path.join(d, "mongod.log")],
+                 "--logpath", os.path.join(d, "mongod.log"), "--unixSocketPrefix", d],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
         self.uri = "mongodb://%s/?replicaSet=rs0&serverSelectionTimeoutMS=3000" % ",".join(
