@@ -115,8 +115,9 @@ def _patch(state, **values):
 
 def _show_error(ctx, msg):
     """Shows ``msg`` (settings named as the panel labels them) until the next
-    panel action succeeds or a train finishes."""
-    PanelMemo.of(ctx).set(error=[render.in_words(msg), _last_run_id(ctx) or ""])
+    panel action succeeds, a train finishes or the grid shows another view
+    (a filter taken off left "The current view is empty" above its 13 samples)."""
+    PanelMemo.of(ctx).set(error=[render.in_words(msg), _last_run_id(ctx) or "", wf.view_key(ctx.view)])
 
 
 class FewShotPanel(foo.Panel):
@@ -373,8 +374,9 @@ class FewShotPanel(foo.Panel):
         # buttons are disabled by what runs (recorded in the store, any tab), not by a click
         busy = (prog or {}).get("operation")
         error = memo.get("error")
-        if error and error[1] != ((sess.get("last_train") or {}).get("run_id") or ""):
-            error = None  # a train finished since: the error stayed up through palette and Python actions
+        if error and error[1:] != [(sess.get("last_train") or {}).get("run_id") or "", wf.view_key(ctx.view)]:
+            error = None  # a train finished since (the error stayed up through palette and Python actions),
+            # or the grid shows another view
             memo.set(error=None)
         if error:
             panel.view("error", types.Error(label="Error", description=error[0]))

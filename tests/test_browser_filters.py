@@ -212,3 +212,33 @@ def test_the_filter_stays_after_a_train_that_changed_the_scope(app, fo):
         page.wait_for_timeout(6000)
         shot(page, "37-filter-after-a-python-train")
         expect(page.get_by_text("%d samples" % n, exact=True)).to_be_visible()
+
+
+def test_an_error_goes_when_the_grid_shows_another_view(app, fo):
+    """A new user filtered the grid to nothing and clicked Train & Label:
+    "The current view is empty" stayed up after the filter was taken off,
+    above "current view - 13", until the next click."""
+    from playwright.sync_api import expect
+
+    from conftest import class_ids
+
+    ds, url = app
+    trouser_session(ds)
+    n = len(class_ids(ds, "Trouser"))
+    with _page("filters-stale-error") as (page, shot):
+        _open_filtered(page, url)
+        expect(page.get_by_text("%d samples" % n, exact=True)).to_be_visible()
+        negatives = page.locator("[data-cy=categorical-filter-fewshot_negative] [data-cy=checkbox-True]")
+        if not negatives.count():  # (the field is folded)
+            page.locator("[data-cy=sidebar-field-arrow-enabled-fewshot_negative]").first.click()
+        negatives.click()  # (the negatives are not Trousers: nothing left)
+        expect(page.get_by_text("0 samples", exact=True)).to_be_visible()
+        page.get_by_role("button", name="Train & Label").click()
+        expect(page.get_by_text("The current view is empty")).to_be_visible()
+        shot(page, "41-error-on-an-empty-view")
+        negatives.click()
+        expect(page.get_by_text("%d samples" % n, exact=True)).to_be_visible()
+        expect(page.get_by_text(re.compile("current view - %d" % n))).to_be_visible()
+        expect(page.get_by_text("The current view is empty")).to_have_count(0)
+        shot(page, "42-error-gone-with-the-view")
+        assert len(ds.exists("fewshot_prediction")) == 0  # (nothing was scored)
