@@ -229,8 +229,10 @@ def test_an_error_goes_when_the_grid_shows_another_view(app, fo):
         _open_filtered(page, url)
         expect(page.get_by_text("%d samples" % n, exact=True)).to_be_visible()
         negatives = page.locator("[data-cy=categorical-filter-fewshot_negative] [data-cy=checkbox-True]")
+        arrow = page.locator("[data-cy=sidebar-field-arrow-enabled-fewshot_negative]").first
+        arrow.wait_for()
         if not negatives.count():  # (the field is folded)
-            page.locator("[data-cy=sidebar-field-arrow-enabled-fewshot_negative]").first.click()
+            arrow.click()
         negatives.click()  # (the negatives are not Trousers: nothing left)
         expect(page.get_by_text("0 samples", exact=True)).to_be_visible()
         page.get_by_role("button", name="Train & Label").click()

@@ -3,6 +3,7 @@
 
 import glob
 import os
+import re
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ from mongod import Mongod
 def test_a_killed_private_mongod_leaves_no_socket_in_tmp():
     m = Mongod()
     port = m.port
+    assert os.path.exists(os.path.join(m.dir, "mongodb-%d.sock" % port))
     m.stop()  # SIGKILL: mongod cannot remove its own socket
     assert not os.path.exists("/tmp/mongodb-%d.sock" % port)
 
@@ -25,5 +27,5 @@ def test_a_pytest_run_removes_its_plugins_and_cache_folders(tmp_path):
                         os.path.join(HERE_TESTS, "test_hygiene.py")],
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "2 tests collected" in r.stdout  # conftest ran, in this TMPDIR
+    assert re.search(r"\d+ tests? collected", r.stdout), r.stdout  # (conftest ran, in this TMPDIR)
     assert glob.glob(str(tmp / "fewshot-*")) == []
