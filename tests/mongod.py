@@ -30,6 +30,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def _start(dbpath, folder, port, *extra):
+    """A ``mongod`` on loopback ``port`` with test commands enabled, its log
+    and unix socket in the throwaway ``folder`` (killed, mongod cannot remove
+    its socket: 76 mongodb-<port>.sock had piled up in /tmp)."""
+    return subprocess.Popen(
+        [mongod_binary(), "--dbpath", dbpath, "--port", str(port), "--bind_ip", "127.0.0.1",
+         "--setParameter", "enableTestCommands=1", "--logpath", os.path.join(folder, "mongod.log"),
+         "--unixSocketPrefix", folder, *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
 class Mongod(object):
     """A throwaway ``mongod`` (standalone) with test commands enabled."""
 
@@ -37,14 +49,7 @@ class Mongod(object):
         self.dir = tempfile.mkdtemp(prefix="fewshot-mongod-")
         self.port = free_port()
         os.makedirs(os.path.join(self.dir, "db"))
-        # its unix socket goes in the throwaway folder: killed, mongod cannot
-        # remove it (76 mongodb-<port>.sock had piled up in /tmp)
-        self.proc = subprocess.Popen(
-            [mongod_binary(), "--dbpath", os.path.join(self.dir, "db"), "--port", str(self.port),
-             "--bind_ip", "127.0.0.1", "--setParameter", "enableTestCommands=1",
-             "--logpath", os.path.join(self.dir, "mongod.log"), "--unixSocketPrefix", self.dir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        self.proc = _start(os.path.join(self.dir, "db"), self.dir, self.port)
         self.uri = "mongodb://127.0.0.1:%d/?serverSelectionTimeoutMS=5000" % self.port
         self._wait()
 
@@ -117,12 +122,7 @@ class ReplicaSet(object):
         for p in self.ports:
             d = os.path.join(self.dir, str(p))
             os.makedirs(d)
-            self.procs[p] = subprocess.Popen(
-                [mongod_binary(), "--replSet", "rs0", "--dbpath", d, "--port", str(p),
-                 "--bind_ip", "127.0.0.1", "--setParameter", "enableTestCommands=1",
-                 "--logpath", os.path.join(d, "mongod.log"), "--unixSocketPrefix", d],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )
+            self.procs[p] = _start(d, d, p, "--replSet", "rs0")
         self.uri = "mongodb://%s/?replicaSet=rs0&serverSelectionTimeoutMS=3000" % ",".join(
             "127.0.0.1:%d" % p for p in self.ports)
         self._initiate()
