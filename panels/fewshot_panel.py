@@ -117,7 +117,12 @@ def _show_error(ctx, msg):
     """Shows ``msg`` (settings named as the panel labels them) until the next
     panel action succeeds, a train finishes or the grid shows another view
     (a filter taken off left "The current view is empty" above its 13 samples)."""
-    PanelMemo.of(ctx).set(error=[render.in_words(msg), _last_run_id(ctx) or "", wf.view_key(ctx.view)])
+    PanelMemo.of(ctx).set(error=[render.in_words(msg)] + _error_context(ctx, _last_run_id(ctx)))
+
+
+def _error_context(ctx, run_id):
+    """What a shown error belongs to: the last train's run ID and the grid's view."""
+    return [run_id or "", wf.view_key(ctx.view)]
 
 
 class FewShotPanel(foo.Panel):
@@ -374,7 +379,7 @@ class FewShotPanel(foo.Panel):
         # buttons are disabled by what runs (recorded in the store, any tab), not by a click
         busy = (prog or {}).get("operation")
         error = memo.get("error")
-        if error and error[1:] != [(sess.get("last_train") or {}).get("run_id") or "", wf.view_key(ctx.view)]:
+        if error and error[1:] != _error_context(ctx, (sess.get("last_train") or {}).get("run_id")):
             error = None  # a train finished since (the error stayed up through palette and Python actions),
             # or the grid shows another view
             memo.set(error=None)
